@@ -1,0 +1,1 @@
+"""Pipeline transforms registered into mmdet TRANSFORMS."""

@@ -1,0 +1,1 @@
+"""Hooks registered into mmdet HOOKS."""

@@ -1,0 +1,1 @@
+"""mmcell.models."""

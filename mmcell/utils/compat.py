@@ -1,0 +1,106 @@
+"""Compatibility fixes for running mmengine 0.10.7 / mmdet 3.3.0 on modern torch and numpy.
+
+Every fix lives here, is applied once by ``import mmcell`` and names the upstream problem it works around.
+Nothing here touches process-wide settings such as ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import pickle
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
+
+_APPLIED = False
+
+
+def _checkpoint_safe_globals() -> list:
+    """Types that mmengine writes into a checkpoint besides tensors.
+
+    The message hub stores ``HistoryBuffer`` objects holding numpy arrays, and ``meta`` may hold numpy scalars.
+    """
+    from mmengine.logging import HistoryBuffer
+
+    safe: list = [HistoryBuffer, np.ndarray, np.dtype]
+    multiarray = getattr(np, '_core', getattr(np, 'core', None)).multiarray
+    safe += [multiarray._reconstruct, multiarray.scalar]
+    safe += [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')]
+    return safe
+
+
+def torch_load_checkpoint(f: Any, map_location: Any = None, source: str | None = None) -> Any:
+    """``torch.load`` for mmengine checkpoints on torch >= 2.6.
+
+    torch 2.6 made ``weights_only=True`` the default, and mmengine 0.10.7 calls ``torch.load`` without the
+    argument, so ``--resume`` and ``load_from`` fail with an ``UnpicklingError`` on the message hub
+    (open-mmlab/mmengine#1615). We first load with ``weights_only=True`` and an allow-list of the types mmengine
+    itself writes; a checkpoint that needs more (e.g. saved by another toolbox) is loaded as torch < 2.6 did,
+    with a warning naming the file, because the user chose to load that local file.
+    """
+    try:
+        with torch.serialization.safe_globals(_checkpoint_safe_globals()):
+            return torch.load(f, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if hasattr(f, 'seek'):
+            f.seek(0)
+        first_line = str(err).strip().splitlines()[0]
+        print_log(f'{source or f}: not loadable with weights_only=True ({first_line}); '
+                  'loading it as a full pickle (only load checkpoints you trust)', logger='current',
+                  level=30)
+        return torch.load(f, map_location=map_location, weights_only=False)
+
+
+def _load_from_local(filename: str, map_location: Any = None) -> Any:
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename}: checkpoint file not found')
+    return torch_load_checkpoint(filename, map_location, source=filename)
+
+
+def _download_checkpoint(url: str, model_dir: str | None, progress: bool) -> str:
+    """Fetch ``url`` into torch's hub cache (the directory mmengine uses too) and return the local path."""
+    from torch.hub import download_url_to_file, get_dir
+
+    cache_dir = model_dir or osp.join(get_dir(), 'checkpoints')
+    cached = osp.join(cache_dir, osp.basename(url.split('?')[0]))
+    if osp.isfile(cached):
+        return cached
+    os.makedirs(cache_dir, exist_ok=True)
+    try:
+        download_url_to_file(url, cached, progress=progress)
+    except Exception as err:  # URLError, socket and HTTP errors all mean "these weights are not reachable"
+        raise RuntimeError(
+            f'cannot download pretrained weights {url} ({type(err).__name__}). Offline? Copy the file to '
+            f'{cached}, or pass a local file (--cfg-options load_from=PATH or '
+            'model.backbone.init_cfg.checkpoint=PATH), or train from scratch with a *scratch* config') from None
+    return cached
+
+
+def _load_from_http(filename: str, map_location: Any = None, model_dir: str | None = None,
+                    progress: bool = False) -> Any:
+    """Like mmengine's ``load_from_http`` (rank 0 downloads first), with one clear error line when offline."""
+    from mmengine.dist import get_dist_info
+
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        cached = _download_checkpoint(filename, model_dir, progress)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            cached = _download_checkpoint(filename, model_dir, progress)
+    return torch_load_checkpoint(cached, map_location, source=cached)
+
+
+def apply_compat() -> None:
+    """Apply every fix once (idempotent)."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    # Local paths are matched by the '' prefix; http(s) by its own prefixes (mmengine/runner/checkpoint.py).
+    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
+    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)(_load_from_http)
+    _APPLIED = True

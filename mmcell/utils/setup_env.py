@@ -1,0 +1,44 @@
+"""Registry and launcher set-up shared by ``tools/*.py`` and the tests."""
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+
+def register_all_modules(init_default_scope: bool = True) -> None:
+    """Register mmdet's modules and mmcell's (which register into the mmdet registries)."""
+    from mmdet.utils import register_all_modules as register_mmdet
+
+    register_mmdet(init_default_scope=init_default_scope)
+    import mmcell  # noqa: F401  (importing registers datasets, transforms, hooks, metrics, models)
+
+
+def prepare_launch(cfg: Config, launcher: str = 'none', amp: bool = False) -> Config:
+    """Adapt ``cfg`` to the machine before the Runner is built.
+
+    - ``--amp`` needs CUDA in mmengine (``AmpOptimWrapper`` asserts a GPU): refuse early with one line.
+    - Distributed on a machine without CUDA (torchrun + gloo): mmengine's ``_init_dist_pytorch`` calls
+      ``torch.cuda.set_device`` unconditionally, so we create the gloo process group here (the Runner skips
+      ``init_dist`` when a group exists), and DDP must get ``device_ids=None`` for CPU modules.
+    """
+    if amp:
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); run without --amp on CPU')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if launcher != 'none' and not torch.cuda.is_available():
+        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        dist_cfg['backend'] = 'gloo'
+        wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+        wrapper.setdefault('type', 'MMDistributedDataParallel')
+        wrapper['device_ids'] = None
+        cfg.model_wrapper_cfg = wrapper
+        if launcher == 'pytorch' and not torch_dist.is_initialized():
+            timeout = datetime.timedelta(seconds=int(dist_cfg.get('timeout', 1800)))
+            torch_dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                                          world_size=int(os.environ['WORLD_SIZE']), timeout=timeout)
+    return cfg
