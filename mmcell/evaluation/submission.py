@@ -1,0 +1,454 @@
+"""The one writer (and validator) of the HW3 Codabench submission format.
+
+A submission is a JSON list named ``test-results.json`` (bare, or inside a zip), one dict per predicted instance::
+
+    {"image_id": 17, "bbox": [x, y, w, h], "score": 0.93, "category_id": 2,
+     "segmentation": {"size": [H, W], "counts": "<RLE string>"}}
+
+``image_id`` comes from ``test_image_name_to_ids.json`` by file name, ``category_id`` is the model label + 1, the
+box is COCO xywh in original image pixels and the mask is a pycocotools RLE at the original image size
+(see ``../shared/HW3_FORMAT.md``). Every tool that writes a submission (``tools/test.py`` through
+:class:`~mmcell.evaluation.metrics.CellSubmissionMetric`, ``tools/predict.py``) goes through
+:func:`encode_instances` and :func:`write_submission`; ``tools/misc/check_submission.py`` runs
+:func:`validate_submission`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+import tempfile
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+import numpy as np
+import pycocotools.mask as mask_utils
+
+SUBMISSION_JSON = 'test-results.json'
+# Plain pycocotools keeps the best 100 detections per image and category (maxDets=100) for the contest AP50.
+CONTEST_MAX_DETS = 100
+NUM_CLASSES = 4
+
+Results = list  # list[dict] in the submission format
+Source = Union[str, 'os.PathLike[str]', Sequence[Mapping[str, Any]]]
+
+
+class SubmissionError(ValueError):
+    """A submission (or the predictions it is made from) breaks the contest format: ``"<path>: <problem>"``."""
+
+
+@dataclass
+class SubmissionOptions:
+    """What goes into a submission.
+
+    Args:
+        score_thr: drop detections scoring below this (the contest favours keeping nearly all, ~0).
+        mask_thr: threshold for soft (float) masks; boolean masks are used as they are.
+        max_per_img: keep at most this many detections per image, best first (None: all the model returns).
+        border_margin: if not None, drop detections whose box lies within this many pixels of the image border
+            (see :func:`mmcell.engine.hooks.border_filter.boxes_touching_border`).
+        keep_empty: keep detections whose mask is empty after thresholding (they can only be false positives).
+    """
+
+    score_thr: float = 0.0
+    mask_thr: float = 0.5
+    max_per_img: int | None = None
+    border_margin: float | None = None
+    keep_empty: bool = False
+
+
+@dataclass
+class SubmissionReport:
+    """Outcome of :func:`validate_submission`.
+
+    Attributes:
+        source: the file checked (or ``'<results>'`` for an in-memory list).
+        num_detections: entries in the list.
+        num_images: images the submission was checked against (0 when no image list was given).
+        per_category: detections per category id.
+        images_without_detections: file names (or ids) of known images with no detection; not an error.
+        beyond_contest_cap: detections ranked below the best 100 of their image and category, which the contest
+            (pycocotools maxDets=100) ignores; not an error.
+        errors: format problems; a submission with errors is not written.
+    """
+
+    source: str
+    num_detections: int = 0
+    num_images: int = 0
+    per_category: dict = field(default_factory=dict)
+    images_without_detections: list = field(default_factory=list)
+    beyond_contest_cap: int = 0
+    errors: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        """A few lines for people: counts, uncovered images, the first errors."""
+        cats = ', '.join(f'{k}: {v}' for k, v in sorted(self.per_category.items())) or 'none'
+        lines = [f'{self.source}: {self.num_detections} detections on {self.num_images or "?"} images '
+                 f'(per category {cats})']
+        if self.images_without_detections:
+            names = ', '.join(map(str, self.images_without_detections[:10]))
+            more = ' ...' if len(self.images_without_detections) > 10 else ''
+            lines.append(f'  {len(self.images_without_detections)} image(s) without detections: {names}{more}')
+        if self.beyond_contest_cap:
+            lines.append(f'  {self.beyond_contest_cap} detection(s) beyond the best {CONTEST_MAX_DETS} per image '
+                         'and category (ignored by the contest metric)')
+        if self.errors:
+            lines.append(f'  {len(self.errors)} error(s):')
+            lines += [f'    {e}' for e in self.errors[:20]]
+            if len(self.errors) > 20:
+                lines.append(f'    ... and {len(self.errors) - 20} more')
+        else:
+            lines.append('  valid')
+        return '\n'.join(lines)
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            more = f' (and {len(self.errors) - 1} more)' if len(self.errors) > 1 else ''
+            raise SubmissionError(f'{self.source}: {self.errors[0]}{more}')
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, 'detach'):  # torch tensor, without importing torch here
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """RLE of one HxW mask in the contest encoding (pycocotools, Fortran order, ``counts`` as str)."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    rle['counts'] = rle['counts'].decode('utf-8')
+    return rle
+
+
+def encode_instances(image_id: int, height: int, width: int, labels: Any, scores: Any, masks: Any,
+                     bboxes: Any = None, options: SubmissionOptions | None = None,
+                     num_classes: int = NUM_CLASSES, source: str = '') -> Results:
+    """Turn one image's predicted instances into submission entries, best score first.
+
+    Args:
+        image_id: contest id of the image.
+        height, width: original image size; every mask must have it.
+        labels: (N,) model labels 0..num_classes-1 (category_id = label + 1).
+        scores: (N,) scores; clipped to [0, 1].
+        masks: (N, H, W) bool/uint8/float array or tensor, or a list of N RLE dicts of size [H, W].
+        bboxes: (N, 4) x1y1x2y2 boxes in original pixels; None derives them from the masks.
+        options: thresholds and caps (:class:`SubmissionOptions`).
+        num_classes: number of model classes.
+        source: name for error messages (image path).
+
+    Returns:
+        list of submission dicts.
+    """
+    opts = options or SubmissionOptions()
+    where = source or f'image_id {image_id}'
+    labels = _to_numpy(labels).astype(np.int64).reshape(-1)
+    scores = _to_numpy(scores).astype(np.float64).reshape(-1)
+    n = len(labels)
+    rles = None
+    if isinstance(masks, (list, tuple)):
+        rles = list(masks)
+        if len(rles) != n:
+            raise SubmissionError(f'{where}: {len(rles)} masks for {n} instances')
+    else:
+        masks = _to_numpy(masks)
+        if masks.shape[0] != n or masks.ndim != 3:
+            raise SubmissionError(f'{where}: masks of shape {masks.shape} for {n} instances')
+        if n and masks.shape[1:] != (height, width):
+            raise SubmissionError(f'{where}: masks are {masks.shape[1]}x{masks.shape[2]} but the image is '
+                                  f'{height}x{width}; predictions must be mapped back to the original size')
+    if len(scores) != n:
+        raise SubmissionError(f'{where}: {len(scores)} scores for {n} instances')
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        raise SubmissionError(f'{where}: label {int(labels.max())} outside 0..{num_classes - 1}')
+    if np.isnan(scores).any():
+        raise SubmissionError(f'{where}: NaN score')
+    if bboxes is not None:
+        bboxes = _to_numpy(bboxes).astype(np.float64).reshape(-1, 4)
+
+    keep = np.flatnonzero(scores >= opts.score_thr)
+    if opts.border_margin is not None and len(keep):
+        from mmcell.engine.hooks.border_filter import boxes_touching_border
+
+        boxes = bboxes if bboxes is not None else _mask_boxes(masks if rles is None else rles, height, width)
+        touching = boxes_touching_border(boxes, height, width, opts.border_margin)
+        keep = keep[~touching[keep]]
+    keep = keep[np.argsort(-scores[keep], kind='stable')]
+    if opts.max_per_img is not None:
+        keep = keep[:opts.max_per_img]
+
+    results = []
+    for i in keep:
+        if rles is None:
+            mask = masks[i]
+            mask = mask >= opts.mask_thr if mask.dtype.kind == 'f' else mask.astype(bool)
+            rle = encode_mask(mask)
+        else:
+            rle = dict(rles[i])
+            if list(rle['size']) != [height, width]:
+                raise SubmissionError(f'{where}: RLE of size {list(rle["size"])}, image is {[height, width]}')
+            if isinstance(rle['counts'], bytes):
+                rle['counts'] = rle['counts'].decode('utf-8')
+            rle['size'] = [int(height), int(width)]
+        area = float(mask_utils.area({'size': rle['size'], 'counts': rle['counts'].encode()}))
+        if area == 0 and not opts.keep_empty:
+            continue
+        if bboxes is not None:
+            x1, y1, x2, y2 = bboxes[i]
+            x1, x2 = np.clip([x1, x2], 0, width)
+            y1, y2 = np.clip([y1, y2], 0, height)
+            bbox = [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
+        else:
+            bbox = [float(v) for v in mask_utils.toBbox({'size': rle['size'], 'counts': rle['counts'].encode()})]
+        results.append(dict(image_id=int(image_id), bbox=bbox, score=float(np.clip(scores[i], 0.0, 1.0)),
+                            category_id=int(labels[i]) + 1, segmentation=rle))
+    return results
+
+
+def _mask_boxes(masks: Any, height: int, width: int) -> np.ndarray:
+    """x1y1x2y2 boxes of binary masks (array or RLE list)."""
+    if isinstance(masks, (list, tuple)):
+        rles = [{'size': r['size'], 'counts': r['counts'].encode() if isinstance(r['counts'], str) else r['counts']}
+                for r in masks]
+        xywh = mask_utils.toBbox(rles).reshape(-1, 4) if rles else np.zeros((0, 4))
+    else:
+        xywh = np.asarray([mask_utils.toBbox(mask_utils.encode(np.asfortranarray(m, dtype=np.uint8)))
+                           for m in (masks >= 0.5 if masks.dtype.kind == 'f' else masks)]).reshape(-1, 4)
+    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+
+
+def encode_data_sample(sample: Any, image_id: int | None = None, options: SubmissionOptions | None = None,
+                       num_classes: int = NUM_CLASSES, expected_size: tuple[int, int] | None = None) -> Results:
+    """Submission entries of one mmdet ``DetDataSample`` (or its ``to_dict()``) with ``pred_instances``.
+
+    Args:
+        sample: prediction in original image pixels (``ori_shape`` is the original size).
+        image_id: contest id; default the sample's ``img_id``.
+        options: see :class:`SubmissionOptions`.
+        num_classes: number of model classes.
+        expected_size: (H, W) the ids json gives for this image; the sample must agree.
+    """
+    get = sample.get if isinstance(sample, Mapping) else (lambda k, d=None: getattr(sample, k, d))
+    source = str(get('img_path', '') or '')
+    height, width = (int(v) for v in get('ori_shape')[:2])
+    if expected_size is not None and (height, width) != tuple(expected_size):
+        raise SubmissionError(f'{source}: image is {height}x{width} but the ids json says '
+                              f'{expected_size[0]}x{expected_size[1]}')
+    pred = get('pred_instances')
+    pget = pred.get if isinstance(pred, Mapping) else (lambda k, d=None: getattr(pred, k, d))
+    masks = pget('masks')
+    if masks is None:
+        raise SubmissionError(f'{source}: prediction has no masks (a mask model is needed for the contest)')
+    return encode_instances(get('img_id') if image_id is None else image_id, height, width, pget('labels'),
+                            pget('scores'), masks, pget('bboxes'), options, num_classes, source)
+
+
+# ----------------------------------------------------------------------------------------------- writing
+def _serialize(results: Results) -> bytes:
+    return json.dumps(results, separators=(',', ':')).encode('utf-8')
+
+
+def _write_bytes(fh: Any, data: bytes, chunk: int = 1 << 20) -> None:
+    """Write in chunks (a crash in between leaves a partial temp file, never a partial submission)."""
+    for start in range(0, len(data), chunk):
+        fh.write(data[start:start + chunk])
+
+
+def write_submission(results: Results, out_file: str | os.PathLike, images: Sequence[Mapping] | None = None,
+                     validate: bool = True, num_classes: int = NUM_CLASSES) -> SubmissionReport:
+    """Write ``results`` atomically as ``test-results.json`` (``.json``) or a zip holding it (``.zip``).
+
+    The data go to a temp file in the destination folder, are re-read and validated there, and only a valid file
+    replaces ``out_file`` (``os.replace``): an existing submission is never truncated or overwritten by a broken one.
+
+    Args:
+        results: submission entries (see :func:`encode_instances`).
+        out_file: destination, ending in ``.json`` or ``.zip``.
+        images: the test images (dicts with ``file_name``, ``id``, ``height``, ``width``) to validate against.
+        validate: re-read and validate before the rename.
+        num_classes: number of categories.
+
+    Returns:
+        the :class:`SubmissionReport` of the written file.
+    """
+    out_file = os.fspath(out_file)
+    if not out_file.endswith(('.json', '.zip')):
+        raise SubmissionError(f'{out_file}: a submission must end with .zip (Codabench) or .json')
+    out_dir = osp.dirname(osp.abspath(out_file))
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(out_file)}.', suffix='.tmp', dir=out_dir)
+    except OSError as err:
+        raise SubmissionError(f'{out_file}: cannot write here ({err.strerror or err})') from None
+    try:
+        data = _serialize(results)
+        with os.fdopen(fd, 'wb') as fh:
+            if out_file.endswith('.zip'):
+                with zipfile.ZipFile(fh, 'w', compression=zipfile.ZIP_DEFLATED) as zf, \
+                        zf.open(SUBMISSION_JSON, 'w') as member:
+                    _write_bytes(member, data)
+            else:
+                _write_bytes(fh, data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        report = SubmissionReport(source=out_file)
+        if validate:
+            report = validate_submission(tmp, images, num_classes=num_classes)
+            report.source = out_file
+            report.raise_for_errors()
+        else:
+            report.num_detections = len(results)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a submission is an ordinary file
+        os.replace(tmp, out_file)
+    except OSError as err:
+        raise SubmissionError(f'{out_file}: cannot write ({err.strerror or err})') from None
+    finally:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+    return report
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def load_submission(path: str | os.PathLike) -> Results:
+    """Read the result list of a ``.json`` or of ``test-results.json`` inside a ``.zip``."""
+    path = os.fspath(path)
+    if not osp.isfile(path):
+        raise SubmissionError(f'{path}: file not found')
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                if SUBMISSION_JSON not in zf.namelist():
+                    raise SubmissionError(f'{path}: the zip must hold {SUBMISSION_JSON} at its top level '
+                                          f'(found {zf.namelist()[:5]})')
+                data = zf.read(SUBMISSION_JSON)
+        else:
+            with open(path, 'rb') as fh:
+                data = fh.read()
+        results = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile) as err:
+        raise SubmissionError(f'{path}: not valid JSON/zip ({err})') from None
+    if not isinstance(results, list):
+        raise SubmissionError(f'{path}: the JSON must be a list of detections, got {type(results).__name__}')
+    return results
+
+
+def rle_counts_total(counts: str) -> int:
+    """Sum of the run lengths of a pycocotools compressed RLE string (-1 if the string is malformed).
+
+    Mirrors ``rleFrString`` of pycocotools' maskApi.c: 5 bits per character with a continuation bit, and runs
+    after the third stored as differences to the run two places before.
+    """
+    c = np.frombuffer(counts.encode('ascii', 'replace'), dtype=np.uint8).astype(np.int64) - 48
+    if len(c) == 0:
+        return 0
+    if c.min() < 0 or c.max() > 63 or c[-1] & 0x20:
+        return -1
+    ends = (c & 0x20) == 0
+    group = np.concatenate([[0], np.cumsum(ends)[:-1]])
+    starts = np.flatnonzero(np.concatenate([[True], ends[:-1]]))
+    k = np.arange(len(c)) - starts[group]
+    if k.max() > 12:  # longer than any 64-bit value the encoder can write
+        return -1
+    x = np.add.reduceat((c & 0x1f) << (5 * k), starts)
+    last = c[ends]
+    x = np.where(last & 0x10, x - (np.int64(1) << (5 * (k[ends] + 1))), x)
+    runs = x.copy()  # runs[m] = x[m] + runs[m - 2] for m >= 3: separate running sums of odd and even runs
+    runs[1::2] = np.cumsum(x[1::2])
+    runs[2::2] = np.cumsum(x[2::2])
+    if (runs < 0).any():
+        return -1
+    return int(runs.sum())
+
+
+def _validate_entry(det: Any, images_by_id: Mapping[int, Mapping] | None, num_classes: int) -> str | None:
+    if not isinstance(det, dict):
+        return f'not a dict but {type(det).__name__}'
+    missing = {'image_id', 'bbox', 'score', 'category_id', 'segmentation'} - det.keys()
+    if missing:
+        return f'missing key(s) {sorted(missing)}'
+    image_id, cat, score, bbox, seg = (det[k] for k in ('image_id', 'category_id', 'score', 'bbox', 'segmentation'))
+    if not isinstance(image_id, int) or isinstance(image_id, bool):
+        return f'image_id {image_id!r} is not an int'
+    if images_by_id is not None and image_id not in images_by_id:
+        return f'image_id {image_id} is not in the ids json'
+    if not isinstance(cat, int) or not 1 <= cat <= num_classes:
+        return f'category_id {cat!r} outside 1..{num_classes}'
+    if not isinstance(score, (int, float)) or isinstance(score, bool) or not 0.0 <= score <= 1.0:
+        return f'score {score!r} is not a number in [0, 1]'
+    if (not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox)
+            or not np.isfinite(bbox).all() or bbox[2] < 0 or bbox[3] < 0):
+        return f'bbox {bbox!r} is not [x, y, w, h] with w, h >= 0'
+    if not isinstance(seg, dict) or not isinstance(seg.get('counts'), str) or not isinstance(seg.get('size'), list):
+        return 'segmentation must be {"size": [H, W], "counts": str}'
+    size = seg['size']
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        return f'segmentation size {size!r} is not [H, W]'
+    if images_by_id is not None:
+        img = images_by_id[image_id]
+        if size != [int(img['height']), int(img['width'])]:
+            return (f'segmentation size {size} but {img.get("file_name", image_id)} is '
+                    f'[{img["height"]}, {img["width"]}]')
+    total = rle_counts_total(seg['counts'])
+    if total != size[0] * size[1]:
+        return f'RLE does not decode to {size[0]}x{size[1]} (runs sum to {total})'
+    return None
+
+
+def validate_submission(source: Source, images: Sequence[Mapping] | None = None,
+                        num_classes: int = NUM_CLASSES) -> SubmissionReport:
+    """Check a submission (file or list) against the contest format and, if given, the test images.
+
+    Every entry must have the five keys with the right types, a known ``image_id``, ``category_id`` in
+    1..num_classes, a score in [0, 1], and an RLE that decodes to exactly the image's size. Images with no
+    detection are listed in the report (not an error).
+
+    Args:
+        source: path of a ``.json``/``.zip`` submission, or the list itself.
+        images: test images (``file_name``, ``id``, ``height``, ``width``), e.g. from
+            :func:`mmcell.datasets.hw3_format.read_test_ids`; None checks the format only.
+        num_classes: number of categories.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        report = SubmissionReport(source=os.fspath(source))
+        results = load_submission(source)
+    else:
+        report = SubmissionReport(source='<results>')
+        results = list(source)
+    images_by_id = None
+    if images is not None:
+        images_by_id = {int(img['id']): img for img in images}
+        report.num_images = len(images_by_id)
+    report.num_detections = len(results)
+    per_cat: Counter = Counter()
+    per_img: Counter = Counter()
+    scores_by_key: dict = {}
+    for idx, det in enumerate(results):
+        problem = _validate_entry(det, images_by_id, num_classes)
+        if problem is not None:
+            img = det.get('image_id', '?') if isinstance(det, dict) else '?'
+            report.errors.append(f'entry {idx} (image_id {img}): {problem}')
+            continue
+        per_cat[det['category_id']] += 1
+        per_img[det['image_id']] += 1
+        scores_by_key.setdefault((det['image_id'], det['category_id']), []).append(det['score'])
+    report.per_category = dict(per_cat)
+    report.beyond_contest_cap = sum(max(0, len(v) - CONTEST_MAX_DETS) for v in scores_by_key.values())
+    if images_by_id is not None:
+        report.images_without_detections = [img.get('file_name', i) for i, img in images_by_id.items()
+                                            if per_img[i] == 0]
+    return report
+
+
+def images_from_samples(samples: Iterable[Mapping]) -> list[dict]:
+    """Image list (``id``, ``file_name``, ``height``, ``width``) of data samples, for validation."""
+    images = {}
+    for s in samples:
+        h, w = s['ori_shape'][:2]
+        images[int(s['img_id'])] = dict(id=int(s['img_id']), file_name=osp.basename(str(s.get('img_path', ''))),
+                                        height=int(h), width=int(w))
+    return list(images.values())
