@@ -1,0 +1,161 @@
+"""CellCocoMetric (faster-coco-eval) gives pycocotools' figures, with contest maxDets 100 and maxDets 1000."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pycocotools.mask as pmask
+import pytest
+import torch
+from mmdet.registry import METRICS
+from pycocotools.coco import COCO as PyCOCO
+from pycocotools.cocoeval import COCOeval as PyCOCOeval
+
+from mmcell.evaluation.metrics.cell_coco_metric import CellCocoMetric
+
+CLASSES = ('epithelial', 'lymphocyte', 'macrophage', 'neutrophil')
+
+
+def _disc(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def _rle(mask: np.ndarray) -> dict:
+    rle = pmask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle['counts'] = rle['counts'].decode()
+    return rle
+
+
+def _bbox_xyxy(mask: np.ndarray) -> list:
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+@pytest.fixture(scope='module')
+def scene():
+    """Ground truth + imperfect predictions on 6 images; image 1 is dense (220 nuclei of one class)."""
+    rng = np.random.default_rng(0)
+    gts, samples = [], []
+    for img_id in range(1, 7):
+        h, w = (160, 192) if img_id == 1 else (96, 128)
+        n = 220 if img_id == 1 else int(rng.integers(5, 25))
+        instances, pred_masks, pred_labels, pred_scores = [], [], [], []
+        for j in range(n):
+            label = 0 if img_id == 1 else int(rng.choice(4, p=[0.3, 0.5, 0.1, 0.1]))
+            r = rng.uniform(2.5, 6.0)
+            cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
+            mask = _disc(h, w, cy, cx, r)
+            ignore = int(img_id == 2 and j == 0)  # one crowd region: both implementations must ignore it alike
+            instances.append(dict(bbox=_bbox_xyxy(mask), bbox_label=label, mask=_rle(mask), ignore_flag=ignore))
+            if rng.random() < 0.85:  # a detection of this nucleus, shifted, sometimes with the wrong class
+                dy, dx = rng.normal(0, 1.2, 2)
+                pred_masks.append(_disc(h, w, cy + dy, cx + dx, r * rng.uniform(0.8, 1.2)))
+                pred_labels.append(label if rng.random() < 0.9 else int(rng.integers(4)))
+                pred_scores.append(float(rng.uniform(0.05, 1.0)))
+        for _ in range(int(rng.integers(3, 40))):  # false positives
+            r = rng.uniform(2.5, 6.0)
+            pred_masks.append(_disc(h, w, rng.uniform(r, h - r), rng.uniform(r, w - r), r))
+            pred_labels.append(int(rng.integers(4)))
+            pred_scores.append(float(rng.uniform(0.0, 0.7)))
+        masks = torch.from_numpy(np.stack(pred_masks))
+        boxes = torch.tensor([_bbox_xyxy(m) for m in pred_masks], dtype=torch.float32)
+        samples.append(dict(
+            img_id=img_id, ori_shape=(h, w), instances=instances,
+            pred_instances=dict(bboxes=boxes, scores=torch.tensor(pred_scores), labels=torch.tensor(pred_labels),
+                                masks=masks)))
+        gts.append((img_id, h, w, instances))
+    return gts, samples
+
+
+def _reference_coco(gts) -> dict:
+    """An independent COCO ground-truth json (contest category ids 1..4)."""
+    images, anns = [], []
+    for img_id, h, w, instances in gts:
+        images.append(dict(id=img_id, height=h, width=w, file_name=f'{img_id}.tif'))
+        for inst in instances:
+            x1, y1, x2, y2 = inst['bbox']
+            anns.append(dict(id=len(anns) + 1, image_id=img_id, category_id=inst['bbox_label'] + 1,
+                             bbox=[x1, y1, x2 - x1, y2 - y1], area=float(pmask.area(inst['mask'])),
+                             segmentation=inst['mask'], iscrowd=inst['ignore_flag']))
+    return dict(images=images, annotations=anns, categories=[dict(id=i + 1, name=c) for i, c in enumerate(CLASSES)])
+
+
+def _reference_stats(gt_json: dict, samples, iou_type: str, max_dets: list, cat_ids=None) -> np.ndarray:
+    """Plain pycocotools, as the contest runs it."""
+    coco_gt = PyCOCO()
+    coco_gt.dataset = json.loads(json.dumps(gt_json))
+    coco_gt.createIndex()
+    dets = []
+    for s in samples:
+        p = s['pred_instances']
+        for box, score, label, mask in zip(p['bboxes'].tolist(), p['scores'].tolist(), p['labels'].tolist(),
+                                           p['masks'].numpy()):
+            det = dict(image_id=s['img_id'], category_id=label + 1, score=score)
+            if iou_type == 'bbox':
+                det['bbox'] = [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+            else:
+                det['segmentation'] = _rle(mask)
+            dets.append(det)
+    ev = PyCOCOeval(coco_gt, coco_gt.loadRes(dets), iou_type)
+    ev.params.maxDets = max_dets
+    if cat_ids is not None:
+        ev.params.catIds = cat_ids
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return ev.stats
+
+
+def _run_metric(samples, **kwargs) -> dict:
+    metric = METRICS.build(dict(type='CellCocoMetric', **kwargs))
+    assert isinstance(metric, CellCocoMetric)
+    metric.dataset_meta = dict(classes=CLASSES)
+    metric.process({}, samples[:3])
+    metric.process({}, samples[3:])
+    return metric.compute_metrics(metric.results)
+
+
+@pytest.fixture(scope='module')
+def metric_from_samples(scene):
+    return _run_metric(scene[1])
+
+
+@pytest.mark.parametrize('iou_type', ['segm', 'bbox'])
+def test_equals_pycocotools(scene, metric_from_samples, iou_type):
+    gts, samples = scene
+    res, gt_json = metric_from_samples, _reference_coco(gts)
+    contest = _reference_stats(gt_json, samples, iou_type, [1, 10, 100])
+    dense = _reference_stats(gt_json, samples, iou_type, [1, 10, 1000])
+    for i, key in enumerate(['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l']):
+        assert res[f'{iou_type}_{key}'] == pytest.approx(contest[i], abs=1e-6), key
+    for i, key in enumerate(['mAP_md1000', 'mAP_50_md1000', 'mAP_75_md1000']):
+        assert res[f'{iou_type}_{key}'] == pytest.approx(dense[i], abs=1e-6), key
+    # The dense image has > 100 detections of one class: the contest figure must be the truncated one.
+    assert res[f'{iou_type}_mAP_50_md1000'] > res[f'{iou_type}_mAP_50'] + 0.01
+    for label, name in enumerate(CLASSES):
+        one = _reference_stats(gt_json, samples, iou_type, [1, 10, 100], cat_ids=[label + 1])
+        one_dense = _reference_stats(gt_json, samples, iou_type, [1, 10, 1000], cat_ids=[label + 1])
+        assert res[f'{iou_type}_{name}_AP50'] == pytest.approx(one[1], abs=1e-6), name
+        assert res[f'{iou_type}_{name}_AP'] == pytest.approx(one[0], abs=1e-6), name
+        assert res[f'{iou_type}_{name}_AP50_md1000'] == pytest.approx(one_dense[1], abs=1e-6), name
+
+
+def test_ann_file_gives_same_figures(scene, metric_from_samples, tmp_path):
+    gts, samples = scene
+    ann_file = tmp_path / 'gt.json'
+    ann_file.write_text(json.dumps(_reference_coco(gts)))
+    res = _run_metric(samples, ann_file=str(ann_file))
+    assert res.keys() == metric_from_samples.keys()
+    for key, value in metric_from_samples.items():
+        assert res[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_bad_inputs(scene, tmp_path):
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        CellCocoMetric(ann_file=str(tmp_path / 'missing.json'))
+    metric = CellCocoMetric()
+    sample = dict(scene[1][0])
+    del sample['instances']
+    with pytest.raises(KeyError, match='meta_keys'):
+        metric.process({}, [sample])
