@@ -1,1 +1,4 @@
 """Metrics registered into mmdet METRICS."""
+from .submission_metric import CellSubmissionMetric
+
+__all__ = ['CellSubmissionMetric']

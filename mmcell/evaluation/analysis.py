@@ -1,0 +1,292 @@
+"""Matching, precision/recall, class confusion and score-threshold analyses of mask predictions.
+
+Everything works on two plain structures, so the same code serves val splits, the synthetic test GT and saved
+submissions:
+
+- ground truth as a COCO dict (``images``, ``annotations`` with RLE ``segmentation``, ``categories``), e.g.
+  ``DATA_ROOT/test_gt_coco.json`` or :func:`coco_gt_from_data_infos` of a dataset;
+- predictions as a list in the submission format (:mod:`mmcell.evaluation.submission`).
+
+The contest figure is plain pycocotools' segm AP50 with default ``maxDets`` (:func:`contest_ap50`).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pycocotools.mask as mask_utils
+
+DEFAULT_CLASSES = ('epithelial', 'lymphocyte', 'macrophage', 'neutrophil')
+
+
+def _rle(seg: Mapping) -> dict:
+    counts = seg['counts']
+    return {'size': list(seg['size']), 'counts': counts.encode() if isinstance(counts, str) else counts}
+
+
+def coco_gt_from_data_infos(data_infos: Iterable[Mapping], classes: Sequence[str] = DEFAULT_CLASSES) -> dict:
+    """COCO ground truth of mmcell dataset entries (``img_id``, ``img_path``, ``height``, ``width``, ``instances``).
+
+    ``bbox_label`` K becomes ``category_id`` K + 1; instances with ``ignore_flag`` become ``iscrowd`` regions.
+    """
+    images, annotations = [], []
+    for info in data_infos:
+        h, w = int(info['height']), int(info['width'])
+        images.append(dict(id=int(info['img_id']), file_name=os.path.basename(str(info.get('img_path', ''))),
+                           height=h, width=w))
+        for inst in info.get('instances', []):
+            seg = dict(inst['mask'])
+            if not isinstance(seg, dict) or 'counts' not in seg:
+                raise ValueError(f'{info.get("img_path")}: instance mask is not an RLE dict')
+            rle = _rle(seg)
+            x, y, bw, bh = (float(v) for v in mask_utils.toBbox(rle))
+            annotations.append(dict(id=len(annotations) + 1, image_id=int(info['img_id']),
+                                    category_id=int(inst['bbox_label']) + 1,
+                                    segmentation={'size': [h, w], 'counts': rle['counts'].decode()},
+                                    area=float(mask_utils.area(rle)), bbox=[x, y, bw, bh],
+                                    iscrowd=int(inst.get('ignore_flag', 0))))
+    categories = [dict(id=i + 1, name=name) for i, name in enumerate(classes)]
+    return dict(images=images, annotations=annotations, categories=categories)
+
+
+def gt_as_results(gt: Mapping, score: float = 1.0) -> list:
+    """The GT annotations written as predictions in the submission format (perfect predictions)."""
+    return [dict(image_id=a['image_id'], category_id=a['category_id'], bbox=[float(v) for v in a['bbox']],
+                 score=float(score), segmentation=dict(size=list(a['segmentation']['size']),
+                                                       counts=_rle(a['segmentation'])['counts'].decode()))
+            for a in gt['annotations'] if not a.get('iscrowd', 0)]
+
+
+def contest_ap50(gt: Mapping, results: Sequence[Mapping], max_dets: int = 100) -> float:
+    """COCO segm AP at IoU 0.5 by plain pycocotools, as the contest computes it (``maxDets`` 1, 10, ``max_dets``).
+
+    Returns 0.0 when there is no prediction.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and the 12-line summary
+        coco_gt = COCO()
+        coco_gt.dataset = {k: list(v) for k, v in gt.items() if k in ('images', 'annotations', 'categories')}
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes([dict(r) for r in results])
+        ev = COCOeval(coco_gt, coco_dt, iouType='segm')
+        ev.params.maxDets = [1, 10, max_dets]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return float(max(ev.stats[1], 0.0))
+
+
+@dataclass
+class Matching:
+    """Result of :func:`match_detections`.
+
+    Attributes:
+        det_matched: (D,) whether each detection matched a GT.
+        det_gt_category: (D,) category of the matched GT (0 when unmatched).
+        det_iou: (D,) IoU with the matched GT (best IoU with any GT when unmatched).
+        gt_category: (G,) category of each (non-crowd) GT.
+        gt_matched_category: (G,) category of the detection that matched it (0 when missed).
+    """
+
+    det_matched: np.ndarray
+    det_gt_category: np.ndarray
+    det_iou: np.ndarray
+    gt_category: np.ndarray
+    gt_matched_category: np.ndarray
+
+
+def match_detections(gt: Mapping, results: Sequence[Mapping], iou_thr: float = 0.5,
+                     class_aware: bool = True) -> Matching:
+    """Greedy one-to-one matching per image, highest score first (as COCO does), at ``iou_thr`` mask IoU.
+
+    Args:
+        gt: COCO ground truth dict.
+        results: predictions in the submission format (order kept in the output arrays).
+        iou_thr: minimum mask IoU of a match.
+        class_aware: match only a GT of the same category (False: any category, for the confusion matrix).
+    """
+    gts_by_img: dict = {}
+    for a in gt['annotations']:
+        if not a.get('iscrowd', 0):
+            gts_by_img.setdefault(a['image_id'], []).append(a)
+    dets_by_img: dict = {}
+    for i, r in enumerate(results):
+        dets_by_img.setdefault(r['image_id'], []).append(i)
+    num_gt = sum(len(v) for v in gts_by_img.values())
+    det_matched = np.zeros(len(results), bool)
+    det_gt_cat = np.zeros(len(results), np.int64)
+    det_iou = np.zeros(len(results))
+    gt_cat = np.zeros(num_gt, np.int64)
+    gt_matched_cat = np.zeros(num_gt, np.int64)
+    offset = 0
+    gt_offset = {}
+    for img_id, anns in gts_by_img.items():
+        gt_offset[img_id] = offset
+        gt_cat[offset:offset + len(anns)] = [a['category_id'] for a in anns]
+        offset += len(anns)
+    for img_id, det_idx in dets_by_img.items():
+        anns = gts_by_img.get(img_id, [])
+        if not anns:
+            continue
+        det_idx = sorted(det_idx, key=lambda i: -results[i]['score'])
+        ious = mask_utils.iou([_rle(results[i]['segmentation']) for i in det_idx],
+                              [_rle(a['segmentation']) for a in anns], [0] * len(anns))
+        ious = np.asarray(ious).reshape(len(det_idx), len(anns))
+        cats = np.array([a['category_id'] for a in anns])
+        taken = np.zeros(len(anns), bool)
+        base = gt_offset[img_id]
+        for row, i in enumerate(det_idx):
+            cand = ious[row].copy()
+            if class_aware:
+                cand[cats != results[i]['category_id']] = -1
+            det_iou[i] = max(cand.max(), 0.0)
+            cand[taken] = -1
+            j = int(cand.argmax())
+            if cand[j] >= iou_thr:
+                taken[j] = True
+                det_matched[i] = True
+                det_gt_cat[i] = cats[j]
+                det_iou[i] = cand[j]
+                gt_matched_cat[base + j] = results[i]['category_id']
+    return Matching(det_matched, det_gt_cat, det_iou, gt_cat, gt_matched_cat)
+
+
+def score_threshold_sweep(gt: Mapping, results: Sequence[Mapping], thresholds: Iterable[float],
+                          max_dets: int = 100) -> list:
+    """Contest AP50 after dropping detections below each score threshold.
+
+    Returns:
+        list of dicts ``score_thr``, ``ap50``, ``num_detections``.
+    """
+    rows = []
+    for thr in thresholds:
+        kept = [r for r in results if r['score'] >= thr]
+        rows.append(dict(score_thr=float(thr), ap50=contest_ap50(gt, kept, max_dets), num_detections=len(kept)))
+    return rows
+
+
+def per_class_precision_recall(gt: Mapping, results: Sequence[Mapping], iou_thr: float = 0.5,
+                               score_thr: float = 0.0, classes: Sequence[str] = DEFAULT_CLASSES) -> list:
+    """Per-class TP/FP/FN, precision and recall at ``iou_thr`` for detections scoring at least ``score_thr``.
+
+    Returns:
+        one dict per class: ``class``, ``gt``, ``det``, ``tp``, ``fp``, ``fn``, ``precision``, ``recall``.
+    """
+    kept = [r for r in results if r['score'] >= score_thr]
+    m = match_detections(gt, kept, iou_thr, class_aware=True)
+    det_cat = np.array([r['category_id'] for r in kept], np.int64)
+    rows = []
+    for k, name in enumerate(classes, start=1):
+        tp = int((m.det_matched & (det_cat == k)).sum())
+        det = int((det_cat == k).sum())
+        num_gt = int((m.gt_category == k).sum())
+        rows.append(dict(**{'class': name}, gt=num_gt, det=det, tp=tp, fp=det - tp, fn=num_gt - tp,
+                         precision=tp / det if det else float('nan'),
+                         recall=tp / num_gt if num_gt else float('nan')))
+    return rows
+
+
+def class_confusion(gt: Mapping, results: Sequence[Mapping], iou_thr: float = 0.5, score_thr: float = 0.5,
+                    num_classes: int = len(DEFAULT_CLASSES)) -> np.ndarray:
+    """Class confusion of instances matched regardless of class (mask IoU >= ``iou_thr``).
+
+    Returns:
+        (K + 1, K + 1) int array: entry [g, p] counts GT class g + 1 matched by a detection of class p + 1; the
+        last column counts missed GT of each class, the last row unmatched detections (false positives) of each
+        predicted class.
+    """
+    kept = [r for r in results if r['score'] >= score_thr]
+    m = match_detections(gt, kept, iou_thr, class_aware=False)
+    k = num_classes
+    conf = np.zeros((k + 1, k + 1), np.int64)
+    for g, p in zip(m.gt_category, m.gt_matched_category):
+        conf[g - 1, (p - 1) if p else k] += 1
+    for r, matched in zip(kept, m.det_matched):
+        if not matched:
+            conf[k, r['category_id'] - 1] += 1
+    return conf
+
+
+# ------------------------------------------------------------------------------------------------------ plots
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use('Agg')  # files only; never open a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_score_histogram(scores: np.ndarray, matched: np.ndarray, out_png: str, iou_thr: float = 0.5,
+                         sweep: Sequence[Mapping] | None = None) -> str:
+    """Histogram of detection scores split into matched (TP) / unmatched (FP), and the AP50 threshold sweep."""
+    plt = _pyplot()
+    ncols = 2 if sweep else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
+    bins = np.linspace(0, 1, 41)
+    ax = axes[0, 0]
+    ax.hist(scores[matched], bins=bins, alpha=0.7, label=f'matched GT (IoU>={iou_thr:g}): {int(matched.sum())}')
+    ax.hist(scores[~matched], bins=bins, alpha=0.7, label=f'unmatched: {int((~matched).sum())}')
+    ax.set_xlabel('score')
+    ax.set_ylabel('detections')
+    ax.set_yscale('log')
+    ax.legend()
+    ax.set_title('prediction scores')
+    if sweep:
+        ax = axes[0, 1]
+        thr = [r['score_thr'] for r in sweep]
+        ax.plot(thr, [r['ap50'] for r in sweep], marker='o')
+        best = max(sweep, key=lambda r: r['ap50'])
+        ax.axvline(best['score_thr'], ls='--', c='grey')
+        ax.set_xlabel('score threshold')
+        ax.set_ylabel('contest AP50 (segm, maxDets 100)')
+        ax.set_title(f'best {best["ap50"]:.4f} at {best["score_thr"]:g}')
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def plot_confusion(conf: np.ndarray, classes: Sequence[str], out_png: str) -> str:
+    """Heat map of :func:`class_confusion` with counts in the cells."""
+    plt = _pyplot()
+    rows = list(classes) + ['(false pos.)']
+    cols = list(classes) + ['(missed)']
+    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2, 1.1 * len(rows) + 1.5))
+    norm = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
+    for i in range(conf.shape[0]):
+        for j in range(conf.shape[1]):
+            ax.text(j, i, str(conf[i, j]), ha='center', va='center', color='black' if norm[i, j] < 0.6 else 'white')
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha='right')
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel('predicted class')
+    ax.set_ylabel('ground-truth class')
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def format_table(rows: Sequence[Mapping], floatfmt: str = '.4f') -> str:
+    """A markdown table of dict rows (same keys)."""
+    if not rows:
+        return '(empty)'
+    keys = list(rows[0])
+
+    def cell(v: Any) -> str:
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
+
+    lines = ['| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)]
+    lines += ['| ' + ' | '.join(cell(r[k]) for k in keys) + ' |' for r in rows]
+    return '\n'.join(lines)
