@@ -84,6 +84,37 @@ def contest_ap50(gt: Mapping, results: Sequence[Mapping], max_dets: int = 100) -
     return float(max(ev.stats[1], 0.0))
 
 
+def evaluate_submission(results: Sequence[Mapping], ann_file: str,
+                        classes: Sequence[str] = DEFAULT_CLASSES) -> dict:
+    """Score a submission against a COCO ground-truth file with mmcell's evaluator (``CellCocoMetric``, segm).
+
+    Every image of the GT file is scored (an image without predictions counts its cells as missed).
+
+    Returns:
+        the metric's keys without prefix: ``segm_mAP_50`` (contest, maxDets 100), ``segm_mAP_50_md1000``, ...
+    """
+    from .metrics.cell_coco_metric import CellCocoMetric
+
+    metric = CellCocoMetric(ann_file=ann_file, metric='segm', classwise=False)
+    metric.dataset_meta = dict(classes=tuple(classes))
+    by_img: dict = {}
+    for r in results:
+        by_img.setdefault(r['image_id'], []).append(r)
+    unknown = sorted(set(by_img) - set(metric._coco_api.imgs))
+    if unknown:
+        raise ValueError(f'{ann_file}: image ids {unknown[:5]} of the submission are not in the file')
+    processed = []
+    for img_id, img in metric._coco_api.imgs.items():
+        dets = by_img.get(img_id, [])
+        boxes = np.array([r['bbox'] for r in dets], np.float64).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        pred = dict(img_id=img_id, bboxes=boxes, scores=np.array([r['score'] for r in dets], np.float64),
+                    labels=np.array([r['category_id'] - 1 for r in dets], np.int64),
+                    masks=[dict(r['segmentation']) for r in dets])
+        processed.append((dict(img_id=img_id, width=img['width'], height=img['height']), pred))
+    return metric.compute_metrics(processed)
+
+
 @dataclass
 class Matching:
     """Result of :func:`match_detections`.
