@@ -1,0 +1,82 @@
+# HW3 contest data (MoNuSAC-derived H&E nuclei, 4 classes) in its release layout:
+# train/val = a seeded split of train/ (CellInstanceDataset), test = test_release/ (CellTestDataset, no labels).
+# ---- frequently modified parameters ----
+data_root = 'data/hw3/hw3-data-release/'
+img_scale = (1333, 800)  # keep-ratio resize: the median 374x464 image is upscaled to a short side of ~800
+batch_size = 2
+num_workers = 2
+val_ratio = 0.2
+split_seed = 0
+# ----------------------------------------
+dataset_type = 'CellInstanceDataset'
+backend_args = None
+
+# Geometric augmentations run at the native resolution, before the resize: cheaper, and alpha/sigma of the
+# elastic warp are in native nucleus pixels (~20 px nuclei).
+train_pipeline = [
+    dict(type='LoadCellImage'),
+    dict(type='LoadCellAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),
+    dict(type='RandomRot90', prob=0.5),
+    dict(type='ElasticTransform', alpha=30.0, sigma=12.0, prob=0.3),
+    dict(type='HEDStainJitter', theta=0.05, bias=0.05, prob=0.5),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='PackDetInputs'),
+]
+# 'instances' (original-size boxes and RLE masks) travel to CellCocoMetric, which scores without a json file.
+test_pipeline = [
+    dict(type='LoadCellImage'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
+]
+
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=num_workers,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        val_ratio=val_ratio,
+        seed=split_seed,
+        filter_cfg=dict(filter_empty_gt=True, min_size=2),
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=num_workers,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='val',
+        val_ratio=val_ratio,
+        seed=split_seed,
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=num_workers,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CellTestDataset',
+        data_root=data_root,
+        ids_file='test_image_name_to_ids.json',
+        img_dir='test_release',
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+
+# Contest AP50 (maxDets 100 per image and class), the maxDets-1000 figures and per-class AP.
+val_evaluator = dict(type='CellCocoMetric', metric=['bbox', 'segm'], classwise=True)
+# The hidden test set has no labels: `tools/test.py` writes the Codabench zip (test-results.json) instead.
+test_evaluator = dict(type='CellSubmissionMetric')

@@ -1,0 +1,32 @@
+# HW3 data for the contest recipe: every image is resized to a random short side of 800-1000 px (small images,
+# most of the set, are upscaled ~2-3x so ~20 px nuclei become ~50 px), and large results are cropped to 1024 px.
+_base_ = './hw3_instance.py'
+
+# ---- frequently modified parameters ----
+short_sides = (800, 1000)
+test_short_side = 1000
+max_long_side = 4000  # large enough that the short side, not the long one, sets the scale
+crop_size = (1024, 1024)
+# ----------------------------------------
+train_pipeline = [
+    dict(type='LoadCellImage'),
+    dict(type='LoadCellAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),
+    dict(type='RandomRot90', prob=0.5),
+    dict(type='ElasticTransform', alpha=30.0, sigma=12.0, prob=0.3),
+    dict(type='HEDStainJitter', theta=0.05, bias=0.05, prob=0.5),
+    dict(type='RandomChoiceResize', scales=[(max_long_side, s) for s in range(short_sides[0], short_sides[1] + 1, 40)],
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, recompute_bbox=True, allow_negative_crop=False),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadCellImage'),
+    dict(type='Resize', scale=(max_long_side, test_short_side), keep_ratio=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -1,0 +1,14 @@
+# Synthetic HW3-format data (`mmcell.datasets.synthetic.make_synthetic_hw3`): same layout and pipelines as the
+# contest data, and its test split has labels (test_gt_coco.json), so `tools/test.py` reports COCO metrics.
+_base_ = './hw3_instance.py'
+
+# ---- frequently modified parameters ----
+data_root = 'data/synthetic/'
+# ----------------------------------------
+# Base variables are resolved when the base is read, so the dicts that use data_root are restated here.
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))
+test_evaluator = dict(
+    _delete_=True, type='CellCocoMetric', ann_file=data_root + 'test_gt_coco.json', metric=['bbox', 'segm'],
+    classwise=True)
