@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import pickle
+import warnings
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,9 @@ def apply_compat() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    # mmengine/utils/package_utils.py imports pkg_resources, deprecated since setuptools 81 (we pin <82 for the
+    # mmcv build); the warning is about mmengine, not about anything a user can act on.
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
     # Local paths are matched by the '' prefix; http(s) by its own prefixes (mmengine/runner/checkpoint.py).
     CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
     CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)(_load_from_http)

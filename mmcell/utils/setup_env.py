@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import Any
 
 import torch
 import torch.distributed as torch_dist
@@ -41,4 +42,32 @@ def prepare_launch(cfg: Config, launcher: str = 'none', amp: bool = False) -> Co
             timeout = datetime.timedelta(seconds=int(dist_cfg.get('timeout', 1800)))
             torch_dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
                                           world_size=int(os.environ['WORLD_SIZE']), timeout=timeout)
+    return cfg
+
+
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point every path of ``cfg`` that lies under its ``data_root`` at ``data_root`` instead.
+
+    mmengine resolves ``ann_file=data_root + '...'`` when the config is parsed, so ``--cfg-options data_root=X``
+    alone would leave the dataloaders and evaluators on the old path. Configs in ``configs/`` keep ``data_root``
+    as a top-level variable; every string starting with it (data roots, annotation files, id files) is rewritten.
+    """
+    old = cfg.get('data_root')
+    if not old:
+        raise SystemExit(f'{cfg.filename}: --data-root needs a top-level data_root variable in the config')
+    new = data_root.rstrip('/') + ('/' if str(old).endswith('/') else '')
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, str):
+            return new + node[len(old):] if node.startswith(old) else node
+        if isinstance(node, dict):
+            return type(node)({k: rewrite(v) for k, v in node.items()})
+        if isinstance(node, (list, tuple)):
+            return type(node)(rewrite(v) for v in node)
+        return node
+
+    for key in list(cfg.keys()):
+        if key != 'data_root':
+            cfg[key] = rewrite(cfg[key])
+    cfg.data_root = new
     return cfg
