@@ -32,8 +32,9 @@ def prepare_launch(cfg: Config, launcher: str = 'none', amp: bool = False) -> Co
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if launcher != 'none' and not torch.cuda.is_available():
-        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        dist_cfg['backend'] = 'gloo'
+        env_cfg = dict(cfg.get('env_cfg') or {})
+        dist_cfg = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')
+        cfg.env_cfg = dict(env_cfg, dist_cfg=dist_cfg)
         wrapper = dict(cfg.get('model_wrapper_cfg') or {})
         wrapper.setdefault('type', 'MMDistributedDataParallel')
         wrapper['device_ids'] = None
