@@ -1,6 +1,5 @@
 """tools/train.py --resume on torch >= 2.6, and a 2-process CPU (torchrun + gloo) run that trains and evaluates."""
 import os.path as osp
-import re
 import shutil
 import socket
 import sys
@@ -54,7 +53,6 @@ def test_two_process_cpu_training_completes_and_evaluates(synthetic_hw3, tmp_pat
                     '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                     env={'PORT': str(_free_port()), 'OMP_NUM_THREADS': '1'})
     log = proc.stdout + proc.stderr
-    assert 'Distributed launcher: pytorch' in log or "'launcher': 'pytorch'" in log or 'launcher = ' in log
-    assert re.search(r'world_size: 2|World size: 2', log), log[-3000:]
+    assert 'Distributed launcher: pytorch' in log and 'GPU number: 2' in log, log[-3000:]  # mmengine's env table
     assert 'coco/segm_mAP_50' in log, log[-3000:]
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
