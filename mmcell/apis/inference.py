@@ -126,8 +126,12 @@ def _check_original_size(sample: Any, path: str, expected: Optional[tuple]) -> N
         raise ValueError(f'{path}: the pipeline loaded it as {height}x{width} but it is '
                          f'{expected[0]}x{expected[1]}')
     masks = sample.pred_instances.get('masks', None)
-    if masks is not None and len(masks) and tuple(masks.shape[-2:]) != (height, width):
-        raise ValueError(f'{path}: predicted masks are {tuple(masks.shape[-2:])}, not the original {height}x{width}; '
+    if masks is None or not len(masks):
+        return
+    # dense (N, H, W) masks, or a list of RLE dicts (mmcell's fast inference with mask_format='rle')
+    size = tuple(masks[0]['size']) if isinstance(masks, (list, tuple)) else tuple(masks.shape[-2:])
+    if size != (height, width):
+        raise ValueError(f'{path}: predicted masks are {size}, not the original {height}x{width}; '
                          'the model must rescale its predictions (test_step with rescale=True)')
 
 
@@ -178,6 +182,11 @@ def predict_images(model: torch.nn.Module, image_paths: Sequence[str], batch_siz
 def masks_to_numpy(sample: Any) -> np.ndarray:
     """(N, H, W) bool masks of a prediction (tensor or mmdet BitmapMasks) as numpy."""
     masks = sample.pred_instances.masks
+    if isinstance(masks, (list, tuple)):  # RLE dicts
+        import pycocotools.mask as mask_utils
+
+        h, w = sample.ori_shape[:2]
+        return np.stack([mask_utils.decode(m) for m in masks]).astype(bool) if masks else np.zeros((0, h, w), bool)
     if hasattr(masks, 'to_ndarray'):
         return masks.to_ndarray().astype(bool)
     return masks.detach().cpu().numpy().astype(bool)
@@ -240,3 +249,65 @@ def check_writable(out_file: str) -> None:
         raise SubmissionError(f'{out_file}: is a folder')
     if not os.access(existing, os.W_OK | os.X_OK) or (osp.exists(out_file) and not os.access(folder, os.W_OK)):
         raise SubmissionError(f'{out_file}: cannot write here (no write permission on {existing})')
+
+
+class SplitPredictions:
+    """Predictions of one data split with its ground truth, for the analysis tools.
+
+    Attributes:
+        infos: dataset entries (``img_path``, ``img_id``, ``height``, ``width``, ``instances``).
+        samples: ``DetDataSample`` predictions in original pixels, one per entry.
+        results: the same predictions in the submission format.
+        gt: COCO ground-truth dict (None when the split has no labels).
+        classes: class names.
+    """
+
+    def __init__(self, infos: list, samples: list, results: list, gt: Optional[dict], classes: tuple) -> None:
+        self.infos, self.samples, self.results, self.gt, self.classes = infos, samples, results, gt, classes
+
+
+def predict_split(model: torch.nn.Module, split: str = 'val', max_images: Optional[int] = None,
+                  gt_file: Optional[str] = None, options: Any = None, progress: bool = True) -> SplitPredictions:
+    """Predict the images of ``{split}_dataloader.dataset`` of the model's config.
+
+    Args:
+        model: from :func:`init_cell_model`.
+        split: ``'val'`` or ``'test'`` (the config's dataloader of that name).
+        max_images: only the first N images.
+        gt_file: COCO ground truth; default: the dataset's own instances, or for an unlabelled test split
+            ``data_root/test_gt_coco.json`` when it exists (synthetic data).
+        options: :class:`mmcell.evaluation.submission.SubmissionOptions` for the result list.
+        progress: show a progress bar.
+    """
+    import json
+
+    from mmdet.registry import DATASETS
+
+    from mmcell.evaluation.analysis import coco_gt_from_data_infos
+    from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample
+
+    ds_cfg = copy.deepcopy(model.cfg.get(f'{split}_dataloader', {}).get('dataset'))
+    if not ds_cfg:
+        raise ValueError(f'{model.cfg.filename}: no {split}_dataloader.dataset')
+    ds_cfg['pipeline'] = []
+    dataset = DATASETS.build(ds_cfg)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))][:max_images]
+    classes = tuple(model.dataset_meta.get('classes', ()))
+    gt = None
+    if gt_file is None and infos and not any(info.get('instances') for info in infos):
+        candidate = osp.join(ds_cfg.get('data_root', ''), 'test_gt_coco.json')
+        gt_file = candidate if split == 'test' and osp.isfile(candidate) else None
+    if gt_file is not None:
+        with open(gt_file) as fh:
+            gt = json.load(fh)
+        keep = {int(info['img_id']) for info in infos}
+        gt = dict(gt, images=[i for i in gt['images'] if i['id'] in keep],
+                  annotations=[a for a in gt['annotations'] if a['image_id'] in keep])
+    elif any(info.get('instances') for info in infos):
+        gt = coco_gt_from_data_infos(infos, classes)
+    samples = predict_images(model, [info['img_path'] for info in infos],
+                             img_ids=[int(info['img_id']) for info in infos],
+                             sizes=[(int(info['height']), int(info['width'])) for info in infos], progress=progress)
+    options = options or SubmissionOptions()
+    results = [r for s in samples for r in encode_data_sample(s, options=options, num_classes=len(classes) or 4)]
+    return SplitPredictions(infos, samples, results, gt, classes)

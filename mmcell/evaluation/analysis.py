@@ -321,3 +321,61 @@ def format_table(rows: Sequence[Mapping], floatfmt: str = '.4f') -> str:
     lines = ['| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)]
     lines += ['| ' + ' | '.join(cell(r[k]) for k in keys) + ' |' for r in rows]
     return '\n'.join(lines)
+
+
+def render_comparison(image: np.ndarray, gt_masks: np.ndarray, gt_labels: Sequence[int], pred_masks: np.ndarray,
+                      pred_labels: Sequence[int], pred_scores: Sequence[float] | None = None,
+                      classes: Sequence[str] = DEFAULT_CLASSES, palette: Sequence | None = None,
+                      show_scores: bool = False, min_side: int = 384) -> np.ndarray:
+    """Side-by-side ``original | GT | prediction`` panels with instance contours coloured by class.
+
+    Drawing goes through mmdet's ``DetLocalVisualizer`` (its matplotlib backend and palette helpers).
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        gt_masks, pred_masks: (N, H, W) bool.
+        gt_labels, pred_labels: model labels 0..K-1.
+        pred_scores: scores, drawn next to each prediction when ``show_scores``.
+        classes, palette: names and RGB colours per class (default: mmdet's palette for K classes).
+        show_scores: write the score of each prediction.
+        min_side: small images are enlarged (nearest) so that their short side is at least this.
+
+    Returns:
+        (H', 3 W' + 2 * gap, 3) uint8 RGB.
+    """
+    import cv2
+    from mmdet.structures.mask import bitmap_to_polygon
+    from mmdet.visualization import DetLocalVisualizer
+    from mmdet.visualization.palette import get_palette
+
+    colors = get_palette(list(palette) if palette else 'random', len(classes))
+    scale = max(1, int(np.ceil(min_side / max(1, min(image.shape[:2])))))
+    if scale > 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    vis = DetLocalVisualizer(name=f'mmcell_compare_{id(image)}', line_width=1)
+
+    def panel(masks: np.ndarray, labels: Sequence[int], scores: Sequence[float] | None, title: str) -> np.ndarray:
+        vis.set_image(image.copy())
+        for i, (mask, label) in enumerate(zip(masks, labels)):
+            mask = np.asarray(mask, bool)
+            if scale > 1:
+                mask = np.kron(mask, np.ones((scale, scale), bool))
+            contours, _ = bitmap_to_polygon(mask)
+            contours = [c for c in contours if len(c) >= 3]
+            if not contours:
+                continue
+            color = tuple(int(c) for c in colors[int(label)])
+            vis.draw_polygons(contours, edge_colors=[color] * len(contours), line_widths=1.5)
+            if show_scores and scores is not None:
+                ys, xs = np.nonzero(mask)
+                vis.draw_texts(f'{float(scores[i]):.2f}', np.array([xs.min(), ys.min()]), colors=color,
+                               font_sizes=8)
+        vis.draw_texts(title, np.array([4, 4]), colors=(255, 255, 255), font_sizes=10,
+                       bboxes=[dict(facecolor='black', alpha=0.6, pad=1, edgecolor='none')])
+        return vis.get_image()
+
+    original = panel(np.zeros((0,) + image.shape[:2], bool), [], None, 'original')
+    gt_panel = panel(gt_masks, gt_labels, None, f'GT ({len(gt_labels)})')
+    pred_panel = panel(pred_masks, pred_labels, pred_scores, f'prediction ({len(pred_labels)})')
+    gap = np.full((image.shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([original, gap, gt_panel, gap, pred_panel], axis=1)

@@ -1,0 +1,43 @@
+"""Per-class precision/recall at IoU 0.5 and the class confusion matrix of matched nuclei.
+
+    python tools/analysis_tools/class_confusion.py CONFIG CHECKPOINT [--split val] [--score-thr 0.5]
+    python tools/analysis_tools/class_confusion.py --results preds.json --gt gt_coco.json
+
+Writes ``class_confusion.png`` and ``class_pr.md`` under ``--out-dir`` (default ``work_dirs/<config>/analysis``).
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
+from score_hist import add_source_args, load_source  # noqa: E402
+
+from mmcell.evaluation import analysis  # noqa: E402
+
+
+def main(argv: list | None = None) -> None:
+    parser = argparse.ArgumentParser(description='Per-class precision/recall and class confusion matrix')
+    add_source_args(parser)
+    parser.add_argument('--iou-thr', type=float, default=0.5)
+    parser.add_argument('--score-thr', type=float, default=0.5, help='detections below this score are ignored')
+    args = parser.parse_args(argv)
+    gt, results, out_dir = load_source(args)
+    classes = tuple(c['name'] for c in sorted(gt['categories'], key=lambda c: c['id']))
+    rows = analysis.per_class_precision_recall(gt, results, args.iou_thr, args.score_thr, classes)
+    conf = analysis.class_confusion(gt, results, args.iou_thr, args.score_thr, len(classes))
+    png = analysis.plot_confusion(conf, classes, osp.join(out_dir, 'class_confusion.png'))
+    header = ['gt \\ pred'] + list(classes) + ['(missed)']
+    conf_rows = [dict(zip(header, [name] + row.tolist())) for name, row in zip(list(classes) + ['(false pos.)'], conf)]
+    text = (f'# per class at IoU {args.iou_thr:g}, score >= {args.score_thr:g}\n\n{analysis.format_table(rows)}\n\n'
+            f'# class confusion of matched instances (class-agnostic matching)\n\n{analysis.format_table(conf_rows)}\n')
+    with open(osp.join(out_dir, 'class_pr.md'), 'w') as fh:
+        fh.write(text)
+    print(text)
+    print(f'wrote {png} and class_pr.md')
+
+
+if __name__ == '__main__':
+    main()
