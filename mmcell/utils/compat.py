@@ -96,6 +96,22 @@ def _load_from_http(filename: str, map_location: Any = None, model_dir: str | No
     return torch_load_checkpoint(cached, map_location, source=cached)
 
 
+# torchvision's ImageNet (V1) weights, so that ``torchvision://NAME`` in configs copied from mmdet works without
+# torchvision installed (mmengine's loader imports torchvision just to look these URLs up).
+TORCHVISION_URLS = {
+    name: f'https://download.pytorch.org/models/{name}-{digest}.pth' for name, digest in {
+        'resnet18': 'f37072fd', 'resnet34': 'b627a593', 'resnet50': '0676ba61', 'resnet101': '63fe2227',
+        'resnet152': '394f9c45', 'resnext50_32x4d': '7cdf4587', 'resnext101_32x8d': '8ba56ff5'}.items()}
+
+
+def _load_from_torchvision(filename: str, map_location: Any = None) -> Any:
+    name = filename[len('torchvision://'):]
+    if name not in TORCHVISION_URLS:
+        raise ValueError(f'{filename}: unknown torchvision model; use its https URL or a local file instead '
+                         f'(known: {", ".join(sorted(TORCHVISION_URLS))})')
+    return _load_from_http(TORCHVISION_URLS[name], map_location=map_location)
+
+
 def apply_compat() -> None:
     """Apply every fix once (idempotent)."""
     global _APPLIED
@@ -107,4 +123,5 @@ def apply_compat() -> None:
     # Local paths are matched by the '' prefix; http(s) by its own prefixes (mmengine/runner/checkpoint.py).
     CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
     CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)(_load_from_http)
+    CheckpointLoader.register_scheme(prefixes='torchvision://', force=True)(_load_from_torchvision)
     _APPLIED = True

@@ -79,3 +79,14 @@ def test_missing_local_checkpoint_names_the_file(tmp_path):
     missing = tmp_path / 'nope.pth'
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         CheckpointLoader.load_checkpoint(str(missing))
+
+
+def test_torchvision_scheme_needs_no_torchvision(monkeypatch):
+    """``torchvision://resnet50`` maps to the https URL (here pointed at a refused loopback port)."""
+    from mmcell.utils import compat
+
+    monkeypatch.setitem(compat.TORCHVISION_URLS, 'resnet50', 'http://127.0.0.1:9/models/resnet50-0676ba61.pth')
+    with pytest.raises(RuntimeError, match='resnet50-0676ba61.pth'):
+        CheckpointLoader.load_checkpoint('torchvision://resnet50')
+    with pytest.raises(ValueError, match='unknown torchvision model'):
+        CheckpointLoader.load_checkpoint('torchvision://not_a_model')
