@@ -1,0 +1,136 @@
+"""Inference API and tools/predict.py on a real (briefly trained) model and the synthetic release folder."""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip('mmcv.ops')
+
+import cv2  # noqa: E402
+import torch  # noqa: E402
+from mmengine.dataset import pseudo_collate  # noqa: E402
+
+from mmcell.apis.inference import (CheckpointMismatchError, build_test_pipeline, init_cell_model,  # noqa: E402
+                                   masks_to_numpy, predict_images, predict_release)
+from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids  # noqa: E402
+from mmcell.evaluation.submission import SubmissionError, load_submission, validate_submission  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+UPSCALE_PIPELINE = [
+    dict(type='LoadCellImage'),
+    dict(type='Resize', scale=(4000, 512), keep_ratio=True),  # 96-256 px images become 512 px on the short side
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+
+
+@pytest.fixture(scope='module')
+def model(trained_quickstart):
+    return init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint,
+                           cfg_options={'test_dataloader.dataset.pipeline': UPSCALE_PIPELINE})
+
+
+@pytest.fixture(scope='module')
+def release(synthetic_hw3):
+    images = read_test_ids(synthetic_hw3 / 'test_image_name_to_ids.json', synthetic_hw3 / 'test_release')
+    return synthetic_hw3, images
+
+
+def test_upscaled_predictions_map_back_to_original_size(model, release):
+    root, images = release
+    path = str(root / 'test_release' / images[0]['file_name'])
+    h, w = images[0]['height'], images[0]['width']
+    [sample] = predict_images(model, [path], sizes=[(h, w)], progress=False)
+    assert sample.img_shape[0] >= 2 * h - 1  # the model really saw an upscaled image
+    masks = masks_to_numpy(sample)
+    assert masks.shape[1:] == (h, w)
+    assert len(masks) > 0, 'the trained model predicts nothing on a synthetic test image'
+
+    # The same forward pass without rescaling gives predictions at the model's input size: boxes must be the
+    # original ones times the scale factor, masks the original ones upsampled.
+    data = build_test_pipeline(model.cfg)(dict(img_path=path, img_id=0))
+    with torch.no_grad():
+        batch = model.data_preprocessor(pseudo_collate([data]), False)
+        big = model.predict(batch['inputs'], copy.deepcopy(batch['data_samples']), rescale=False)[0]
+    sx, sy = big.scale_factor
+    assert len(big.pred_instances) == len(sample.pred_instances)
+    expected = sample.pred_instances.bboxes.numpy() * np.array([sx, sy, sx, sy])
+    assert np.allclose(big.pred_instances.bboxes.numpy(), expected, atol=1e-2)
+    big_masks = masks_to_numpy(big)
+    ious = []
+    for small, large in zip(masks, big_masks):
+        if small.sum() < 20:
+            continue
+        down = cv2.resize(large.astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA) > 0
+        ious.append((down & small).sum() / max((down | small).sum(), 1))
+    assert ious and np.median(ious) > 0.8
+
+
+def test_predict_release_writes_a_valid_submission(model, release, tmp_path):
+    root, images = release
+    out = tmp_path / 'results.zip'
+    report = predict_release(model, str(root), str(out), progress=False)
+    assert report.ok and report.num_detections > 0
+    again = validate_submission(out, images)
+    assert again.ok and again.num_detections == report.num_detections
+    ids = {r['image_id'] for r in load_submission(out)}
+    assert ids <= {img['id'] for img in images}
+
+
+def test_predict_tool_json_and_bad_input(trained_quickstart, release, tmp_path, capsys):
+    root, images = release
+    spec = importlib.util.spec_from_file_location('predict_tool', REPO / 'tools' / 'predict.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    base = [trained_quickstart.config, trained_quickstart.checkpoint]
+
+    out = tmp_path / 'bare.json'
+    tool.main(base + ['--data-root', str(root), '--out', str(out), '--score-thr', '0.3', '--max-per-img', '5'])
+    results = json.loads(out.read_text())
+    assert isinstance(results, list) and all(r['score'] >= 0.3 for r in results)
+    assert max(sum(r['image_id'] == img['id'] for r in results) for img in images) <= 5
+    assert 'valid' in capsys.readouterr().out
+
+    # Each bad input stops with one line naming the problem; an existing submission is left untouched.
+    before = out.read_bytes()
+    no_ids = tmp_path / 'no_ids'
+    shutil.copytree(root / 'test_release', no_ids / 'test_release')
+    extra = tmp_path / 'extra'
+    shutil.copytree(root / 'test_release', extra / 'test_release')
+    shutil.copy(root / 'test_image_name_to_ids.json', extra)
+    shutil.copy(next((root / 'test_release').glob('*.tif')), extra / 'test_release' / 'not-listed.tif')
+    empty = tmp_path / 'empty'
+    (empty / 'test_release').mkdir(parents=True)
+    (empty / 'test_image_name_to_ids.json').write_text('[]')
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    cases = [
+        (['--data-root', str(no_ids), '--out', str(out)], 'test ids file not found'),
+        (['--data-root', str(extra), '--out', str(out)], 'not-listed.tif'),
+        (['--data-root', str(empty), '--out', str(out)], 'no test images'),
+        (['--data-root', str(root), '--out', str(blocker / 'x.zip')], 'cannot write'),
+        (['--data-root', str(root), '--out', str(tmp_path / 'x.txt')], '.zip (Codabench) or .json'),
+        (['--data-root', str(root), '--out', str(out), '--cfg-options',
+          'model.roi_head.bbox_head.num_classes=3', 'model.roi_head.mask_head.num_classes=3'],
+         'trained for 4 classes'),
+    ]
+    for extra_args, needle in cases:
+        with pytest.raises(SystemExit) as exc:
+            tool.main(base + extra_args)
+        message = str(exc.value)
+        assert needle in message and '\n' not in message, message
+    assert out.read_bytes() == before
+
+
+def test_num_classes_mismatch_is_refused(trained_quickstart):
+    opts = {'model.roi_head.bbox_head.num_classes': 2, 'model.roi_head.mask_head.num_classes': 2}
+    with pytest.raises(CheckpointMismatchError, match='trained for 4 classes .* num_classes=2'):
+        init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint, cfg_options=opts)
+    with pytest.raises(FileNotFoundError, match='checkpoint file not found'):
+        init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint + '.missing')
+    assert issubclass(HW3FormatError, ValueError) and issubclass(SubmissionError, ValueError)
