@@ -16,8 +16,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 
-from mmcell.apis.inference import (CheckpointMismatchError, build_test_pipeline, init_cell_model,  # noqa: E402
-                                   masks_to_numpy, predict_images, predict_release)
+from mmcell.apis import inference as api  # noqa: E402
 from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids  # noqa: E402
 from mmcell.evaluation.submission import SubmissionError, load_submission, validate_submission  # noqa: E402
 
@@ -31,7 +30,7 @@ UPSCALE_PIPELINE = [
 
 @pytest.fixture(scope='module')
 def model(trained_quickstart):
-    return init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint,
+    return api.init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint,
                            cfg_options={'test_dataloader.dataset.pipeline': UPSCALE_PIPELINE})
 
 
@@ -45,15 +44,15 @@ def test_upscaled_predictions_map_back_to_original_size(model, release):
     root, images = release
     path = str(root / 'test_release' / images[0]['file_name'])
     h, w = images[0]['height'], images[0]['width']
-    [sample] = predict_images(model, [path], sizes=[(h, w)], progress=False)
+    [sample] = api.predict_images(model, [path], sizes=[(h, w)], progress=False)
     assert sample.img_shape[0] >= 2 * h - 1  # the model really saw an upscaled image
-    masks = masks_to_numpy(sample)
+    masks = api.masks_to_numpy(sample)
     assert masks.shape[1:] == (h, w)
     assert len(masks) > 0, 'the trained model predicts nothing on a synthetic test image'
 
     # The same forward pass without rescaling gives predictions at the model's input size: boxes must be the
     # original ones times the scale factor, masks the original ones upsampled.
-    data = build_test_pipeline(model.cfg)(dict(img_path=path, img_id=0))
+    data = api.build_test_pipeline(model.cfg)(dict(img_path=path, img_id=0))
     with torch.no_grad():
         batch = model.data_preprocessor(pseudo_collate([data]), False)
         big = model.predict(batch['inputs'], copy.deepcopy(batch['data_samples']), rescale=False)[0]
@@ -61,7 +60,7 @@ def test_upscaled_predictions_map_back_to_original_size(model, release):
     assert len(big.pred_instances) == len(sample.pred_instances)
     expected = sample.pred_instances.bboxes.numpy() * np.array([sx, sy, sx, sy])
     assert np.allclose(big.pred_instances.bboxes.numpy(), expected, atol=1e-2)
-    big_masks = masks_to_numpy(big)
+    big_masks = api.masks_to_numpy(big)
     ious = []
     for small, large in zip(masks, big_masks):
         if small.sum() < 20:
@@ -74,7 +73,7 @@ def test_upscaled_predictions_map_back_to_original_size(model, release):
 def test_predict_release_writes_a_valid_submission(model, release, tmp_path):
     root, images = release
     out = tmp_path / 'results.zip'
-    report = predict_release(model, str(root), str(out), progress=False)
+    report = api.predict_release(model, str(root), str(out), progress=False)
     assert report.ok and report.num_detections > 0
     again = validate_submission(out, images)
     assert again.ok and again.num_detections == report.num_detections
@@ -129,8 +128,8 @@ def test_predict_tool_json_and_bad_input(trained_quickstart, release, tmp_path, 
 
 def test_num_classes_mismatch_is_refused(trained_quickstart):
     opts = {'model.roi_head.bbox_head.num_classes': 2, 'model.roi_head.mask_head.num_classes': 2}
-    with pytest.raises(CheckpointMismatchError, match='trained for 4 classes .* num_classes=2'):
-        init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint, cfg_options=opts)
+    with pytest.raises(api.CheckpointMismatchError, match='trained for 4 classes .* num_classes=2'):
+        api.init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint, cfg_options=opts)
     with pytest.raises(FileNotFoundError, match='checkpoint file not found'):
-        init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint + '.missing')
+        api.init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint + '.missing')
     assert issubclass(HW3FormatError, ValueError) and issubclass(SubmissionError, ValueError)
