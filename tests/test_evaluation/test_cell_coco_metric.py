@@ -81,8 +81,8 @@ def _reference_coco(gts) -> dict:
     return dict(images=images, annotations=anns, categories=[dict(id=i + 1, name=c) for i, c in enumerate(CLASSES)])
 
 
-def _reference_stats(gt_json: dict, samples, iou_type: str, max_dets: list, cat_ids=None) -> np.ndarray:
-    """Plain pycocotools, as the contest runs it."""
+def _reference(gt_json: dict, samples, iou_type: str, max_dets: int, cat_ids=None) -> dict:
+    """Plain pycocotools, as the contest runs it (maxDets 100), or with maxDets 1000."""
     coco_gt = PyCOCO()
     coco_gt.dataset = json.loads(json.dumps(gt_json))
     coco_gt.createIndex()
@@ -98,13 +98,15 @@ def _reference_stats(gt_json: dict, samples, iou_type: str, max_dets: list, cat_
                 det['segmentation'] = _rle(mask)
             dets.append(det)
     ev = PyCOCOeval(coco_gt, coco_gt.loadRes(dets), iou_type)
-    ev.params.maxDets = max_dets
+    ev.params.maxDets = [1, 10, max_dets]
     if cat_ids is not None:
         ev.params.catIds = cat_ids
     ev.evaluate()
     ev.accumulate()
-    ev.summarize()
-    return ev.stats
+    ev.summarize()  # stats[1:6] use maxDets[2]; stats[0] is fixed to maxDets=100 in pycocotools
+    precision = ev.eval['precision'][:, :, :, 0, 2]
+    ap = ev.stats[0] if max_dets == 100 else float(np.mean(precision[precision > -1]))
+    return dict(AP=ap, AP50=ev.stats[1], AP75=ev.stats[2], AP_s=ev.stats[3], AP_m=ev.stats[4], AP_l=ev.stats[5])
 
 
 def _run_metric(samples, **kwargs) -> dict:
@@ -125,20 +127,21 @@ def metric_from_samples(scene):
 def test_equals_pycocotools(scene, metric_from_samples, iou_type):
     gts, samples = scene
     res, gt_json = metric_from_samples, _reference_coco(gts)
-    contest = _reference_stats(gt_json, samples, iou_type, [1, 10, 100])
-    dense = _reference_stats(gt_json, samples, iou_type, [1, 10, 1000])
-    for i, key in enumerate(['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l']):
-        assert res[f'{iou_type}_{key}'] == pytest.approx(contest[i], abs=1e-6), key
-    for i, key in enumerate(['mAP_md1000', 'mAP_50_md1000', 'mAP_75_md1000']):
-        assert res[f'{iou_type}_{key}'] == pytest.approx(dense[i], abs=1e-6), key
+    contest = _reference(gt_json, samples, iou_type, 100)
+    dense = _reference(gt_json, samples, iou_type, 1000)
+    pairs = dict(mAP='AP', mAP_50='AP50', mAP_75='AP75', mAP_s='AP_s', mAP_m='AP_m', mAP_l='AP_l')
+    for key, ref in pairs.items():
+        assert res[f'{iou_type}_{key}'] == pytest.approx(contest[ref], abs=1e-6), key
+    for key, ref in dict(mAP_md1000='AP', mAP_50_md1000='AP50', mAP_75_md1000='AP75').items():
+        assert res[f'{iou_type}_{key}'] == pytest.approx(dense[ref], abs=1e-6), key
     # The dense image has > 100 detections of one class: the contest figure must be the truncated one.
     assert res[f'{iou_type}_mAP_50_md1000'] > res[f'{iou_type}_mAP_50'] + 0.01
     for label, name in enumerate(CLASSES):
-        one = _reference_stats(gt_json, samples, iou_type, [1, 10, 100], cat_ids=[label + 1])
-        one_dense = _reference_stats(gt_json, samples, iou_type, [1, 10, 1000], cat_ids=[label + 1])
-        assert res[f'{iou_type}_{name}_AP50'] == pytest.approx(one[1], abs=1e-6), name
-        assert res[f'{iou_type}_{name}_AP'] == pytest.approx(one[0], abs=1e-6), name
-        assert res[f'{iou_type}_{name}_AP50_md1000'] == pytest.approx(one_dense[1], abs=1e-6), name
+        one = _reference(gt_json, samples, iou_type, 100, cat_ids=[label + 1])
+        one_dense = _reference(gt_json, samples, iou_type, 1000, cat_ids=[label + 1])
+        assert res[f'{iou_type}_{name}_AP50'] == pytest.approx(one['AP50'], abs=1e-6), name
+        assert res[f'{iou_type}_{name}_AP'] == pytest.approx(one['AP'], abs=1e-6), name
+        assert res[f'{iou_type}_{name}_AP50_md1000'] == pytest.approx(one_dense['AP50'], abs=1e-6), name
 
 
 def test_ann_file_gives_same_figures(scene, metric_from_samples, tmp_path):
