@@ -20,6 +20,7 @@ into COCO RLE (:func:`mmcell.models.fast_ops.paste_masks_rle`).
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import List, Optional, Tuple
 
 import pycocotools.mask as mask_util
@@ -108,10 +109,12 @@ class FastFCNMaskHead(FCNMaskHead):
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
         plain = self._plain_layers()
-        prepared = prepare_fx(plain, get_default_qconfig_mapping('x86'), example_inputs=(calib[:1],))
-        with torch.no_grad():
-            prepared(calib)
-        return convert_fx(prepared)
+        with warnings.catch_warnings():  # torch >= 2.8 points FX quantisation users to torchao
+            warnings.simplefilter('ignore')
+            prepared = prepare_fx(plain, get_default_qconfig_mapping('x86'), example_inputs=(calib[:1],))
+            with torch.no_grad():
+                prepared(calib)
+            return convert_fx(prepared)
 
     def forward(self, x: Tensor) -> Tensor:
         if not _fast_path(x, self):

@@ -1,0 +1,195 @@
+"""Benchmark CPU Mask R-CNN inference: upstream mmdet vs mmcell's fast modules, in one run, same weights.
+
+    python tools/analysis_tools/benchmark_inference.py [--config mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py]
+        [--size 748 928] [--dets 1000] [--repeat 3] [--variants fp32 bf16 int8 thr] [--no-append]
+
+The model is the config's Mask R-CNN with 4 classes and random weights (no download); ``score_thr=0`` and
+``max_per_img=DETS`` force exactly DETS detections. The input is a ``SIZE`` network input made from an image of
+half that size (the contest median upscaled 2x), so masks are pasted at the original size as in a submission.
+Upstream's dense masks are RLE-encoded (what a submission/metric needs) and timed both with and without that
+step. Each variant runs interleaved with upstream ``--repeat`` times; medians are reported with the per-instance
+mask IoU against upstream (instances matched by label and box IoU). Results are appended to
+benchmarks/RESULTS.md. Timings on a shared machine are noisy: compare ratios measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import pycocotools.mask as mask_util
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmcell.models.fast_mask_rcnn import fast_inference_model_cfg  # noqa: E402
+from mmcell.utils import register_all_modules  # noqa: E402
+
+RESULTS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'benchmarks', 'RESULTS.md')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='upstream vs mmcell CPU Mask R-CNN inference')
+    parser.add_argument('--config', default='mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
+    parser.add_argument('--size', type=int, nargs=2, default=[748, 928], help='network input H W')
+    parser.add_argument('--scale', type=float, default=2.0, help='input / original image scale')
+    parser.add_argument('--dets', type=int, default=1000, help='detections per image (forced)')
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--variants', nargs='+', default=['fp32', 'bf16', 'int8', 'thr'],
+                        help='fp32, bf16, int8 (mask head precision) and thr (mask head only for the top half)')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0 = torch default)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--no-append', action='store_true', help='do not append to benchmarks/RESULTS.md')
+    return parser.parse_args(argv)
+
+
+def build_models(config: str, dets: int, variants: list, seed: int) -> tuple:
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+
+    cfg = get_config(config) if config.startswith('mmdet::') else Config.fromfile(config)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.init_cfg = None
+    model_cfg.roi_head.bbox_head.num_classes = 4
+    model_cfg.roi_head.mask_head.num_classes = 4
+    model_cfg.test_cfg.rpn.max_per_img = max(2 * dets, 1000)
+    model_cfg.test_cfg.rpn.nms_pre = max(3 * dets, 1000)
+    model_cfg.test_cfg.rcnn.score_thr = 0.0
+    model_cfg.test_cfg.rcnn.max_per_img = dets
+    torch.manual_seed(seed)
+    upstream = MODELS.build(model_cfg)
+    upstream.init_weights()
+    upstream.eval()
+    fast = {}
+    for name in variants:
+        precision = name if name in ('fp32', 'bf16', 'int8') else 'fp32'
+        fcfg = fast_inference_model_cfg(model_cfg, precision=precision, mask_format='rle')
+        model = MODELS.build(fcfg)
+        model.load_state_dict(upstream.state_dict())
+        model.eval()
+        fast[name] = model
+    return upstream, fast
+
+
+def make_batch(size: tuple, scale: float, seed: int) -> dict:
+    from mmdet.structures import DetDataSample
+
+    h, w = size
+    ori = (int(round(h / scale)), int(round(w / scale)))
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(3, ori[0], ori[1]), dtype=np.uint8)
+    img = torch.from_numpy(small).float()[None]
+    img = torch.nn.functional.interpolate(img, size=(h, w), mode='bilinear', align_corners=False)[0]
+    sample = DetDataSample(metainfo=dict(img_id=0, img_shape=(h, w), ori_shape=ori,
+                                         scale_factor=(w / ori[1], h / ori[0]), pad_shape=(h, w)))
+    return dict(inputs=[img.round().clamp(0, 255).to(torch.uint8)], data_samples=[sample])
+
+
+def run_upstream(model, batch) -> tuple:
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        pred = model.test_step(copy.deepcopy(batch))[0].pred_instances
+    t1 = time.perf_counter()
+    masks = pred.masks.numpy()
+    rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t0, pred, rles
+
+
+def run_fast(model, batch) -> tuple:
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        pred = model.test_step(copy.deepcopy(batch))[0].pred_instances
+    return time.perf_counter() - t0, pred
+
+
+def mask_ious(up_pred, up_rles, fast_pred) -> np.ndarray:
+    """Per upstream instance: mask IoU with the fast instance of the same label and best box IoU."""
+    from mmdet.structures.bbox import bbox_overlaps
+
+    ious = np.zeros(len(up_rles))
+    if len(fast_pred) == 0:
+        return ious
+    box_iou = bbox_overlaps(up_pred.bboxes, fast_pred.bboxes)
+    box_iou[up_pred.labels[:, None] != fast_pred.labels[None, :]] = -1
+    match = box_iou.argmax(1).numpy()
+    for i, j in enumerate(match):
+        ious[i] = mask_util.iou([up_rles[i]], [fast_pred.masks[j]], [0])[0, 0] if box_iou[i, j] > 0 else 0.0
+    # two empty masks are equal
+    empty = np.array([mask_util.area(up_rles[i]) == 0 and mask_util.area(fast_pred.masks[j]) == 0
+                      for i, j in enumerate(match)], dtype=bool)
+    ious[empty] = 1.0
+    return ious
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    register_all_modules()
+    upstream, fast = build_models(args.config, args.dets, args.variants, args.seed)
+    half = None
+    if 'thr' in fast:
+        # gate the mask head at the median detection score: half of the detections get box masks
+        with torch.no_grad():
+            scores = fast['thr'].test_step(make_batch(args.size, args.scale, args.seed))[0].pred_instances.scores
+        half = float(scores.median())
+        fast['thr'].roi_head.test_cfg.mask_score_thr = half
+    batch = make_batch(args.size, args.scale, args.seed)
+    run_upstream(upstream, batch)  # warm-up (oneDNN primitive caches, allocator)
+    for model in fast.values():
+        run_fast(model, batch)
+    times = {'upstream': [], 'upstream+rle': [], **{k: [] for k in fast}}
+    ious, counts = {}, {}
+    for rep in range(args.repeat):
+        t_up, t_up_rle, up_pred, up_rles = run_upstream(upstream, batch)
+        times['upstream'].append(t_up)
+        times['upstream+rle'].append(t_up_rle)
+        counts['upstream'] = len(up_pred)
+        for name, model in fast.items():
+            t, pred = run_fast(model, batch)
+            times[name].append(t)
+            counts[name] = len(pred)
+            if rep == 0:
+                ious[name] = mask_ious(up_pred, up_rles, pred)
+        print(f'repeat {rep + 1}/{args.repeat}: ' + ', '.join(f'{k} {v[-1]:.2f}s' for k, v in times.items()))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    h, w = args.size
+    lines = [f'| variant | s/image (median of {args.repeat}) | ratio vs upstream+RLE | ratio vs upstream | '
+             'dets | mask IoU vs upstream: mean / min / share >= 0.99 |', '|---|---|---|---|---|---|']
+    for name in times:
+        iou = ious.get(name)
+        iou_txt = f'{iou.mean():.4f} / {iou.min():.4f} / {(iou >= 0.99).mean():.3f}' if iou is not None else '-'
+        label = {'fp32': 'mmcell fp32', 'bf16': 'mmcell bf16 mask head', 'int8': 'mmcell int8 mask head',
+                 'thr': f'mmcell fp32, mask head only for score >= {half:.3f} (half)' if half else 'thr'}.get(name,
+                                                                                                          name)
+        lines.append(f'| {label} | {med[name]:.2f} | {med["upstream+rle"] / med[name]:.2f}x | '
+                     f'{med["upstream"] / med[name]:.2f}x | {counts.get(name, counts["upstream"])} | {iou_txt} |')
+    table = '\n'.join(lines)
+    print(table)
+    if args.no_append:
+        return
+    cmd = 'python tools/analysis_tools/benchmark_inference.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    entry = (f'\n## CPU Mask R-CNN inference: upstream mmdet vs mmcell fast path ({datetime.date.today()})\n'
+             f'- Machine: 2-core CPU dev box, no GPU ({platform.processor() or platform.machine()}, '
+             f'torch {torch.__version__}, {torch.get_num_threads()} threads); shared with other engineers, so '
+             f'absolute times are noisy: compare the ratios (interleaved runs, medians).\n'
+             f'- Command: `{cmd.strip()}`\n'
+             f'- Model: `{args.config}` with 4 classes, random weights; network input {h}x{w} from a '
+             f'{int(round(h / args.scale))}x{int(round(w / args.scale))} image (x{args.scale:g}), '
+             f'{args.dets} detections forced (score_thr 0, max_per_img {args.dets}). Upstream returns dense masks; '
+             f'"upstream+RLE" adds the pycocotools encoding a submission needs; mmcell returns RLE directly.\n\n'
+             f'{table}\n')
+    with open(RESULTS, 'a') as fh:
+        fh.write(entry)
+    print(f'appended to {RESULTS}')
+
+
+if __name__ == '__main__':
+    main()
