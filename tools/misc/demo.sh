@@ -63,6 +63,11 @@ test_log="$WORK_DIR/demo_test.log"
     2>&1 | tee "$test_log"
 vis_dir=$(ls -td "$WORK_DIR"/test/*/vis 2>/dev/null | head -n 1 || true)
 
+# 3b. contest submission (SUBMIT): the Codabench zip for the synthetic test split, then the standalone check -----
+stamp "writing the submission zip for the synthetic test split"
+"$PY" tools/predict.py "$dumped_config" "$best" --data-root "$DATA" --out "$WORK_DIR/submission.zip"
+"$PY" tools/misc/check_submission.py "$WORK_DIR/submission.zip" --data-root "$DATA"
+
 # 4. summary --------------------------------------------------------------------------------------------------
 total_s=$(( $(date +%s) - start ))
 "$PY" - "$test_log" <<'EOF'
@@ -79,3 +84,4 @@ echo "train time:        ${train_s}s; demo total: ${total_s}s"
 echo "prediction overlays: ${vis_dir:-(none written)}"
 echo "config:            $dumped_config"
 echo "best checkpoint:   $best"
+echo "submission zip:    $WORK_DIR/submission.zip (validated)"
