@@ -23,7 +23,6 @@ import copy
 import warnings
 from typing import List, Optional, Tuple
 
-import pycocotools.mask as mask_util
 import torch
 from mmdet.models.detectors import MaskRCNN
 from mmdet.models.roi_heads import StandardRoIHead
@@ -35,7 +34,7 @@ from mmdet.structures.bbox import bbox2roi
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from .fast_ops import multilevel_roi_align, paste_masks_dense, paste_masks_rle
+from .fast_ops import RLEMasks, multilevel_roi_align, paste_masks_dense, paste_masks_rle
 
 
 def _fast_path(t: Tensor, module: nn.Module) -> bool:
@@ -149,10 +148,13 @@ def box_masks(bboxes: Tensor, img_h: int, img_w: int, mask_format: str = 'bitmap
     """Rectangular masks filling each box (the fallback for detections whose mask head was skipped)."""
     if mask_format == 'rle':
         if len(bboxes) == 0:
-            return []
-        xywh = bboxes.clone().double()
-        xywh[:, 2:] -= xywh[:, :2]
-        return mask_util.frPyObjects(xywh.numpy(), img_h, img_w)
+            return RLEMasks([], img_h, img_w)
+        # integer boxes like the bitmap branch (frPyObjects would rasterise the float box as a polygon)
+        xyxy = bboxes.round().clamp(min=0)
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clamp(max=img_w)
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clamp(max=img_h)
+        probs = torch.ones((len(bboxes), 1, 1))
+        return paste_masks_rle(probs, xyxy, img_h, img_w, 0.5)
     out = torch.zeros((len(bboxes), img_h, img_w), dtype=torch.bool)
     for i, (x1, y1, x2, y2) in enumerate(bboxes.round().long().tolist()):
         out[i, max(y1, 0):y2, max(x1, 0):x2] = True
@@ -162,7 +164,7 @@ def box_masks(bboxes: Tensor, img_h: int, img_w: int, mask_format: str = 'bitmap
 def concat_masks(parts: list, mask_format: str):
     """Concatenate mask sets in the same format (lists of RLE dicts or dense tensors)."""
     if mask_format == 'rle':
-        return [m for part in parts for m in part]
+        return RLEMasks([m for part in parts for m in part], parts[0].height, parts[0].width)
     return torch.cat(parts, dim=0)
 
 

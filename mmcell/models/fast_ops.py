@@ -165,6 +165,28 @@ def paste_regions(boxes: Tensor, img_h: int, img_w: int) -> Tensor:
     return regions
 
 
+class RLEMasks(list):
+    """COCO RLE masks (``{'size': [H, W], 'counts': bytes}``) of one image, with a tensor-like ``shape``.
+
+    A plain ``list`` for mmdet's ``CocoMetric`` and mmcell's submission writer (both accept lists of RLE),
+    plus ``shape == (N, H, W)`` for code that checks mask sizes.
+    """
+
+    def __init__(self, rles: Sequence[dict] = (), height: int = 0, width: int = 0) -> None:
+        super().__init__(rles)
+        self.height, self.width = int(height), int(width)
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        return (len(self), self.height, self.width)
+
+    def to_ndarray(self) -> np.ndarray:
+        """Dense ``(N, H, W)`` bool array."""
+        if not len(self):
+            return np.zeros(self.shape, dtype=bool)
+        return mask_util.decode(list(self)).transpose(2, 0, 1).astype(bool)
+
+
 def _bucket_grids(probs: Tensor, boxes: Tensor, regions: Tensor, idx: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Sample one bucket of masks over a common crop shape; returns (values, crop heights, crop widths)."""
     reg = regions[idx]
@@ -241,7 +263,7 @@ def _bucket_rle_counts(binary: np.ndarray, regions: np.ndarray, img_h: int, img_
 
 
 def paste_masks_rle(mask_probs: Tensor, boxes: Tensor, img_h: int, img_w: int, threshold: float = 0.5,
-                    bucket: int = 128) -> List[dict]:
+                    bucket: int = 128) -> RLEMasks:
     """Paste ``(N, h, w)`` mask probabilities into their boxes and return COCO RLEs (``counts`` as bytes).
 
     The pasted values equal upstream's ``_do_paste_mask`` (same sampling grid, zero padding, region
@@ -250,13 +272,14 @@ def paste_masks_rle(mask_probs: Tensor, boxes: Tensor, img_h: int, img_w: int, t
     """
     n = mask_probs.shape[0]
     if n == 0:
-        return []
+        return RLEMasks([], img_h, img_w)
     counts: List[np.ndarray] = [None] * n  # type: ignore[list-item]
     for idx, values, hs, ws, regions in _iter_buckets(mask_probs, boxes, img_h, img_w, bucket):
         binary = _binarize(values, hs, ws, threshold).numpy()
         for i, c in zip(idx.tolist(), _bucket_rle_counts(binary, regions.numpy(), img_h, img_w)):
             counts[i] = c
-    return mask_util.frPyObjects([{'size': [img_h, img_w], 'counts': c} for c in counts], img_h, img_w)
+    return RLEMasks(mask_util.frPyObjects([{'size': [img_h, img_w], 'counts': c} for c in counts], img_h, img_w),
+                    img_h, img_w)
 
 
 def paste_masks_dense(mask_probs: Tensor, boxes: Tensor, img_h: int, img_w: int, threshold: float = 0.5,
