@@ -16,10 +16,10 @@ from .fast_mask_rcnn import (
 from .fast_ops import RLEMasks, multilevel_roi_align, paste_masks_dense, paste_masks_rle, roi_align
 from .fusion import fuse_boxes, vote_masks
 from .tiled import TiledDetector
-from .tta import CellTTAModel
+from .tta import CellTTAModel, tta_pipeline_of
 
 __all__ = [
     'FastFCNMaskHead', 'FastMaskRCNN', 'FastRoIExtractor', 'FastStandardRoIHead', 'fast_inference_model_cfg',
     'RLEMasks', 'multilevel_roi_align', 'paste_masks_dense', 'paste_masks_rle', 'roi_align', 'fuse_boxes',
-    'vote_masks', 'TiledDetector', 'CellTTAModel'
+    'vote_masks', 'TiledDetector', 'CellTTAModel', 'tta_pipeline_of'
 ]

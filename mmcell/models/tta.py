@@ -17,7 +17,7 @@ Config::
                     [PackDetInputs(meta_keys=(..., 'scale_factor'))]])]
 
 ``tools/test.py --tta`` wraps ``cfg.model`` into ``cfg.tta_model`` and uses ``cfg.tta_pipeline``; a plain test
-pipeline (one scale) works as well.
+pipeline (one scale) works as well, and :func:`tta_pipeline_of` derives a multi-scale one from a test pipeline.
 """
 from __future__ import annotations
 
@@ -210,8 +210,30 @@ class CellTTAModel(BaseTTAModel):
         return out
 
 
-def tta_views_of(model_cfg: dict, flips: Sequence[str] = ('none', 'horizontal'), rotations: Sequence[int] = (0, ),
-                 **tta_cfg) -> dict:
-    """A ``CellTTAModel`` config wrapping ``model_cfg`` (what ``tools/test.py --tta`` builds from tta_model)."""
-    return dict(type='CellTTAModel', module=copy.deepcopy(model_cfg), flips=list(flips), rotations=list(rotations),
-                tta_cfg=tta_cfg or None)
+def tta_pipeline_of(test_pipeline: Sequence[dict], scales: Sequence[float] = (1.0, )) -> List[dict]:
+    """Turn a test pipeline into a ``tta_pipeline`` whose views are the ``Resize`` at several scales.
+
+    Transforms before the (first) ``Resize`` load the image once; ``TestTimeAug`` then branches over the
+    scaled resizes and applies the rest (``PackDetInputs``) to every view. Flips and rotations are done by
+    :class:`CellTTAModel` on tensors, so the pipeline stays free of them.
+
+    Args:
+        test_pipeline: a config's test pipeline containing one ``Resize`` (``scale`` or ``scale_factor``).
+        scales: multipliers of that resize, e.g. ``(1.0, 1.25, 1.5)``.
+    """
+    steps = [dict(s) for s in test_pipeline]
+    idx = next((i for i, s in enumerate(steps) if s.get('type') in ('Resize', 'mmdet.Resize')), None)
+    if idx is None:
+        raise ValueError('tta_pipeline_of: the test pipeline has no Resize to scale')
+    resize = steps[idx]
+    variants = []
+    for s in scales:
+        r = copy.deepcopy(resize)
+        if r.get('scale') is not None:
+            scale = r['scale']
+            r['scale'] = (int(round(scale * s)) if isinstance(scale, (int, float))
+                          else tuple(int(round(v * s)) for v in scale))
+        else:
+            r['scale_factor'] = float(r.get('scale_factor', 1.0)) * float(s)
+        variants.append(r)
+    return steps[:idx] + [dict(type='TestTimeAug', transforms=[variants] + [[t] for t in steps[idx + 1:]])]

@@ -21,6 +21,7 @@ def tiny_model_cfg(norm: bool = True, dets: int = 100):
     model.backbone.init_cfg = None
     if not norm:  # mmdet's plain mask head (int8 path needs convs without GroupNorm)
         model.roi_head.mask_head.norm_cfg = None
+    model.test_cfg.rpn.nms_pre, model.test_cfg.rpn.max_per_img = 400, 200
     model.test_cfg.rcnn.score_thr = 0.0
     model.test_cfg.rcnn.max_per_img = dets
     return model
