@@ -41,7 +41,7 @@ else
 fi
 
 # Cache key: python tag + torch version + cuda version (or cpu).
-read -r PY_TAG TORCH_VER CUDA_TAG < <("$PY" - <<'PYEOF'
+read -r PY_TAG TORCH_VER CUDA_TAG < <("$PY" -W ignore - <<'PYEOF'
 import shutil, sys, torch
 cuda = torch.version.cuda if torch.version.cuda and (torch.cuda.is_available() or shutil.which('nvcc')) else None
 print(f'cp{sys.version_info[0]}{sys.version_info[1]}', torch.__version__.split('+')[0],
