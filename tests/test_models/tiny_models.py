@@ -9,7 +9,7 @@ import torch
 QUICKSTART = 'configs/quickstart/mask-rcnn_r18-tiny_fpn_1xb2-cpu_synthetic.py'
 
 
-def tiny_model_cfg(norm: bool = True, dets: int = 100):
+def tiny_model_cfg(norm: bool = True, dets: int = 100, width: int | None = None):
     """The quickstart Mask R-CNN (ResNet-18 at half width) with test settings that keep many detections."""
     from mmengine.config import Config
 
@@ -19,6 +19,17 @@ def tiny_model_cfg(norm: bool = True, dets: int = 100):
     cfg = Config.fromfile(QUICKSTART)
     model = copy.deepcopy(cfg.model)
     model.backbone.init_cfg = None
+    if width is not None:  # an even smaller backbone/neck (big-image tests)
+        model.backbone.base_channels = width
+        model.neck.in_channels = [width, width * 2, width * 4, width * 8]
+        neck = model.neck.out_channels = width * 2
+        model.neck.norm_cfg = None
+        model.rpn_head.in_channels = model.rpn_head.feat_channels = neck
+        roi = model.roi_head
+        roi.bbox_roi_extractor.out_channels = roi.mask_roi_extractor.out_channels = neck
+        roi.bbox_head.in_channels = neck
+        roi.mask_head.in_channels = roi.mask_head.conv_out_channels = neck
+        roi.mask_head.norm_cfg = None
     if not norm:  # mmdet's plain mask head (int8 path needs convs without GroupNorm)
         model.roi_head.mask_head.norm_cfg = None
     model.test_cfg.rpn.nms_pre, model.test_cfg.rpn.max_per_img = 400, 200
