@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import os
 import os.path as osp
 import platform
 import statistics
@@ -92,21 +93,23 @@ def make_batch(size: tuple, scale: float, seed: int) -> dict:
 
 
 def run_upstream(model, batch) -> tuple:
-    t0 = time.perf_counter()
+    """(wall s, cpu s) of predict, of predict + RLE encoding, the prediction and its RLEs."""
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
         pred = model.test_step(copy.deepcopy(batch))[0].pred_instances
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     masks = pred.masks.numpy()
     rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    t2 = time.perf_counter()
-    return t1 - t0, t2 - t0, pred, rles
+    t2, c2 = time.perf_counter(), time.process_time()
+    return (t1 - t0, c1 - c0), (t2 - t0, c2 - c0), pred, rles
 
 
 def run_fast(model, batch) -> tuple:
-    t0 = time.perf_counter()
+    """(wall s, cpu s) and the prediction."""
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
         pred = model.test_step(copy.deepcopy(batch))[0].pred_instances
-    return time.perf_counter() - t0, pred
+    return (time.perf_counter() - t0, time.process_time() - c0), pred
 
 
 def mask_ious(up_pred, up_rles, fast_pred) -> np.ndarray:
@@ -158,28 +161,34 @@ def main(argv=None) -> None:
             counts[name] = len(pred)
             if rep == 0:
                 ious[name] = mask_ious(up_pred, up_rles, pred)
-        print(f'repeat {rep + 1}/{args.repeat}: ' + ', '.join(f'{k} {v[-1]:.2f}s' for k, v in times.items()))
-    med = {k: statistics.median(v) for k, v in times.items()}
+        print(f'repeat {rep + 1}/{args.repeat} (wall/cpu s): '
+              + ', '.join(f'{k} {v[-1][0]:.2f}/{v[-1][1]:.2f}' for k, v in times.items()), flush=True)
+    med = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
+    cpu = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
     h, w = args.size
-    lines = [f'| variant | s/image (median of {args.repeat}) | ratio vs upstream+RLE | ratio vs upstream | '
-             'dets | mask IoU vs upstream: mean / min / share >= 0.99 |', '|---|---|---|---|---|---|']
+    lines = [f'| variant | wall s/image (median of {args.repeat}) | ratio vs upstream+RLE | ratio vs upstream | '
+             'CPU s/image (median) | CPU-time ratio vs upstream+RLE | dets | '
+             'mask IoU vs upstream: mean / min / share >= 0.99 |', '|---|---|---|---|---|---|---|---|']
     for name in times:
         iou = ious.get(name)
         iou_txt = f'{iou.mean():.4f} / {iou.min():.4f} / {(iou >= 0.99).mean():.3f}' if iou is not None else '-'
         label = {'fp32': 'mmcell fp32', 'bf16': 'mmcell bf16 mask head', 'int8': 'mmcell int8 mask head',
-                 'thr': f'mmcell fp32, mask head only for score >= {half:.3f} (half)' if half else 'thr'}.get(name,
-                                                                                                          name)
+                 'thr': f'mmcell fp32, mask head only for score >= {half:.3f} (the top half; the rest get box masks, '
+                        'hence the IoU)' if half else 'thr'}.get(name, name)
         lines.append(f'| {label} | {med[name]:.2f} | {med["upstream+rle"] / med[name]:.2f}x | '
-                     f'{med["upstream"] / med[name]:.2f}x | {counts.get(name, counts["upstream"])} | {iou_txt} |')
+                     f'{med["upstream"] / med[name]:.2f}x | {cpu[name]:.2f} | {cpu["upstream+rle"] / cpu[name]:.2f}x | '
+                     f'{counts.get(name, counts["upstream"])} | {iou_txt} |')
     table = '\n'.join(lines)
+    load = ' / '.join(f'{v:.1f}' for v in os.getloadavg())
     print(table)
     if args.no_append:
         return
     cmd = 'python tools/analysis_tools/benchmark_inference.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
     entry = (f'\n## CPU Mask R-CNN inference: upstream mmdet vs mmcell fast path ({datetime.date.today()})\n'
              f'- Machine: 2-core CPU dev box, no GPU ({platform.processor() or platform.machine()}, '
-             f'torch {torch.__version__}, {torch.get_num_threads()} threads); shared with other engineers, so '
-             f'absolute times are noisy: compare the ratios (interleaved runs, medians).\n'
+             f'torch {torch.__version__}, {torch.get_num_threads()} threads); shared with ~5 engineers (load average '
+             f'{load}), so absolute times are noisy: compare the ratios (interleaved runs, medians; CPU time is '
+             'less sensitive to the other processes than wall time).\n'
              f'- Command: `{cmd.strip()}`\n'
              f'- Model: `{args.config}` with 4 classes, random weights; network input {h}x{w} from a '
              f'{int(round(h / args.scale))}x{int(round(w / args.scale))} image (x{args.scale:g}), '
