@@ -14,12 +14,12 @@ from .fast_mask_rcnn import (
     fast_inference_model_cfg,
 )
 from .fast_ops import RLEMasks, multilevel_roi_align, paste_masks_dense, paste_masks_rle, roi_align
-from .fusion import fuse_boxes, vote_masks
+from .fusion import fuse_boxes, fuse_instances, vote_masks
 from .tiled import TiledDetector
 from .tta import CellTTAModel, tta_pipeline_of
 
 __all__ = [
     'FastFCNMaskHead', 'FastMaskRCNN', 'FastRoIExtractor', 'FastStandardRoIHead', 'fast_inference_model_cfg',
     'RLEMasks', 'multilevel_roi_align', 'paste_masks_dense', 'paste_masks_rle', 'roi_align', 'fuse_boxes',
-    'vote_masks', 'TiledDetector', 'CellTTAModel', 'tta_pipeline_of'
+    'fuse_instances', 'vote_masks', 'TiledDetector', 'CellTTAModel', 'tta_pipeline_of'
 ]

@@ -109,3 +109,47 @@ def vote_masks(masks: Sequence[dict], member_groups: Sequence[Tensor], member_we
         full[y0:y1, x0:x1] = crop
         out.append(mask_util.encode(np.asfortranarray(full)))
     return out
+
+
+def fuse_instances(preds: Sequence, weights: Optional[Sequence[float]], height: int, width: int,
+                   iou_thr: float = 0.55, vote_thr: float = 0.5, max_per_img: int = 1000):
+    """Fuse the instances several models predicted for one image (weighted box fusion + mask voting).
+
+    Args:
+        preds: per model an ``InstanceData`` with ``bboxes``, ``scores``, ``labels`` and ``masks`` (dense or RLE)
+            in the same original image of ``height x width``.
+        weights: per-model weights (default equal).
+        iou_thr: box IoU that joins instances of the same class into one.
+        vote_thr: share of a cluster's weight (model weight x score) a pixel needs to be in the fused mask.
+        max_per_img: instances kept, best fused score first.
+
+    Returns:
+        ``InstanceData`` with fused ``bboxes``, ``scores`` (source-weighted mean of each model's best score:
+        an instance found by one model of two keeps half its score), ``labels`` and ``masks`` (``RLEMasks``).
+    """
+    from mmengine.structures import InstanceData
+
+    from .fast_ops import RLEMasks
+
+    num = len(preds)
+    w = torch.ones(num) if weights is None else torch.as_tensor(list(weights), dtype=torch.float32)
+    if len(w) != num:
+        raise ValueError(f'{len(w)} weights for {num} models')
+    rles: List[dict] = []
+    for p in preds:
+        masks = p.masks
+        if isinstance(masks, (list, tuple)):
+            rles += list(masks)
+        elif len(p):
+            arr = masks.detach().cpu().numpy() if hasattr(masks, 'detach') else np.asarray(masks)
+            rles += mask_util.encode(np.asfortranarray(arr.astype(np.uint8).transpose(1, 2, 0)))
+    bboxes = torch.cat([p.bboxes.float().cpu() for p in preds]) if num else torch.zeros((0, 4))
+    scores = torch.cat([p.scores.float().cpu() for p in preds]) if num else torch.zeros(0)
+    labels = torch.cat([p.labels.long().cpu() for p in preds]) if num else torch.zeros(0, dtype=torch.long)
+    sources = torch.cat([torch.full((len(p), ), i, dtype=torch.long) for i, p in enumerate(preds)])
+    fused = fuse_boxes(bboxes, scores, labels, sources, num, iou_thr=iou_thr, weights=w)
+    k = min(len(fused['scores']), max_per_img)
+    members = fused['members'][:k]
+    masks = vote_masks(rles, members, w[sources] * scores, height, width, vote_thr) if k else []
+    return InstanceData(bboxes=fused['bboxes'][:k], scores=fused['scores'][:k], labels=fused['labels'][:k],
+                        masks=RLEMasks(masks, height, width))

@@ -1,0 +1,86 @@
+"""Ensembles: several models' predictions of a release folder fused into one submission."""
+from __future__ import annotations
+
+import os.path as osp
+from typing import Any, List, Optional, Sequence, Tuple
+
+import torch
+
+
+def parse_model_spec(spec: str) -> Tuple[str, str, float]:
+    """``CONFIG:CHECKPOINT[:WEIGHT]`` -> (config, checkpoint, weight)."""
+    parts = spec.split(':')
+    weight = 1.0
+    if len(parts) == 3:
+        try:
+            weight = float(parts[2])
+        except ValueError:
+            raise ValueError(f'{spec}: the weight after the second ":" must be a number') from None
+        parts = parts[:2]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f'{spec}: expected CONFIG:CHECKPOINT or CONFIG:CHECKPOINT:WEIGHT')
+    return parts[0], parts[1], weight
+
+
+def predict_release_ensemble(models: Sequence[Tuple[str, str, float]], data_root: str, out_file: str,
+                             ids_file: Optional[str] = None, img_dir: Optional[str] = None, options: Any = None,
+                             device: str = 'cpu', iou_thr: float = 0.55, vote_thr: float = 0.5,
+                             max_per_img: int = 1000, tta: bool = False, progress: bool = True) -> Any:
+    """Predict a release folder with every model, fuse per image and write the submission (SUBMIT's writer).
+
+    Args:
+        models: ``(config, checkpoint, weight)`` per model.
+        data_root, out_file, ids_file, img_dir, options: as :func:`mmcell.apis.inference.predict_release`.
+        device: ``'cpu'`` or ``'cuda:0'``.
+        iou_thr, vote_thr, max_per_img: see :func:`mmcell.models.fusion.fuse_instances`.
+        tta: run every model with mask TTA (flips).
+        progress: print one line per model.
+
+    Returns:
+        the :class:`mmcell.evaluation.submission.SubmissionReport`.
+    """
+    from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids
+    from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample, write_submission
+    from mmcell.models.fusion import fuse_instances
+
+    from .inference import check_writable, predict_images
+    from .segment import build_inference_model
+
+    if not models:
+        raise ValueError('an ensemble needs at least one CONFIG:CHECKPOINT')
+    options = options or SubmissionOptions()
+    ids_file = ids_file or osp.join(data_root, 'test_image_name_to_ids.json')
+    img_dir = img_dir or osp.join(data_root, 'test_release')
+    images = read_test_ids(ids_file, img_dir)
+    if not images:
+        raise HW3FormatError(img_dir, f'no test images (and {osp.basename(ids_file)} lists none)')
+    check_writable(out_file)
+    paths = [osp.join(img_dir, img['file_name']) for img in images]
+    per_model: List[list] = []
+    num_classes = None
+    for k, (config, checkpoint, _) in enumerate(models):
+        model = build_inference_model(config, checkpoint, device=device, tta=tta, mask_format='rle')
+        classes = len((model.dataset_meta or {}).get('classes', ())) or 4
+        if num_classes is not None and classes != num_classes:
+            raise ValueError(f'{config}: {classes} classes but the first model has {num_classes}')
+        num_classes = classes
+        if progress:
+            print(f'model {k + 1}/{len(models)}: {config}')
+        preds = []
+        for img, path in zip(images, paths):  # one image at a time: bounded memory
+            sample = predict_images(model, [path], img_ids=[img['id']], sizes=[(img['height'], img['width'])],
+                                    progress=False)[0]
+            preds.append(sample)
+        per_model.append(preds)
+        del model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    weights = [m[2] for m in models]
+    results = []
+    for i, img in enumerate(images):
+        sample = per_model[0][i].clone()
+        sample.pred_instances = fuse_instances([p[i].pred_instances for p in per_model], weights, img['height'],
+                                               img['width'], iou_thr, vote_thr, max_per_img)
+        results += encode_data_sample(sample, img['id'], options, num_classes,
+                                      expected_size=(img['height'], img['width']))
+    return write_submission(results, out_file, images, num_classes=num_classes)
