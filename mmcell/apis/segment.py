@@ -156,3 +156,24 @@ def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike,
             print(f'{path}: {len(seg.table)} cells' + (f' -> {seg.files["labels"]}' if seg.files else ''))
         results.append(seg)
     return results
+
+
+class LabelSaver(torch.nn.Module):
+    """Wrap an inference model so every prediction also writes its label image, class map and cell table.
+
+    Used by ``tools/predict.py --save-labels DIR``: the submission and the label files come from the same
+    forward pass. ``cfg`` and ``dataset_meta`` are the wrapped model's.
+    """
+
+    def __init__(self, model: torch.nn.Module, out_dir: str, score_thr: float = 0.5) -> None:
+        super().__init__()
+        self.model, self.out_dir, self.score_thr = model, out_dir, score_thr
+        self.cfg, self.dataset_meta = model.cfg, model.dataset_meta
+
+    def test_step(self, data) -> list:
+        outputs = self.model.test_step(data)
+        names = tuple((self.dataset_meta or {}).get('classes', ()))
+        for out in outputs:
+            path = out.metainfo.get('img_path', f"image_{out.metainfo.get('img_id', 0)}.tif")
+            save_labels(segmentation_of(out, path, names, self.score_thr, _read_rgb(path)), self.out_dir)
+        return outputs
