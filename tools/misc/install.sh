@@ -16,6 +16,7 @@ VENV=${VENV:-.venv}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 CACHE=${MMCELL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmcell}
 MMCV_VERSION=2.1.0
+export PIP_CONSTRAINT="$PWD/requirements/constraints.txt"  # keeps setuptools<82 through every install
 t0=$(date +%s)
 
 log() { printf '[install %3ds] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
@@ -28,7 +29,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
-if ! "$PY" -c 'import setuptools, ninja, wheel, sys; sys.exit(int(setuptools.__version__.split(".")[0]) >= 82)' 2>/dev/null; then
+if ! "$PY" -c 'import setuptools, ninja, wheel, pkg_resources' 2>/dev/null \
+   || ! "$PY" -c 'import setuptools, sys; sys.exit(not 77 <= int(setuptools.__version__.split(".")[0]) < 82)'; then
   log "installing build tools (setuptools<82, wheel, ninja)"
   pipq install -q -r requirements/build.txt
 fi
