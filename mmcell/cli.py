@@ -24,7 +24,7 @@ def _segment_parser(sub) -> None:
     p.add_argument('--tta', action='store_true', help='test-time augmentation (flips, --tta-scales)')
     p.add_argument('--tta-scales', type=float, nargs='+', default=[1.0], help='TTA scale multipliers')
     p.add_argument('--tile', type=int, help='tiled inference with this tile size (network-input pixels)')
-    p.add_argument('--tile-overlap', type=int, default=128)
+    p.add_argument('--tile-overlap', type=int, help='overlap between tiles (default min(128, tile/4))')
     p.add_argument('--no-fast', action='store_true', help="use mmdet's own inference modules")
 
 
@@ -37,7 +37,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         from mmcell.apis.segment import segment
 
         kwargs = dict(tta_scales=args.tta_scales) if args.tta else {}
-        if args.tile:
+        if args.tile and args.tile_overlap is not None:
             kwargs['tile_overlap'] = args.tile_overlap
         try:
             results = segment(args.images, args.config, args.checkpoint, out_dir=args.out, device=args.device,

@@ -26,7 +26,7 @@ def build_inference_model(config: Union[PathLike, Config], checkpoint: Optional[
                           tta: bool = False, tta_scales: Sequence[float] = (1.0, ),
                           tta_flips: Sequence[str] = ('none', 'horizontal', 'vertical'),
                           tta_rotations: Sequence[int] = (0, ), tile: Optional[int] = None,
-                          tile_overlap: int = 128) -> torch.nn.Module:
+                          tile_overlap: Optional[int] = None) -> torch.nn.Module:
     """A model for :func:`mmcell.apis.inference.predict_images`, optionally fast / with TTA / tiled.
 
     Args:
@@ -36,7 +36,7 @@ def build_inference_model(config: Union[PathLike, Config], checkpoint: Optional[
         mask_format: ``'rle'`` (memory ~ boxes) or ``'bitmap'`` masks in the predictions.
         tta: wrap in :class:`mmcell.models.CellTTAModel` with ``tta_scales`` x ``tta_flips`` x ``tta_rotations``.
         tile: wrap in :class:`mmcell.models.TiledDetector` with this tile size (network-input pixels).
-        tile_overlap: overlap between tiles.
+        tile_overlap: overlap between tiles (default ``min(128, tile // 4)``).
 
     Returns:
         a module with ``test_step``, ``cfg`` (its test pipeline is the one to use) and ``dataset_meta``.
@@ -72,7 +72,8 @@ def build_inference_model(config: Union[PathLike, Config], checkpoint: Optional[
         pipeline = model.cfg.test_dataloader.dataset.get('pipeline') or model.cfg.get('test_pipeline')
         wrapped.cfg.test_dataloader.dataset.pipeline = tta_pipeline_of(pipeline, tta_scales)
     elif tile:
-        wrapped = TiledDetector(model, tile_size=tile, overlap=tile_overlap, mask_format=mask_format)
+        overlap = min(128, tile // 4) if tile_overlap is None else tile_overlap
+        wrapped = TiledDetector(model, tile_size=tile, overlap=overlap, mask_format=mask_format)
         wrapped.cfg = model.cfg
     if wrapped is None:
         return model
