@@ -16,7 +16,10 @@ DATA=${DEMO_DATA:-data/synthetic}
 WORK_DIR=${DEMO_WORK_DIR:-work_dirs/demo}
 NUM_TRAIN=${DEMO_TRAIN_IMAGES:-80}
 NUM_TEST=${DEMO_TEST_IMAGES:-20}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+# One torch thread per spare core: the data-loading worker needs a core too, and OpenMP threads that compete
+# for busy cores slow training down by an order of magnitude (measured 0.43 vs 4.8 s/iter on 2 loaded cores).
+cores=$(nproc)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores > 1 ? cores - 1 : 1 ))}
 
 start=$(date +%s)
 stamp() { echo "[demo $(( $(date +%s) - start ))s] $*"; }
@@ -62,6 +65,19 @@ test_log="$WORK_DIR/demo_test.log"
 "$PY" tools/test.py "$dumped_config" "$best" --work-dir "$WORK_DIR/test" --data-root "$DATA" --show-dir vis \
     2>&1 | tee "$test_log"
 vis_dir=$(ls -td "$WORK_DIR"/test/*/vis 2>/dev/null | head -n 1 || true)
+if [ -n "$vis_dir" ]; then
+    # mmdet's visualizer keeps the input's file name (.tif); the overlays are meant to be looked at: PNG.
+    "$PY" - "$vis_dir" <<'EOF'
+import glob
+import os
+import sys
+
+import cv2
+for path in glob.glob(os.path.join(sys.argv[1], '*.tif')):
+    cv2.imwrite(os.path.splitext(path)[0] + '.png', cv2.imread(path, cv2.IMREAD_COLOR))
+    os.remove(path)
+EOF
+fi
 
 # 3b. contest submission (SUBMIT): the Codabench zip for the synthetic test split, then the standalone check -----
 stamp "writing the submission zip for the synthetic test split"
