@@ -244,26 +244,64 @@ def mask_probs_of(mask_head: nn.Module, mask_preds: Tensor, labels: Tensor) -> T
 
 @MODELS.register_module()
 class FastMaskRCNN(MaskRCNN):
-    """``MaskRCNN`` that runs backbone and neck in channels_last at CPU inference (oneDNN's fast layout).
+    """``MaskRCNN`` whose CPU inference runs a channels_last backbone with BatchNorm folded into the convs.
+
+    The folded copy (mmcv's ``fuse_conv_bn``) is built lazily at the first CPU inference and kept outside the
+    module tree (no extra state_dict keys); ``train()``, ``load_state_dict()`` and device moves drop it, so
+    training and checkpoints always see the original modules.
 
     Args:
-        channels_last: convert the backbone/neck weights and the input batch to NHWC on CPU inference.
+        channels_last: run backbone and neck in NHWC on CPU inference (oneDNN's fast layout).
+        fuse_conv_bn: fold BatchNorm into the preceding convs for CPU inference (same outputs to rounding).
         **kwargs: ``MaskRCNN`` arguments.
     """
 
-    def __init__(self, *args, channels_last: bool = True, **kwargs) -> None:
+    def __init__(self, *args, channels_last: bool = True, fuse_conv_bn: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.channels_last = channels_last
+        self.fuse_conv_bn = fuse_conv_bn
 
-    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
-        if self.channels_last and _fast_path(batch_inputs, self):
-            if not getattr(self, '_is_channels_last', False):
-                self.backbone.to(memory_format=torch.channels_last)
+    def _drop_inference_backbone(self) -> None:
+        self.__dict__.pop('_inference_backbone', None)
+
+    def _get_inference_backbone(self) -> nn.Module:
+        cached = self.__dict__.get('_inference_backbone')
+        if cached is None:
+            if self.fuse_conv_bn:
+                from mmcv.cnn import fuse_conv_bn
+
+                cached = copy.deepcopy(self.backbone)
+                cached.eval()  # (mmdet's ResNet.train() returns None: no chaining)
+                fuse_conv_bn(cached)
+            else:
+                cached = self.backbone
+            if self.channels_last:
+                cached.to(memory_format=torch.channels_last)
                 if self.with_neck:
                     self.neck.to(memory_format=torch.channels_last)
-                self._is_channels_last = True
+            self.__dict__['_inference_backbone'] = cached  # not a registered submodule
+        return cached
+
+    def train(self, mode: bool = True):
+        self._drop_inference_backbone()
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):
+        self._drop_inference_backbone()
+        return super().load_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._drop_inference_backbone()
+        return super()._apply(fn, *args, **kwargs)
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        if not (self.channels_last or self.fuse_conv_bn) or not _fast_path(batch_inputs, self):
+            return super().extract_feat(batch_inputs)
+        backbone = self._get_inference_backbone()
+        if self.channels_last:
             batch_inputs = batch_inputs.contiguous(memory_format=torch.channels_last)
-        return super().extract_feat(batch_inputs)
+        x = backbone(batch_inputs)
+        return self.neck(x) if self.with_neck else x
 
 
 def fast_inference_model_cfg(model_cfg: dict, precision: str = 'fp32', mask_format: Optional[str] = None,

@@ -75,14 +75,23 @@ def test_mask_score_gate(trained_pair):
     assert np.array_equal(dense_masks(low.masks).sum((1, 2)), areas)
 
 
-def test_bitmap_format_and_training_path_untouched():
+def test_bitmap_format_bn_folding_and_training_path_untouched():
     cfg = tiny_model_cfg(dets=50)
+    cfg.backbone.norm_cfg = dict(type='BN', requires_grad=True)  # BatchNorm: folded into convs at inference
     upstream = build(cfg)
-    fast = build(fast_inference_model_cfg(cfg, mask_format='bitmap'), state_dict=upstream.state_dict())
+    g = torch.Generator().manual_seed(0)
+    state = {k: (torch.rand(v.shape, generator=g) + 0.5 if k.endswith('running_var') else
+                 torch.randn(v.shape, generator=g) * 0.1 if k.endswith('running_mean') else v)
+             for k, v in upstream.state_dict().items()}
+    upstream.load_state_dict(state)
+    fast = build(fast_inference_model_cfg(cfg, mask_format='bitmap'), state_dict=state)
     batch = make_sample_batch(64, 80, scale=1.5)
     ref, got = _predict(upstream, batch), _predict(fast, batch)
-    assert got.masks.dtype == torch.bool and got.masks.shape == ref.masks.shape
-    assert torch.equal(got.masks, ref.masks)
+    assert isinstance(fast._get_inference_backbone().bn1, torch.nn.Identity)
+    assert set(fast.state_dict()) == set(upstream.state_dict())  # the folded copy is not in the checkpoint
+    assert got.masks.dtype == torch.bool and got.masks.shape == ref.masks.shape and len(got) == len(ref)
+    torch.testing.assert_close(got.bboxes, ref.bboxes, atol=1e-3, rtol=1e-4)
+    assert mask_iou(got.masks.numpy(), ref.masks.numpy()).min() >= 0.99
     # in train mode (or with autograd) the fast modules defer to mmdet: identical RoI features
     fast.train()
     feats = fast.extract_feat(torch.randn(1, 3, 64, 96))
