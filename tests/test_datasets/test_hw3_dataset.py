@@ -223,3 +223,15 @@ def test_image_formats(tmp_path, dtype, channels):
     tifffile.imwrite(path, data, compression='lzw')
     results = LoadCellImage().transform(dict(img_path=str(path)))
     assert results['img'].dtype == np.uint8 and np.array_equal(results['img'][..., ::-1], rgb8)
+
+
+def test_rle_decoder_matches_pycocotools():
+    from mmcell.datasets.rle import rles_to_bitmaps
+    rng = np.random.default_rng(0)
+    masks = [rng.random((300, 410)) < p for p in (0.0, 0.001, 0.5, 0.999, 1.0)]
+    big = np.zeros((300, 410), bool)
+    big[5:290, 3:400] = True  # long runs: multi-group counts and negative differences
+    masks.append(big)
+    rles = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
+    rles = [dict(size=r['size'], counts=r['counts'].decode()) for r in rles]
+    assert np.array_equal(rles_to_bitmaps(rles, 300, 410).astype(bool), np.stack(masks))
