@@ -53,16 +53,19 @@ def test_votes_weights_and_scores():
 
 
 def test_ensemble_tool_writes_valid_submission(trained_quickstart, tmp_path):
-    import sys
-
-    from conftest import run_tool
+    import importlib.util
+    import os.path as osp
 
     from mmcell.evaluation.submission import load_submission
 
+    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'ensemble.py')
+    spec_ = importlib.util.spec_from_file_location('ensemble_tool', tool)
+    ensemble_tool = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(ensemble_tool)
     out = tmp_path / 'ens.zip'
     spec = f'{trained_quickstart.config}:{trained_quickstart.checkpoint}'
-    proc = run_tool(sys.executable, 'tools/ensemble.py', '--models', spec, f'{spec}:2', '--data-root',
-                    trained_quickstart.data_root, '--out', str(out))
-    assert 'wrote' in proc.stdout
+    ensemble_tool.main(['--models', spec, f'{spec}:2', '--data-root', trained_quickstart.data_root, '--out', str(out)])
+    with pytest.raises(SystemExit, match='CONFIG:CHECKPOINT'):
+        ensemble_tool.main(['--models', 'only-a-config.py', '--data-root', trained_quickstart.data_root])
     results = load_submission(str(out))
     assert len(results) > 0 and {r['category_id'] for r in results} <= {1, 2, 3, 4}

@@ -59,8 +59,10 @@ def test_tiles_merge_like_whole_image_on_trained_model(trained_quickstart):
         tiled = TiledDetector(model, tile_size=tile, overlap=48, mask_format='rle').test_step(
             copy.deepcopy(batch))[0].pred_instances
     assert isinstance(tiled.masks, RLEMasks) and tiled.masks.shape[1:] == (h, w)
-    whole, tiled = whole[whole.scores > 0.3], tiled[tiled.scores > 0.3]
-    assert len(whole) >= 5
+    # the confident part of the whole-image result (a 1-epoch model: at most 0.3, at least its top 20)
+    thr = min(0.3, float(whole.scores.sort(descending=True).values[min(19, len(whole) - 1)]))
+    whole, tiled = whole[whole.scores >= thr], tiled[tiled.scores >= thr]
+    assert len(whole) >= 5 and len(tiled) >= 1
     a, b = dense_masks(whole.masks), dense_masks(tiled.masks)
     inter = np.einsum('ihw,jhw->ij', a.astype(np.float32), b.astype(np.float32))
     union = a.sum((1, 2))[:, None] + b.sum((1, 2))[None] - inter

@@ -67,9 +67,13 @@ def make_sample_batch(h: int, w: int, scale: float = 1.0, seed: int = 0, img: np
 
 
 def dense_masks(masks) -> np.ndarray:
-    """(N, H, W) bool from a tensor or an RLEMasks list."""
+    """(N, H, W) bool from a tensor, an RLEMasks or a list of RLEs (non-empty)."""
     if hasattr(masks, 'to_ndarray'):
         return masks.to_ndarray()
+    if isinstance(masks, list):  # RLEs (an indexed RLEMasks is a plain list)
+        import pycocotools.mask as mask_util
+
+        return mask_util.decode(masks).transpose(2, 0, 1).astype(bool)
     return masks.cpu().numpy().astype(bool)
 
 

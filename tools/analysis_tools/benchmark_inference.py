@@ -46,7 +46,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0 = torch default)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-append', action='store_true', help='do not append to benchmarks/RESULTS.md')
+    parser.add_argument('--ap', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
+                        help='instead of timing: contest AP50 of a trained model on --data-root\'s test split, '
+                             'upstream vs mmcell fp32 / bf16 / int8 mask heads (through tools/test.py)')
+    parser.add_argument('--data-root', help='synthetic (or HW3) data root for --ap')
     return parser.parse_args(argv)
+
+
+FAST_OPTIONS = ['model.type=FastMaskRCNN', 'model.roi_head.type=FastStandardRoIHead',
+                'model.roi_head.bbox_roi_extractor.type=FastRoIExtractor',
+                'model.roi_head.mask_roi_extractor.type=FastRoIExtractor',
+                'model.roi_head.mask_head.type=FastFCNMaskHead']
+
+
+def measure_ap(config: str, checkpoint: str, data_root: str, variants: list) -> dict:
+    """``coco/segm_mAP_50`` of upstream and each precision variant, via tools/test.py on the test split."""
+    import re
+    import subprocess
+    import tempfile
+
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    results = {}
+    for name in ['upstream'] + [v for v in variants if v in ('fp32', 'bf16', 'int8')]:
+        options = [] if name == 'upstream' else FAST_OPTIONS + [f'model.roi_head.mask_head.precision={name}']
+        with tempfile.TemporaryDirectory() as work:
+            cmd = [sys.executable, osp.join(repo, 'tools', 'test.py'), config, checkpoint, '--work-dir', work,
+                   '--data-root', data_root] + (['--cfg-options'] + options if options else [])
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
+        found = re.findall(r'coco/segm_mAP_50: ([0-9.]+)|coco/segm_mAP_50=([0-9.]+)', proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not found:
+            raise SystemExit(f'{name}: tools/test.py failed:\n{(proc.stdout + proc.stderr)[-2000:]}')
+        results[name] = float([g for g in found[-1] if g][0])
+        print(f'{name}: segm AP50 {results[name]:.4f}', flush=True)
+    return results
 
 
 def build_models(config: str, dets: int, variants: list, seed: int) -> tuple:
@@ -135,6 +167,20 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.ap:
+        if not args.data_root:
+            raise SystemExit('--ap needs --data-root')
+        ap = measure_ap(args.ap[0], args.ap[1], args.data_root, args.variants)
+        table = '\n'.join(['| mask head | segm AP50 (test split) | change vs upstream |', '|---|---|---|'] +
+                          [f'| {k} | {v:.4f} | {v - ap["upstream"]:+.4f} |' for k, v in ap.items()])
+        print(table)
+        if not args.no_append:
+            cmd = 'python tools/analysis_tools/benchmark_inference.py ' + ' '.join(
+                sys.argv[1:] if argv is None else argv)
+            with open(RESULTS, 'a') as fh:
+                fh.write(f'\n## Cheaper mask heads: AP50 change on the synthetic test split ({datetime.date.today()})\n'
+                         f'- Machine: 2-core CPU dev box, no GPU. Command: `{cmd.strip()}`\n\n{table}\n')
+        return
     register_all_modules()
     upstream, fast = build_models(args.config, args.dets, args.variants, args.seed)
     half = None
