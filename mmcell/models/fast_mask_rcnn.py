@@ -23,6 +23,8 @@ import copy
 import warnings
 from typing import List, Optional, Tuple
 
+import numpy as np
+import pycocotools.mask as mask_util
 import torch
 from mmdet.models.detectors import MaskRCNN
 from mmdet.models.roi_heads import StandardRoIHead
@@ -146,19 +148,34 @@ def paste_instance_masks(probs: Tensor, bboxes: Tensor, img_h: int, img_w: int, 
 
 def box_masks(bboxes: Tensor, img_h: int, img_w: int, mask_format: str = 'bitmap'):
     """Rectangular masks filling each box (the fallback for detections whose mask head was skipped)."""
+    boxes = bboxes.round().long()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clamp(0, img_w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clamp(0, img_h)
     if mask_format == 'rle':
-        if len(bboxes) == 0:
-            return RLEMasks([], img_h, img_w)
-        # integer boxes like the bitmap branch (frPyObjects would rasterise the float box as a polygon)
-        xyxy = bboxes.round().clamp(min=0)
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clamp(max=img_w)
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clamp(max=img_h)
-        probs = torch.ones((len(bboxes), 1, 1))
-        return paste_masks_rle(probs, xyxy, img_h, img_w, 0.5)
+        return RLEMasks(rect_rles(boxes.tolist(), img_h, img_w), img_h, img_w)
     out = torch.zeros((len(bboxes), img_h, img_w), dtype=torch.bool)
-    for i, (x1, y1, x2, y2) in enumerate(bboxes.round().long().tolist()):
-        out[i, max(y1, 0):y2, max(x1, 0):x2] = True
+    for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        out[i, y1:y2, x1:x2] = True
     return out
+
+
+def rect_rles(boxes: list, img_h: int, img_w: int) -> List[dict]:
+    """COCO RLEs of filled integer rectangles ``[x1, y1, x2, y2)`` (run lengths in closed form)."""
+    total = img_h * img_w
+    counts = []
+    for x1, y1, x2, y2 in boxes:
+        h, w = max(y2 - y1, 0), max(x2 - x1, 0)
+        if h == 0 or w == 0:
+            counts.append(np.array([total], dtype=np.int64))
+            continue
+        if h == img_h:  # full columns join into one run
+            c = np.array([x1 * img_h, w * img_h, total - x2 * img_h], dtype=np.int64)
+        else:
+            body = np.tile(np.array([h, img_h - h], dtype=np.int64), w)
+            body[-1] = total - (x2 - 1) * img_h - y2
+            c = np.concatenate([[x1 * img_h + y1], body])
+        counts.append(c if c[-1] > 0 else c[:-1])
+    return mask_util.frPyObjects([{'size': [img_h, img_w], 'counts': c} for c in counts], img_h, img_w)
 
 
 def concat_masks(parts: list, mask_format: str):

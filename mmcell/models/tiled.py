@@ -79,8 +79,11 @@ class TiledDetector(BaseModel):
                 out.append(self.predict_tiled(img, sample))
         return out
 
-    def _predict_tile(self, img: Tensor, sample: DetDataSample, x0: int, y0: int,
-                      core: Tuple[Tuple[float, float], Tuple[float, float]]) -> tuple:
+    def detect_tile(self, img: Tensor, x0: int = 0, y0: int = 0) -> tuple:
+        """Detections of one tile in tile pixels: ``(boxes, scores, labels, mask probabilities (n, h, w))``.
+
+        ``x0, y0`` (the tile's position in the image) are not needed by the detector; subclasses may use them.
+        """
         det = self.module
         th, tw = img.shape[-2:]
         tile_sample = DetDataSample(metainfo=dict(img_shape=(th, tw), ori_shape=(th, tw), scale_factor=(1.0, 1.0)))
@@ -90,16 +93,21 @@ class TiledDetector(BaseModel):
         rpn = det.rpn_head.predict(feats, [tile_sample], rescale=False)
         res = det.roi_head.predict_bbox(feats, [tile_sample.metainfo], rpn, rcnn_test_cfg=det.roi_head.test_cfg,
                                         rescale=False)[0]
-        boxes = res.bboxes + res.bboxes.new_tensor([x0, y0, x0, y0])
+        if len(res) == 0:
+            return res.bboxes, res.scores, res.labels, res.bboxes.new_zeros((0, 28, 28))
+        rois = torch.cat([res.bboxes.new_zeros((len(res), 1)), res.bboxes], 1)
+        preds = det.roi_head._mask_forward(feats, rois)['mask_preds']
+        return res.bboxes, res.scores, res.labels, mask_probs_of(det.roi_head.mask_head, preds, res.labels)
+
+    def _predict_tile(self, img: Tensor, x0: int, y0: int,
+                      core: Tuple[Tuple[float, float], Tuple[float, float]]) -> tuple:
+        """Tile detections in image pixels, keeping those whose box centre lies in the tile's core."""
+        boxes, scores, labels, probs = self.detect_tile(img, x0, y0)
+        boxes = boxes + boxes.new_tensor([x0, y0, x0, y0])
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         (cx0, cx1), (cy0, cy1) = core
         keep = (cx >= cx0) & (cx < cx1) & (cy >= cy0) & (cy < cy1)
-        res, boxes = res[keep], boxes[keep]
-        if len(res) == 0:
-            return boxes, res.scores, res.labels, boxes.new_zeros((0, 1, 1))
-        rois = torch.cat([res.bboxes.new_zeros((len(res), 1)), res.bboxes], 1)
-        preds = det.roi_head._mask_forward(feats, rois)['mask_preds']
-        return boxes, res.scores, res.labels, mask_probs_of(det.roi_head.mask_head, preds, res.labels)
+        return boxes[keep], scores[keep], labels[keep], probs[keep]
 
     def predict_tiled(self, img: Tensor, sample: DetDataSample) -> DetDataSample:
         """Tiled prediction of one pipeline-processed image (``(C, H, W)`` tensor and its sample)."""
@@ -110,11 +118,11 @@ class TiledDetector(BaseModel):
         for y0, yc in zip(ys, ycores):
             for x0, xc in zip(xs, xcores):
                 crop = img[:, y0:y0 + self.tile_size, x0:x0 + self.tile_size]
-                parts.append(self._predict_tile(crop, sample, x0, y0, (xc, yc)))
+                parts.append(self._predict_tile(crop, x0, y0, (xc, yc)))
         boxes = torch.cat([p[0] for p in parts])
         scores = torch.cat([p[1] for p in parts])
         labels = torch.cat([p[2] for p in parts])
-        probs = [p[3] for p in parts if len(p[0])]
+        probs = [p[3] for p in parts]
         rcnn_cfg = self.module.roi_head.test_cfg
         max_per_img = self.max_per_img or rcnn_cfg.get('max_per_img', 1000)
         if len(boxes):
@@ -124,7 +132,7 @@ class TiledDetector(BaseModel):
             probs_all = torch.cat(probs)
             boxes, scores, labels, probs_all = boxes[keep], scores[keep], labels[keep], probs_all[keep]
         else:
-            probs_all = boxes.new_zeros((0, 28, 28))
+            probs_all = parts[0][3][:0] if parts else boxes.new_zeros((0, 28, 28))
         ori_h, ori_w = sample.metainfo['ori_shape'][:2]
         boxes = boxes / boxes.new_tensor(sample.metainfo['scale_factor']).repeat(2)
         out = sample.clone()
