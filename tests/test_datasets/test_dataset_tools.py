@@ -35,3 +35,45 @@ def test_hw3_to_coco_bad_root_one_line(tmp_path):
     assert proc.stderr.strip() == f'{tmp_path / "train"}: training folder not found ' \
         '(expected DATA_ROOT/train/<id>/image.tif)'
     assert not (tmp_path / 'x.json').exists()
+
+
+def test_browse_and_stats_tools(synthetic_hw3, tmp_path):
+    import cv2
+
+    from mmcell.datasets.hw3_annotations import load_train_annotations
+    from mmcell.datasets.hw3_dataset import CELL_METAINFO
+
+    out = tmp_path / 'browse'
+    proc = run_tool(sys.executable, 'tools/analysis_tools/browse_dataset.py', str(synthetic_hw3), '--out', str(out),
+                    '--max-images', '2', '--min-side', '200')
+    samples = load_train_annotations(synthetic_hw3, cache_file=None, progress=False)
+    assert f'{out}: 2 overlays' in proc.stdout
+    for s in samples[:2]:
+        png = cv2.imread(str(out / f'{s["name"]}.png'))[..., ::-1]
+        scale = min(4, max(1, -(-200 // min(s['height'], s['width']))))
+        assert png.shape == (s['height'] * scale, 2 * s['width'] * scale + 8, 3)
+        overlay = png[:, s['width'] * scale + 8:]
+        for k in {i['class_id'] for i in s['instances']}:  # every class present is drawn in its colour
+            assert (overlay == CELL_METAINFO['palette'][k - 1]).all(axis=2).sum() > 10
+    proc = run_tool(sys.executable, 'tools/analysis_tools/dataset_stats.py', str(synthetic_hw3), '--out',
+                    str(tmp_path / 'stats'))
+    total = sum(len(s['instances']) for s in samples)
+    assert f'images: {len(samples)}' in proc.stdout
+    assert 'touching the image border: ' in proc.stdout and f'/{total} (' in proc.stdout
+    assert (tmp_path / 'stats' / 'dataset_stats.png').stat().st_size > 10_000
+
+
+def test_contours_separate_touching_cells():
+    import numpy as np
+    from hw3_builders import touching_maps
+
+    from mmcell.datasets.analysis import contour_pixels, instance_label_map
+    from mmcell.datasets.hw3_format import class_map_instances
+
+    cmap = touching_maps()[2]
+    instances = [i._asdict() | dict(mask=i.rle) for i in class_map_instances(cmap, 2)]
+    labels = instance_label_map(instances, *cmap.shape)
+    assert np.array_equal(labels > 0, cmap > 0) and len(np.unique(labels)) == 3
+    edge = contour_pixels(labels)
+    assert edge[12:20, 15].all() and edge[12:20, 16].all()  # the shared edge is drawn on both sides
+    assert not edge[14:18, 12:14].any()  # interiors are not

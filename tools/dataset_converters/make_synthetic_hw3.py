@@ -35,11 +35,11 @@ def main(argv=None) -> None:
                                   density=args.density, progress=True)
     except (ValueError, OSError) as err:
         raise SystemExit(f'{args.out}: {str(err).splitlines()[0]}') from None
-    n_test_inst = 0
+    summary = f'{root}: {args.num_train} train folders, {args.num_test} test images'
     if args.num_test:
         n_test_inst = len(json.loads((root / 'test_gt_coco.json').read_text())['annotations'])
-    print(f'{root}: {args.num_train} train folders, {args.num_test} test images ({n_test_inst} test instances in '
-          f'test_gt_coco.json), seed {args.seed}')
+        summary += f' ({n_test_inst} test instances in test_gt_coco.json)'
+    print(f'{summary}, seed {args.seed}')
 
 
 if __name__ == '__main__':
