@@ -96,7 +96,7 @@ def test_segment_api_and_cli(trained_quickstart, tmp_path):
     assert sum(len(s.table) for s in results) > 0
     # the console command, tiled, writes the same kind of files
     main(['segment', test_dir, '--config', trained_quickstart.config, '--checkpoint', trained_quickstart.checkpoint,
-          '--out', str(tmp_path / 'cli'), '--tile', '128', '--tile-overlap', '32'])
+          '--out', str(tmp_path / 'cli'), '--tile', '192', '--tile-overlap', '48'])
     assert len(glob.glob(str(tmp_path / 'cli' / '*_labels.tif'))) == len(results)
     with pytest.raises(SystemExit, match='no such image'):
         main(['segment', str(tmp_path / 'missing.tif'), '--config', trained_quickstart.config, '--checkpoint',

@@ -115,13 +115,14 @@ def test_tools_test_tta_on_trained_model(trained_quickstart, tmp_path):
         f'tta_pipeline = {tta_pipeline_of(cfg.test_dataloader.dataset.pipeline, [1.0, 1.25])!r}\n')
     out = tmp_path / 'preds.pkl'
     proc = run_tool(sys.executable, 'tools/test.py', str(tta_cfg), trained_quickstart.checkpoint, '--tta',
-                    '--work-dir', str(tmp_path / 'work'), '--out', str(out))
+                    '--work-dir', str(tmp_path / 'work'), '--out', str(out),
+                    '--cfg-options', 'test_dataloader.dataset.indices=1')  # one image keeps it quick
     assert 'segm_mAP_50' in proc.stdout + proc.stderr
     import pickle
 
     with open(out, 'rb') as fh:
         preds = pickle.load(fh)
-    assert len(preds) == len(cfg.test_dataloader.dataset.get('indices', None) or preds)
+    assert len(preds) == 1
     for pred in preds:
         inst = pred['pred_instances']
         h, w = pred['ori_shape']
