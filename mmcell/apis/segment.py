@@ -56,7 +56,7 @@ def build_inference_model(config: Union[PathLike, Config], checkpoint: Optional[
         cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    if fast and not tta:
+    if fast:
         try:
             cfg.model = fast_inference_model_cfg(cfg.model, mask_format=mask_format)
         except ValueError:
