@@ -19,6 +19,20 @@ from mmengine.runner.checkpoint import CheckpointLoader
 _APPLIED = False
 
 
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """The ``getattr`` a pickled ``HistoryBuffer`` needs, and nothing more.
+
+    A HistoryBuffer pickles its ``statistics_methods`` as ``getattr(HistoryBuffer, 'mean')``-style functions. Allowing
+    the real ``builtins.getattr`` would let a crafted checkpoint walk to any callable, so only public attributes of
+    the HistoryBuffer class and its instances are served.
+    """
+    from mmengine.logging import HistoryBuffer
+
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and not name.startswith('_'):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({type(obj).__name__}, {name!r}) is not allowed in a checkpoint')
+
+
 def _checkpoint_safe_globals() -> list:
     """Types that mmengine writes into a checkpoint besides tensors.
 
@@ -26,7 +40,7 @@ def _checkpoint_safe_globals() -> list:
     """
     from mmengine.logging import HistoryBuffer
 
-    safe: list = [HistoryBuffer, np.ndarray, np.dtype]
+    safe: list = [HistoryBuffer, np.ndarray, np.dtype, (_history_buffer_getattr, 'builtins.getattr')]
     multiarray = getattr(np, '_core', getattr(np, 'core', None)).multiarray
     safe += [multiarray._reconstruct, multiarray.scalar]
     safe += [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')]
@@ -48,7 +62,9 @@ def torch_load_checkpoint(f: Any, map_location: Any = None, source: str | None =
     except pickle.UnpicklingError as err:
         if hasattr(f, 'seek'):
             f.seek(0)
-        first_line = str(err).strip().splitlines()[0]
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        # torch's message opens with advice; the line naming the refused global is the useful one
+        first_line = next((ln for ln in lines if 'GLOBAL' in ln or 'Unsupported' in ln), lines[0] if lines else '')
         print_log(f'{source or f}: not loadable with weights_only=True ({first_line}); '
                   'loading it as a full pickle (only load checkpoints you trust)', logger='current',
                   level=30)

@@ -13,8 +13,14 @@ from mmcell.utils.compat import torch_load_checkpoint
 
 
 def _mmengine_like_checkpoint() -> dict:
-    hub = {'log_scalars': {'train/loss': HistoryBuffer(np.array([1.5, 0.9]), np.array([1, 1]))},
-           'runtime_info': {'epoch': 3, 'iter': 42, 'best_score': np.float64(0.61)}}
+    """What mmengine's CheckpointHook writes: a real MessageHub state (its HistoryBuffers pickle bound methods)."""
+    from mmengine.logging import MessageHub
+
+    message_hub = MessageHub(name='compat-test')
+    for loss in (1.5, 0.9):
+        message_hub.update_scalar('train/loss', loss)
+    message_hub.update_info('best_score', np.float64(0.61))
+    hub = message_hub.state_dict()
     return {'meta': {'epoch': 3, 'iter': 42, 'seed': np.int64(7)},
             'state_dict': collections.OrderedDict(w=torch.arange(4.0)),
             'message_hub': hub,
@@ -31,14 +37,29 @@ def test_plain_torch_load_rejects_mmengine_checkpoints(tmp_path):
         torch.load(path)
 
 
-def test_registered_local_loader_restores_message_hub(tmp_path, caplog):
+@pytest.fixture
+def mmengine_messages():
+    """Messages logged through mmengine's current logger (it does not propagate to pytest's caplog)."""
+    from mmengine.logging import MMLogger
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
+def test_registered_local_loader_restores_message_hub(tmp_path, mmengine_messages):
     path = tmp_path / 'ckpt.pth'
     torch.save(_mmengine_like_checkpoint(), path)
-    with caplog.at_level(logging.WARNING):
-        ckpt = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
-    assert 'full pickle' not in caplog.text  # loaded with weights_only=True + the allow-list
+    ckpt = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert any('Loads checkpoint' in m for m in mmengine_messages)  # the handler sees mmengine's log
+    assert not any('full pickle' in m for m in mmengine_messages)  # weights_only=True + the allow-list sufficed
     buf = ckpt['message_hub']['log_scalars']['train/loss']
     assert isinstance(buf, HistoryBuffer) and buf.current() == pytest.approx(0.9)
+    assert buf.mean() == pytest.approx(1.2)  # the pickled statistics methods work
     assert ckpt['meta']['iter'] == 42 and ckpt['message_hub']['runtime_info']['best_score'] == pytest.approx(0.61)
     assert torch.equal(ckpt['state_dict']['w'], torch.arange(4.0))
 
@@ -48,22 +69,12 @@ class _Foreign:  # a type no allow-list knows: stands for checkpoints of other t
         self.value = value
 
 
-def test_unknown_types_fall_back_with_a_warning(tmp_path):
+def test_unknown_types_fall_back_with_a_warning(tmp_path, mmengine_messages):
     path = tmp_path / 'foreign.pth'
     torch.save({'extra': _Foreign(5)}, path)
-    messages = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    from mmengine.logging import MMLogger
-
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        ckpt = torch_load_checkpoint(str(path), 'cpu', source=str(path))
-    finally:
-        logger.removeHandler(handler)
+    ckpt = torch_load_checkpoint(str(path), 'cpu', source=str(path))
     assert ckpt['extra'].value == 5
-    assert any(str(path) in m and 'full pickle' in m for m in messages)
+    assert any(str(path) in m and 'full pickle' in m and '_Foreign' in m for m in mmengine_messages)
 
 
 def test_http_weights_offline_fail_with_one_clear_line(tmp_path):
@@ -90,3 +101,18 @@ def test_torchvision_scheme_needs_no_torchvision(monkeypatch):
         CheckpointLoader.load_checkpoint('torchvision://resnet50')
     with pytest.raises(ValueError, match='unknown torchvision model'):
         CheckpointLoader.load_checkpoint('torchvision://not_a_model')
+
+
+class _Payload:
+    def __reduce__(self):  # what a crafted checkpoint would do: getattr on something that is not a HistoryBuffer
+        return (getattr, ((), 'count'))
+
+
+def test_getattr_is_only_served_for_history_buffers(tmp_path):
+    path = tmp_path / 'crafted.pth'
+    torch.save({'x': _Payload()}, path)
+    from mmcell.utils.compat import _checkpoint_safe_globals
+
+    with torch.serialization.safe_globals(_checkpoint_safe_globals()):
+        with pytest.raises(Exception, match=r"getattr\(tuple, 'count'\) is not allowed"):
+            torch.load(path, weights_only=True)
