@@ -62,6 +62,13 @@ train_dataloader = dict(batch_size=batch_size, num_workers=num_workers,
 val_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_evaluator = dict(ann_file=data_root + 'test_gt_coco.json')
+# `tools/test.py --tta`: native scale and 1.5x (flips and rotations come from the inherited tta_model)
+tta_pipeline = [
+    dict(type='LoadCellImage'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale_factor=1.0, keep_ratio=True), dict(type='Resize', scale_factor=1.5, keep_ratio=True)],
+        [test_pipeline[-1]]]),
+]
 
 optim_wrapper = dict(
     type='OptimWrapper',

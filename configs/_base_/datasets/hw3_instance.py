@@ -80,3 +80,14 @@ test_dataloader = dict(
 val_evaluator = dict(type='CellCocoMetric', metric=['bbox', 'segm'], classwise=True)
 # The hidden test set has no labels: `tools/test.py` writes the Codabench zip (test-results.json) instead.
 test_evaluator = dict(type='CellSubmissionMetric')
+
+# Test-time augmentation for `tools/test.py --tta` (mmcell.models.CellTTAModel; mmdet's DetTTAModel has no masks):
+# flips and 90-degree rotations are applied to tensors by the model, the pipeline branches over two image scales.
+tta_model = dict(type='CellTTAModel', flips=['none', 'horizontal', 'vertical'], rotations=[0, 1])
+tta_pipeline = [
+    dict(type='LoadCellImage'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=img_scale, keep_ratio=True),
+         dict(type='Resize', scale=(int(img_scale[0] * 1.25), int(img_scale[1] * 1.25)), keep_ratio=True)],
+        [test_pipeline[-1]]]),
+]
