@@ -1,7 +1,6 @@
 """Ensembles: several models' predictions of a release folder fused into one submission."""
 from __future__ import annotations
 
-import os.path as osp
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
@@ -39,23 +38,16 @@ def predict_release_ensemble(models: Sequence[Tuple[str, str, float]], data_root
     Returns:
         the :class:`mmcell.evaluation.submission.SubmissionReport`.
     """
-    from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids
     from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample, write_submission
     from mmcell.models.fusion import fuse_instances
 
-    from .inference import check_writable, predict_images
+    from .inference import predict_images, release_images
     from .segment import build_inference_model
 
     if not models:
         raise ValueError('an ensemble needs at least one CONFIG:CHECKPOINT')
     options = options or SubmissionOptions()
-    ids_file = ids_file or osp.join(data_root, 'test_image_name_to_ids.json')
-    img_dir = img_dir or osp.join(data_root, 'test_release')
-    images = read_test_ids(ids_file, img_dir)
-    if not images:
-        raise HW3FormatError(img_dir, f'no test images (and {osp.basename(ids_file)} lists none)')
-    check_writable(out_file)
-    paths = [osp.join(img_dir, img['file_name']) for img in images]
+    images, paths = release_images(data_root, out_file, ids_file, img_dir)
     per_model: List[list] = []
     num_classes = None
     for k, (config, checkpoint, _) in enumerate(models):

@@ -68,18 +68,11 @@ def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device
     """
     from mmdet.registry import DATASETS, MODELS
 
-    from mmcell.utils import register_all_modules
+    from mmcell.utils import load_config, register_all_modules
 
     register_all_modules()
     config_name = str(config.filename if isinstance(config, Config) else config)
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-    else:
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'{config}: config file not found')
-        cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
     # Inference never needs ImageNet weights (the checkpoint replaces them) and must work offline.
     cfg.model.setdefault('backbone', {})['init_cfg'] = None
     cfg.model.pop('pretrained', None)
@@ -214,17 +207,11 @@ def predict_release(model: torch.nn.Module, data_root: str, out_file: str, ids_f
         HW3FormatError: missing ids json, a test image the json does not list, an empty test folder.
         SubmissionError: an output path that cannot be written (checked before inference), a format problem.
     """
-    from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids
     from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample, write_submission
 
     options = options or SubmissionOptions()
-    ids_file = ids_file or osp.join(data_root, 'test_image_name_to_ids.json')
-    img_dir = img_dir or osp.join(data_root, 'test_release')
-    images = read_test_ids(ids_file, img_dir)
-    if not images:
-        raise HW3FormatError(img_dir, f'no test images (and {osp.basename(ids_file)} lists none)')
-    check_writable(out_file)
-    samples = predict_images(model, [osp.join(img_dir, img['file_name']) for img in images], batch_size,
+    images, paths = release_images(data_root, out_file, ids_file, img_dir)
+    samples = predict_images(model, paths, batch_size,
                              img_ids=[img['id'] for img in images],
                              sizes=[(img['height'], img['width']) for img in images], progress=progress)
     num_classes = len(model.dataset_meta.get('classes', ())) or 4
@@ -233,6 +220,25 @@ def predict_release(model: torch.nn.Module, data_root: str, out_file: str, ids_f
         results += encode_data_sample(sample, img['id'], options, num_classes,
                                       expected_size=(img['height'], img['width']))
     return write_submission(results, out_file, images, num_classes=num_classes)
+
+
+def release_images(data_root: str, out_file: str, ids_file: Optional[str] = None,
+                   img_dir: Optional[str] = None) -> tuple:
+    """The test images of a release folder (ids json entries and their paths), checked before any inference.
+
+    Raises:
+        HW3FormatError: missing ids json, a test image the json does not list, an empty test folder.
+        SubmissionError: ``out_file`` cannot be written.
+    """
+    from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids
+
+    ids_file = ids_file or osp.join(data_root, 'test_image_name_to_ids.json')
+    img_dir = img_dir or osp.join(data_root, 'test_release')
+    images = read_test_ids(ids_file, img_dir)
+    if not images:
+        raise HW3FormatError(img_dir, f'no test images (and {osp.basename(ids_file)} lists none)')
+    check_writable(out_file)
+    return images, [osp.join(img_dir, img['file_name']) for img in images]
 
 
 def check_writable(out_file: str) -> None:

@@ -47,18 +47,12 @@ def build_inference_model(config: Union[PathLike, Config], checkpoint: Optional[
     from mmcell.models import CellTTAModel, TiledDetector, fast_inference_model_cfg
     from mmcell.models.tta import tta_pipeline_of
 
+    from ..utils import load_config
     from .inference import init_cell_model
 
     if tta and tile:
         raise ValueError('TTA and tiled inference cannot be combined (tile big images, or use TTA)')
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-    else:
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'{config}: config file not found')
-        cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
     if precision == 'auto':
         native_bf16 = str(device).startswith('cpu') and getattr(torch.cpu, '_is_avx512_bf16_supported', None)
         precision = 'bf16' if native_bf16 and torch.cpu._is_avx512_bf16_supported() else 'fp32'

@@ -1,6 +1,13 @@
 """Environment set-up and compatibility shims shared by tools and tests."""
 from .compat import apply_compat, torch_load_checkpoint
-from .setup_env import prepare_launch, register_all_modules, set_data_root
+from .setup_env import (
+                        add_runner_args,
+                        load_config,
+                        load_runner_config,
+                        prepare_launch,
+                        register_all_modules,
+                        set_data_root,
+)
 
-__all__ = ['apply_compat', 'torch_load_checkpoint', 'prepare_launch', 'register_all_modules',
-           'set_data_root']
+__all__ = ['apply_compat', 'torch_load_checkpoint', 'add_runner_args', 'load_config', 'load_runner_config',
+           'prepare_launch', 'register_all_modules', 'set_data_root']

@@ -1,13 +1,15 @@
 """Registry and launcher set-up shared by ``tools/*.py`` and the tests."""
 from __future__ import annotations
 
+import argparse
+import copy
 import datetime
 import os
-from typing import Any
+from typing import Any, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
@@ -16,6 +18,49 @@ def register_all_modules(init_default_scope: bool = True) -> None:
 
     register_mmdet(init_default_scope=init_default_scope)
     import mmcell  # noqa: F401  (importing registers datasets, transforms, hooks, metrics, models)
+
+
+def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None,
+                data_root: Optional[str] = None) -> Config:
+    """A private copy of ``config`` (a path or a Config) with ``cfg_options`` merged and the data root moved.
+
+    The one place tools and APIs read configs, so a missing file is one line naming it.
+    """
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    else:
+        if not os.path.isfile(config):
+            raise FileNotFoundError(f'{config}: config file not found')
+        cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
+    return cfg
+
+
+def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags tools/train.py and tools/test.py share with mmdet's tools."""
+    parser.add_argument('--work-dir', help='where logs, checkpoints and metrics go (default work_dirs/<config>)')
+    parser.add_argument('--data-root', help='data set folder (rewrites every path under the config data_root)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (e.g. train_cfg.max_epochs=2)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def load_runner_config(args: argparse.Namespace) -> Config:
+    """Config for a Runner from :func:`add_runner_args` flags (work_dir precedence: CLI > config > file name)."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    register_all_modules()
+    cfg = load_config(args.config, args.cfg_options, args.data_root)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = os.path.join('./work_dirs', os.path.splitext(os.path.basename(args.config))[0])
+    return cfg
 
 
 def prepare_launch(cfg: Config, launcher: str = 'none', amp: bool = False) -> Config:
