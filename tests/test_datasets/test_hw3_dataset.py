@@ -235,3 +235,15 @@ def test_rle_decoder_matches_pycocotools():
     rles = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
     rles = [dict(size=r['size'], counts=r['counts'].decode()) for r in rles]
     assert np.array_equal(rles_to_bitmaps(rles, 300, 410).astype(bool), np.stack(masks))
+
+
+@pytest.mark.parametrize('direction', ['horizontal', 'vertical', 'diagonal'])
+def test_cell_bitmap_masks_flip_equals_mmdet(direction):
+    from mmdet.structures.mask import BitmapMasks
+
+    from mmcell.datasets.transforms.loading import CellBitmapMasks
+    masks = (np.random.default_rng(1).random((5, 13, 17)) < 0.3).astype(np.uint8)
+    ours = CellBitmapMasks(masks, 13, 17).flip(direction)
+    assert isinstance(ours, CellBitmapMasks) and ours.masks.flags.c_contiguous
+    assert np.array_equal(ours.masks, BitmapMasks(masks, 13, 17).flip(direction).masks)
+    assert np.array_equal(ours.flip(direction).masks, masks)

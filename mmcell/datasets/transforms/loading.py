@@ -38,15 +38,28 @@ class LoadCellImage(BaseTransform):
         return f'{self.__class__.__name__}(to_float32={self.to_float32})'
 
 
+class CellBitmapMasks(BitmapMasks):
+    """``BitmapMasks`` whose flip moves the whole (N, H, W) stack in one numpy pass.
+
+    mmdet flips each mask with ``mmcv.imflip`` and re-stacks them, which walks ~80 MB twice per flip for 300
+    nuclei on a 512 px image; the result here is identical, as a plain contiguous array.
+    """
+
+    def flip(self, flip_direction: str = 'horizontal') -> BitmapMasks:
+        assert flip_direction in ('horizontal', 'vertical', 'diagonal')
+        axes = {'horizontal': (2,), 'vertical': (1,), 'diagonal': (1, 2)}[flip_direction]
+        return CellBitmapMasks(np.ascontiguousarray(np.flip(self.masks, axis=axes)), self.height, self.width)
+
+
 @TRANSFORMS.register_module()
 class LoadCellAnnotations(LoadAnnotations):
     """mmdet's ``LoadAnnotations`` with masks decoded from the instances' compact RLE in one vectorised pass.
 
     mmdet decodes each RLE with pycocotools into its own full-size array; here all foreground runs of an image are
-    scattered into one (N, H, W) uint8 array at once.
+    scattered into one (N, H, W) uint8 array at once, wrapped in :class:`CellBitmapMasks` (faster flips).
     """
 
     def _load_masks(self, results: dict) -> None:
         height, width = results['ori_shape']
         rles = [inst['mask'] for inst in results.get('instances', [])]
-        results['gt_masks'] = BitmapMasks(rles_to_bitmaps(rles, height, width), height, width)
+        results['gt_masks'] = CellBitmapMasks(rles_to_bitmaps(rles, height, width), height, width)
