@@ -237,13 +237,27 @@ def test_rle_decoder_matches_pycocotools():
     assert np.array_equal(rles_to_bitmaps(rles, 300, 410).astype(bool), np.stack(masks))
 
 
+
 @pytest.mark.parametrize('direction', ['horizontal', 'vertical', 'diagonal'])
-def test_cell_bitmap_masks_flip_equals_mmdet(direction):
+def test_cell_bitmap_masks_flip_and_subset_equal_mmdet(synthetic_hw3, direction):
     from mmdet.structures.mask import BitmapMasks
 
     from mmcell.datasets.transforms.loading import CellBitmapMasks
-    masks = (np.random.default_rng(1).random((5, 13, 17)) < 0.3).astype(np.uint8)
-    ours = CellBitmapMasks(masks, 13, 17).flip(direction)
-    assert isinstance(ours, CellBitmapMasks) and ours.masks.flags.c_contiguous
-    assert np.array_equal(ours.masks, BitmapMasks(masks, 13, 17).flip(direction).masks)
-    assert np.array_equal(ours.flip(direction).masks, masks)
+
+    ds = CellInstanceDataset(data_root=str(synthetic_hw3), split='all', cache_file=None,
+                             pipeline=[LoadCellImage(), LoadCellAnnotations(with_bbox=True, with_mask=True)])
+    item = max((ds[i] for i in range(len(ds))), key=lambda r: len(r['gt_masks']))
+    ours = item['gt_masks']
+    assert isinstance(ours, CellBitmapMasks) and len(ours) > 3
+    ref = BitmapMasks(ours.masks.copy(), ours.height, ours.width)
+    flipped = ours.flip(direction)
+    assert np.array_equal(flipped.masks, ref.flip(direction).masks)
+    assert np.array_equal(flipped.flip(direction).masks, ref.masks)
+    # boxes follow the flip: they still cover every mask pixel exactly
+    for mask, (x1, y1, x2, y2) in zip(flipped.masks, flipped.boxes):
+        ys, xs = np.nonzero(mask)
+        assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x1, y1, x2, y2)
+    keep = np.ones(len(ours), bool)
+    assert np.shares_memory(flipped[keep].masks, flipped.masks)  # nothing dropped: no copy
+    keep[1] = False
+    assert np.array_equal(flipped[keep].flip(direction).masks, ref[keep].masks)
