@@ -7,7 +7,7 @@ import sys
 import pytest
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from tests.conftest import quickstart_config, run_tool
+from tests.conftest import TRAINED_EPOCHS, quickstart_config, run_tool
 
 pytest.importorskip('mmcv.ops')
 
@@ -19,23 +19,24 @@ def _load(path: str) -> dict:
 def test_resume_continues_iteration_and_optimizer_state(trained_quickstart, tmp_path):
     work_dir = tmp_path / 'resumed'
     shutil.copytree(trained_quickstart.work_dir, work_dir)
-    first = _load(osp.join(work_dir, 'epoch_1.pth'))
-    iters_per_epoch = first['meta']['iter']
-    assert iters_per_epoch > 0 and 'optimizer' in first
+    first = _load(osp.join(work_dir, f'epoch_{TRAINED_EPOCHS}.pth'))
+    done_iters = first['meta']['iter']
+    assert done_iters > 0 and 'optimizer' in first
+    iters_per_epoch = done_iters // TRAINED_EPOCHS
 
     proc = run_tool(sys.executable, 'tools/train.py', quickstart_config(), '--work-dir', str(work_dir),
                     '--data-root', trained_quickstart.data_root, '--resume',
-                    '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=10')
+                    '--cfg-options', f'train_cfg.max_epochs={TRAINED_EPOCHS + 1}', 'train_cfg.val_interval=10')
     log = proc.stdout + proc.stderr
-    assert f'resumed epoch: 1, iter: {iters_per_epoch}' in log, log[-3000:]
-    second = _load(osp.join(work_dir, 'epoch_2.pth'))
-    assert second['meta']['epoch'] == 2
-    assert second['meta']['iter'] == 2 * iters_per_epoch
+    assert f'resumed epoch: {TRAINED_EPOCHS}, iter: {done_iters}' in log, log[-3000:]
+    second = _load(osp.join(work_dir, f'epoch_{TRAINED_EPOCHS + 1}.pth'))
+    assert second['meta']['epoch'] == TRAINED_EPOCHS + 1
+    assert second['meta']['iter'] == done_iters + iters_per_epoch
     # the optimizer state came back: per-parameter step counters (Adam-family) / momentum buffers continue
     states = list(second['optimizer']['state'].values())
     assert states, 'optimizer state is empty after resume'
     if 'step' in states[0]:
-        assert int(states[0]['step']) == 2 * iters_per_epoch
+        assert int(states[0]['step']) == done_iters + iters_per_epoch
     # the message hub (the part torch >= 2.6 refused to unpickle) carried the loss history over
     assert 'train/loss' in second['message_hub']['log_scalars']
 
