@@ -24,10 +24,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    try:
-        cfg = load_runner_config(args)
-    except FileNotFoundError as err:
-        raise SystemExit(str(err)) from None
+    cfg = load_runner_config(args)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'{args.checkpoint}: checkpoint file not found')
     cfg.load_from = args.checkpoint

@@ -24,10 +24,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    try:
-        cfg = load_runner_config(args)
-    except FileNotFoundError as err:
-        raise SystemExit(str(err)) from None
+    cfg = load_runner_config(args)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise SystemExit(f'{args.config}: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')

@@ -54,7 +54,10 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     """Config for a Runner from :func:`add_runner_args` flags (work_dir precedence: CLI > config > file name)."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     register_all_modules()
-    cfg = load_config(args.config, args.cfg_options, args.data_root)
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.data_root)
+    except FileNotFoundError as err:  # tools: one line, no traceback
+        raise SystemExit(str(err)) from None
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
