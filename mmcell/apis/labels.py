@@ -20,6 +20,8 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import pycocotools.mask as mask_util
 
+from mmcell.datasets.rle import rle_runs
+
 TABLE_COLUMNS = ('id', 'class_id', 'class', 'score', 'area', 'centroid_x', 'centroid_y', 'bbox_x1', 'bbox_y1',
                  'bbox_x2', 'bbox_y2', 'mean_intensity', 'mean_r', 'mean_g', 'mean_b')
 
@@ -32,30 +34,6 @@ class CellSegmentation:
     classes: np.ndarray
     table: List[dict] = field(default_factory=list)
     files: dict = field(default_factory=dict)
-
-
-def rle_counts(rle: dict) -> np.ndarray:
-    """Run lengths of a COCO RLE (compressed string/bytes or a list), as pycocotools' ``rleFrString``."""
-    counts = rle['counts']
-    if isinstance(counts, (list, tuple, np.ndarray)):
-        return np.asarray(counts, dtype=np.int64)
-    s = counts.encode() if isinstance(counts, str) else bytes(counts)
-    out: List[int] = []
-    p = 0
-    while p < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            c = s[p] - 48
-            x |= (c & 0x1f) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(out) > 2:
-            x += out[-2]
-        out.append(x)
-    return np.asarray(out, dtype=np.int64)
 
 
 def _as_rles(masks: Any, height: int, width: int) -> List[dict]:
@@ -97,14 +75,11 @@ def label_image(masks: Any, scores: Sequence[float], labels: Sequence[int], heig
     if n:
         starts_l, lens_l, prio_l = [], [], []
         for rank, i in enumerate(order):
-            counts = rle_counts(rles[i])
-            ends = np.cumsum(counts)
-            starts_l.append(ends[0::2][:len(counts[1::2])])
-            lens_l.append(counts[1::2])
-            prio_l.append(np.full(len(counts[1::2]), n - rank, dtype=np.int64))
+            run_starts, run_lens = rle_runs(rles[i])
+            starts_l.append(run_starts)
+            lens_l.append(run_lens)
+            prio_l.append(np.full(len(run_lens), n - rank, dtype=np.int64))
         starts, lens, run_prio = np.concatenate(starts_l), np.concatenate(lens_l), np.concatenate(prio_l)
-        keep = lens > 0
-        starts, lens, run_prio = starts[keep], lens[keep], run_prio[keep]
         if len(lens):
             # expand runs to pixel indices without a Python loop over pixels
             offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)

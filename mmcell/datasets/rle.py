@@ -12,21 +12,31 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 
 
-def rle_counts(counts: Union[str, bytes, Sequence[int]]) -> np.ndarray:
+def rle_counts(counts: Union[str, bytes, Sequence[int]], strict: bool = False) -> np.ndarray:
     """Run lengths (zeros, ones, zeros, ...) of a COCO RLE ``counts`` (compressed string or plain list).
 
     Vectorised port of pycocotools' ``rleFrString``: 5-bit groups with a continuation bit, sign-extended,
     and from the fourth count on each value is stored as a difference to the count two places before.
+
+    Args:
+        counts: the ``counts`` of an RLE.
+        strict: raise ``ValueError`` for a string pycocotools could not have written (characters outside
+            '0'..'o', an unterminated last value, a value longer than 64 bits, negative runs) instead of decoding
+            what is there; used to validate submissions.
     """
     if not isinstance(counts, (str, bytes)):
         return np.asarray(counts, dtype=np.int64)
-    raw = counts.encode('ascii') if isinstance(counts, str) else counts
+    raw = counts.encode('ascii') if isinstance(counts, str) else counts  # non-ASCII: UnicodeEncodeError
     if not raw:
         return np.zeros(0, np.int64)
     c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if strict and (c.min() < 0 or c.max() > 63 or c[-1] & 0x20):
+        raise ValueError('malformed RLE counts string')
     last = (c & 0x20) == 0  # last character of a value
     ends = np.flatnonzero(last)
     starts = np.r_[0, ends[:-1] + 1]
+    if strict and (ends - starts).max() > 12:  # longer than any 64-bit value the encoder writes
+        raise ValueError('malformed RLE counts string')
     group = np.repeat(np.arange(starts.size), ends - starts + 1)
     shift = 5 * (np.arange(c.size) - starts[group])
     values = np.add.reduceat((c & 0x1F) << shift, starts)
@@ -35,6 +45,8 @@ def rle_counts(counts: Union[str, bytes, Sequence[int]]) -> np.ndarray:
     # cnts[m] += cnts[m - 2] for m > 2: running sums over odd indices and over even indices from 2
     values[1::2] = np.cumsum(values[1::2])
     values[2::2] = np.cumsum(values[2::2])
+    if strict and (values < 0).any():
+        raise ValueError('malformed RLE counts string: negative run')
     return values
 
 

@@ -338,31 +338,13 @@ def load_submission(path: str | os.PathLike) -> Results:
 
 
 def rle_counts_total(counts: str) -> int:
-    """Sum of the run lengths of a pycocotools compressed RLE string (-1 if the string is malformed).
+    """Sum of the run lengths of a pycocotools compressed RLE string (-1 if the string is malformed)."""
+    from mmcell.datasets.rle import rle_counts
 
-    Mirrors ``rleFrString`` of pycocotools' maskApi.c: 5 bits per character with a continuation bit, and runs
-    after the third stored as differences to the run two places before.
-    """
-    c = np.frombuffer(counts.encode('ascii', 'replace'), dtype=np.uint8).astype(np.int64) - 48
-    if len(c) == 0:
-        return 0
-    if c.min() < 0 or c.max() > 63 or c[-1] & 0x20:
+    try:
+        return int(rle_counts(counts, strict=True).sum())
+    except ValueError:  # includes UnicodeEncodeError for non-ASCII characters
         return -1
-    ends = (c & 0x20) == 0
-    group = np.concatenate([[0], np.cumsum(ends)[:-1]])
-    starts = np.flatnonzero(np.concatenate([[True], ends[:-1]]))
-    k = np.arange(len(c)) - starts[group]
-    if k.max() > 12:  # longer than any 64-bit value the encoder can write
-        return -1
-    x = np.add.reduceat((c & 0x1f) << (5 * k), starts)
-    last = c[ends]
-    x = np.where(last & 0x10, x - (np.int64(1) << (5 * (k[ends] + 1))), x)
-    runs = x.copy()  # runs[m] = x[m] + runs[m - 2] for m >= 3: separate running sums of odd and even runs
-    runs[1::2] = np.cumsum(x[1::2])
-    runs[2::2] = np.cumsum(x[2::2])
-    if (runs < 0).any():
-        return -1
-    return int(runs.sum())
 
 
 def _validate_entry(det: Any, images_by_id: Mapping[int, Mapping] | None, num_classes: int) -> str | None:

@@ -9,7 +9,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from mmcell.apis.labels import cell_table, label_image, rle_counts
+from mmcell.apis.labels import cell_table, label_image
+from mmcell.datasets.rle import rle_counts
 
 
 def _random_instances(n: int, h: int, w: int, seed: int = 0):
@@ -26,7 +27,7 @@ def _random_instances(n: int, h: int, w: int, seed: int = 0):
 def test_rle_counts_decodes_coco_strings():
     masks, _, _ = _random_instances(30, 23, 37)
     for m, rle in zip(masks, mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))):
-        counts = rle_counts(rle)
+        counts = rle_counts(rle['counts'])
         assert counts.sum() == m.size
         flat = np.repeat(np.arange(len(counts)) % 2, counts).astype(bool)
         assert np.array_equal(flat.reshape(37, 23).T, m)
