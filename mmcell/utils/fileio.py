@@ -1,0 +1,167 @@
+"""The one way mmcell writes files: atomically (temp file in the destination folder, then ``os.replace``).
+
+Every writer in mmcell (label images, tables, GeoJSON, submissions, converted data sets, plots, benchmark
+results) goes through :func:`atomic_write` or :func:`atomic_dir`, so that
+
+- a reader never sees a half-written file: an interrupted run leaves the previous file (or none) in place;
+- outputs get ordinary permissions: the temp file is created private (``mkstemp``) and its mode is set to
+  ``0o666 & ~umask`` (``0o644`` under the usual umask 022) before the rename, as ``open(path, 'w')`` would;
+- a folder that cannot be written fails before any work, with one line (:func:`check_output_path`).
+
+Errors are :class:`OutputPathError` (a ``ValueError`` whose message is one line naming the path).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import os.path as osp
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Union
+
+PathLike = Union[str, os.PathLike]
+
+_UMASK_LOCK = threading.Lock()
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written; the message is one line naming the path and the problem."""
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _first_existing(folder: str) -> str:
+    while folder and not osp.isdir(folder):
+        parent = osp.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folder or '.'
+
+
+def check_output_path(path: PathLike, suffixes: Optional[tuple] = None, is_dir: bool = False,
+                      overwrite: bool = True) -> Path:
+    """Check, before any long work, that ``path`` can be created or replaced.
+
+    Args:
+        path: the output file (or folder with ``is_dir=True``).
+        suffixes: allowed endings (e.g. ``('.zip', '.json')``); None allows any.
+        is_dir: the output is a folder.
+        overwrite: an existing output may be replaced; if False an existing one is refused.
+
+    Raises:
+        OutputPathError: one line naming ``path`` and what is wrong.
+    """
+    path = Path(path)
+    name = os.fspath(path)
+    if suffixes is not None and not name.endswith(tuple(suffixes)):
+        raise OutputPathError(f'{name}: the output must end with {" or ".join(suffixes)}')
+    if path.exists():
+        if not overwrite:
+            raise OutputPathError(f'{name}: exists (pass --overwrite to replace it)')
+        if is_dir and not path.is_dir():
+            raise OutputPathError(f'{name}: exists and is not a folder')
+        if not is_dir and path.is_dir():
+            raise OutputPathError(f'{name}: is a folder')
+    parent = osp.dirname(osp.abspath(name))
+    existing = _first_existing(parent)
+    if not osp.isdir(existing):
+        raise OutputPathError(f'{name}: {existing} is not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputPathError(f'{name}: cannot write here (no write permission on {existing})')
+    if is_dir and path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f'{name}: cannot write here (no write permission on {name})')
+    return path
+
+
+def _public_mode(path: str, is_dir: bool = False) -> None:
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~current_umask())
+
+
+def atomic_write(path: PathLike, write: Callable[[str], Any]) -> Path:
+    """Write ``path`` atomically: ``write(tmp)`` fills a temp file beside it, which then replaces ``path``.
+
+    The temp file keeps ``path``'s suffix (writers that pick a format by extension still work) and is removed
+    if ``write`` raises. The result has mode ``0o666 & ~umask``.
+
+    Args:
+        path: destination file; its folder is created if missing.
+        write: called with the temp file's path; writes the content there.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{path.name}.', suffix=f'.tmp{path.suffix}')
+    except OSError as err:
+        raise OutputPathError(f'{path}: cannot write here ({err.strerror or err})') from None
+    os.close(fd)
+    try:
+        write(tmp)
+        _public_mode(tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (flushed and fsynced before the rename)."""
+    def write(tmp: str) -> None:
+        with open(tmp, 'wb') as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return atomic_write(path, write)
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode('utf-8'))
+
+
+def write_json(path: PathLike, obj: Any, indent: Optional[int] = None) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+@contextlib.contextmanager
+def atomic_dir(out_dir: PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder in a temp folder beside ``out_dir`` and move it into place only if the block succeeds.
+
+    ``with atomic_dir('OUT') as tmp: ...`` writes under ``tmp``; on success ``OUT`` is replaced (an existing
+    ``OUT`` only with ``overwrite=True``, else :class:`OutputPathError` before any work); on an exception the temp
+    folder is removed and ``OUT`` is untouched.
+    """
+    out_dir = check_output_path(out_dir, is_dir=True, overwrite=overwrite)
+    parent = osp.dirname(osp.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{out_dir.name}.', suffix='.tmp')
+    _public_mode(tmp, is_dir=True)
+    try:
+        yield Path(tmp)
+        if out_dir.exists():
+            old = tempfile.mkdtemp(dir=parent, prefix=f'.{out_dir.name}.', suffix='.old')
+            os.rmdir(old)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        if osp.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
