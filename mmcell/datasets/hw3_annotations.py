@@ -103,17 +103,20 @@ def load_train_annotations(data_root: PathLike, img_dir: str = 'train',
                  width=cached[s.name]['width'], instances=cached[s.name]['instances']) for s in samples]
 
 
-def _read_split_file(split_file: Path, names: Sequence[str]) -> Dict[str, List[str]]:
-    known = set(names)
+def _check_names(source: PathLike, listed: Sequence[str], names: Sequence[str]) -> List[str]:
+    """``listed`` as folder names (``'train/<id>'``, ``'<id>'`` or ``'<id>/'``), each one of ``names``."""
+    known, out = set(names), []
+    for item in listed:
+        name = Path(str(item).strip()).name
+        if name not in known:
+            raise HW3FormatError(source, f'names {item!r}, which is not a training folder')
+        out.append(name)
+    return out
 
+
+def _read_split_file(split_file: Path, names: Sequence[str]) -> Dict[str, List[str]]:
     def check(listed: Sequence[str]) -> List[str]:
-        out = []
-        for item in listed:
-            name = Path(str(item).strip()).name  # accept 'train/<id>', '<id>' or '<id>/'
-            if name not in known:
-                raise HW3FormatError(split_file, f'names {item!r}, which is not a training folder')
-            out.append(name)
-        return out
+        return _check_names(split_file, listed, names)
 
     if not split_file.is_file():
         raise HW3FormatError(split_file, 'split file not found')
@@ -138,7 +141,8 @@ def _read_split_file(split_file: Path, names: Sequence[str]) -> Dict[str, List[s
 
 
 def split_samples(names: Sequence[str], split: str = 'train', val_ratio: float = 0.2, seed: int = 0,
-                  split_file: Optional[PathLike] = None) -> List[str]:
+                  split_file: Optional[PathLike] = None, val_names: Optional[Sequence[str]] = None,
+                  data_root: PathLike = '.') -> List[str]:
     """Select the folders of one split; the split is disjoint by image and reproducible.
 
     Args:
@@ -149,6 +153,8 @@ def split_samples(names: Sequence[str], split: str = 'train', val_ratio: float =
         seed: seed of the permutation; the same names, ratio and seed give the same split on every machine.
         split_file: a ``.txt`` of validation folder names (one per line) or a ``.json``
             ``{"train": [...], "val": [...]}``.
+        val_names: the validation folder names themselves (a fixed split written in a config); the rest is train.
+        data_root: named in the error when ``val_names`` lists an unknown folder.
 
     Returns:
         The selected names, sorted.
@@ -160,6 +166,9 @@ def split_samples(names: Sequence[str], split: str = 'train', val_ratio: float =
         return names
     if split_file is not None:
         return _read_split_file(Path(split_file), names)[split]
+    if val_names is not None:
+        val = set(_check_names(Path(data_root), val_names, names))
+        return [n for n in names if (n in val) == (split == 'val')]
     if not 0.0 <= val_ratio < 1.0:
         raise ValueError(f'val_ratio must be in [0, 1), got {val_ratio}')
     n_val = int(round(val_ratio * len(names)))

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
 from mmengine.logging import print_log
 
 from .hw3_annotations import load_train_annotations, split_samples
-from .hw3_format import list_train_samples, read_test_ids
+from .hw3_format import HW3FormatError, list_train_samples, read_test_ids
 
 CELL_METAINFO = dict(
     classes=('epithelial', 'lymphocyte', 'macrophage', 'neutrophil'),  # class1.tif .. class4.tif
@@ -31,6 +31,11 @@ class CellInstanceDataset(BaseDetDataset):
         seed: seed of the split.
         split_file: optional ``.txt`` of validation folder names or ``.json`` ``{"train": [...], "val": [...]}``;
             overrides ``val_ratio``.
+        val_names: validation folder names written in the config (a fixed split, e.g. the MoNuSeg recipe's);
+            overrides ``val_ratio``.
+        class_agnostic: every instance gets label 0 whatever its ``class<K>.tif`` (one-class recipes such as
+            MoNuSeg's, or class-agnostic training on a multi-class set); use with ``metainfo=dict(classes=(...,))``
+            of one class.
         img_dir: the training folder inside ``data_root``.
         cache_file: the parse cache; ``'auto'`` puts it under ``data_root/.mmcell_cache/``, None disables it.
         min_instance_size: instances whose box is narrower or lower than this (px) are dropped, with a count.
@@ -40,27 +45,37 @@ class CellInstanceDataset(BaseDetDataset):
     METAINFO = CELL_METAINFO
 
     def __init__(self, *args, split: str = 'train', val_ratio: float = 0.2, seed: int = 0,
-                 split_file: Optional[str] = None, img_dir: str = 'train',
-                 cache_file: Union[str, None] = 'auto', min_instance_size: float = 1.0, **kwargs) -> None:
+                 split_file: Optional[str] = None, val_names: Optional[Sequence[str]] = None,
+                 img_dir: str = 'train', cache_file: Union[str, None] = 'auto', min_instance_size: float = 1.0,
+                 class_agnostic: bool = False, **kwargs) -> None:
         self.split, self.val_ratio, self.seed, self.split_file = split, val_ratio, seed, split_file
+        self.val_names, self.class_agnostic = val_names, class_agnostic
         self.img_dir, self.cache_file, self.min_instance_size = img_dir, cache_file, min_instance_size
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> List[dict]:
         names = [p.name for p in list_train_samples(self.data_root, self.img_dir)]
-        chosen = set(split_samples(names, self.split, self.val_ratio, self.seed, self.split_file))
+        chosen = set(split_samples(names, self.split, self.val_ratio, self.seed, self.split_file, self.val_names,
+                                   data_root=Path(self.data_root or '.') / self.img_dir))
         samples = load_train_annotations(self.data_root, self.img_dir, self.cache_file)
         data_list, dropped = [], 0
+        num_classes = len(self.metainfo['classes'])
         for img_id, sample in enumerate(samples, start=1):
             if sample['name'] not in chosen:
                 continue
             instances = []
             for inst in sample['instances']:
+                if not self.class_agnostic and inst['class_id'] > num_classes:
+                    folder = Path(sample['img_path']).parent
+                    raise HW3FormatError(folder / f'class{inst["class_id"]}.tif',
+                                         f'class {inst["class_id"]}, but the dataset has {num_classes} class(es) '
+                                         f'{tuple(self.metainfo["classes"])} (class_agnostic=True merges them)')
                 x1, y1, x2, y2 = inst['bbox']
                 if inst['area'] <= 0 or x2 - x1 < self.min_instance_size or y2 - y1 < self.min_instance_size:
                     dropped += 1
                     continue
-                instances.append(dict(bbox=[x1, y1, x2, y2], bbox_label=inst['class_id'] - 1, mask=inst['mask'],
+                label = 0 if self.class_agnostic else inst['class_id'] - 1
+                instances.append(dict(bbox=[x1, y1, x2, y2], bbox_label=label, mask=inst['mask'],
                                       ignore_flag=0, instance_id=inst['instance_id']))
             data_list.append(dict(img_path=sample['img_path'], img_id=img_id, height=sample['height'],
                                   width=sample['width'], instances=instances))

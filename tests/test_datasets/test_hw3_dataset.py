@@ -261,3 +261,27 @@ def test_cell_bitmap_masks_flip_and_subset_equal_mmdet(synthetic_hw3, direction)
     assert np.shares_memory(flipped[keep].masks, flipped.masks)  # nothing dropped: no copy
     keep[1] = False
     assert np.array_equal(flipped[keep].flip(direction).masks, ref[keep].masks)
+
+
+def test_class_agnostic_and_fixed_val_names(synthetic_hw3):
+    """One-class recipes: every class file becomes label 0; a fixed val split from the config; bad names fail."""
+    from mmcell.datasets import CellInstanceDataset, HW3FormatError
+
+    names = sorted(p.name for p in (synthetic_hw3 / 'train').iterdir())
+    common = dict(data_root=str(synthetic_hw3), pipeline=[], cache_file=None)
+    four = CellInstanceDataset(split='all', **common)
+    labels4 = [i['bbox_label'] for k in range(len(four)) for i in four.get_data_info(k)['instances']]
+    assert len(set(labels4)) > 1  # the synthetic set has several classes
+    one = CellInstanceDataset(split='all', metainfo=dict(classes=('nucleus',)), class_agnostic=True, **common)
+    labels1 = [i['bbox_label'] for k in range(len(one)) for i in one.get_data_info(k)['instances']]
+    assert labels1 == [0] * len(labels4)
+
+    val = CellInstanceDataset(split='val', val_names=names[-2:], **common)
+    train = CellInstanceDataset(split='train', val_names=names[-2:], **common)
+    assert sorted(Path(val.get_data_info(k)['img_path']).parent.name for k in range(len(val))) == names[-2:]
+    assert len(train) == len(names) - 2
+    with pytest.raises(HW3FormatError, match="'nope', which is not a training folder"):
+        CellInstanceDataset(split='val', val_names=['nope'], **common)
+    # a one-class config on multi-class files is refused unless the classes are merged on purpose
+    with pytest.raises(HW3FormatError, match=r'class[2-4]\.tif.*1 class'):
+        CellInstanceDataset(split='all', metainfo=dict(classes=('nucleus',)), **common)

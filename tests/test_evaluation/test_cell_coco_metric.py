@@ -162,3 +162,20 @@ def test_bad_inputs(scene, tmp_path):
     del sample['instances']
     with pytest.raises(KeyError, match='meta_keys'):
         metric.process({}, [sample])
+
+
+def test_class_agnostic_equals_pycocotools_on_merged_classes(scene):
+    """class_agnostic=True scores as if every GT and prediction were one class (reference: relabelled data)."""
+    gts, samples = scene
+    res = _run_metric(samples, class_agnostic=True)
+    merged_gts = [(i, h, w, [{**inst, 'bbox_label': 0} for inst in insts]) for i, h, w, insts in gts]
+    merged = [{**s, 'pred_instances': {**s['pred_instances'],
+                                       'labels': torch.zeros_like(s['pred_instances']['labels'])}} for s in samples]
+    for iou_type in ('segm', 'bbox'):
+        ref = _reference(_reference_coco(merged_gts), merged, iou_type, 1000, cat_ids=[1])
+        assert res[f'{iou_type}_mAP_50_md1000'] == pytest.approx(ref['AP50'], abs=1e-6)
+        assert res[f'{iou_type}_mAP_md1000'] == pytest.approx(ref['AP'], abs=1e-6)
+    # wrong-class detections count as hits once classes are merged
+    assert res['segm_mAP_50_md1000'] > _run_metric(samples)['segm_mAP_50_md1000']
+    with pytest.raises(ValueError, match='class_agnostic'):
+        CellCocoMetric(ann_file='gt.json', class_agnostic=True)

@@ -112,18 +112,25 @@ class CellCocoMetric(CocoMetric):
             in ``meta_keys`` (original-size boxes and RLE masks from the dataset).
         metric: 'bbox', 'segm' or both.
         classwise: also report per-class AP50 (contest and maxDets 1000) and AP. Defaults to True.
+        class_agnostic: score every prediction and ground-truth instance as one class ``'nucleus'`` (how well a
+            model finds and outlines nuclei, whatever their class; e.g. a 4-class model on a 1-class data set).
+            Needs the ground truth from the data samples (no ``ann_file``).
         **kwargs: the other ``CocoMetric`` arguments (iou_thrs, format_only, outfile_prefix, prefix, ...).
             ``proposal_nums``/``use_mp_eval`` are ignored: maxDets are fixed to (100, 1000).
     """
 
     def __init__(self, ann_file: Optional[str] = None, metric: Union[str, List[str]] = ('bbox', 'segm'),
-                 classwise: bool = True, **kwargs) -> None:
+                 classwise: bool = True, class_agnostic: bool = False, **kwargs) -> None:
         metric = list(metric) if isinstance(metric, (list, tuple)) else [metric]
         unsupported = [m for m in metric if m not in ('bbox', 'segm')]
         if unsupported:
             raise KeyError(f'CellCocoMetric evaluates bbox and segm, not {unsupported}')
         super().__init__(ann_file=None, metric=metric, classwise=classwise, **kwargs)
         self.ann_file = ann_file
+        self.class_agnostic = class_agnostic
+        if class_agnostic and ann_file is not None:
+            raise ValueError(f'{ann_file}: class_agnostic=True scores the ground truth of the data samples; '
+                             'drop ann_file')
         self._coco_api = None
         if ann_file is not None:
             with get_local_path(ann_file, backend_args=self.backend_args) as local_path:
@@ -139,6 +146,8 @@ class CellCocoMetric(CocoMetric):
                           bboxes=pred['bboxes'].cpu().numpy(),
                           scores=pred['scores'].cpu().numpy(),
                           labels=pred['labels'].cpu().numpy())
+            if self.class_agnostic:
+                result['labels'] = np.zeros_like(result['labels'])
             if 'masks' in pred:
                 masks = pred['masks']
                 result['masks'] = encode_mask_results(masks.detach().cpu().numpy()) \
@@ -155,6 +164,9 @@ class CellCocoMetric(CocoMetric):
                 gt['anns'] = data_sample['instances']
             self.results.append((gt, result))
 
+    def _classes(self) -> List[str]:
+        return ['nucleus'] if self.class_agnostic else list(self.dataset_meta['classes'])
+
     def gt_to_coco_dict(self, gts: Sequence[dict]) -> dict:
         """COCO ground truth from the dataset's instances (category id = label + 1, area from the mask)."""
         images, annotations = [], []
@@ -162,7 +174,8 @@ class CellCocoMetric(CocoMetric):
             images.append(dict(id=gt['img_id'], width=gt['width'], height=gt['height'], file_name=''))
             for ann in gt['anns']:
                 x1, y1, x2, y2 = (float(v) for v in ann['bbox'])
-                coco_ann = dict(id=len(annotations) + 1, image_id=gt['img_id'], category_id=int(ann['bbox_label']) + 1,
+                cat_id = 1 if self.class_agnostic else int(ann['bbox_label']) + 1
+                coco_ann = dict(id=len(annotations) + 1, image_id=gt['img_id'], category_id=cat_id,
                                 bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1),
                                 iscrowd=int(ann.get('ignore_flag', 0)))
                 mask = ann.get('mask')
@@ -174,7 +187,7 @@ class CellCocoMetric(CocoMetric):
                         coco_ann['area'] = float(mask_util.area(mask))
                     coco_ann['segmentation'] = mask
                 annotations.append(coco_ann)
-        categories = [dict(id=i + 1, name=name) for i, name in enumerate(self.dataset_meta['classes'])]
+        categories = [dict(id=i + 1, name=name) for i, name in enumerate(self._classes())]
         return dict(images=images, annotations=annotations, categories=categories)
 
     def predictions_to_coco(self, preds: Sequence[dict], cat_ids: Sequence[int]) -> Dict[str, List[dict]]:
@@ -199,7 +212,7 @@ class CellCocoMetric(CocoMetric):
         """Evaluate every metric once with maxDets (100, 1000) and return the keys of the module docstring."""
         logger: MMLogger = MMLogger.get_current_instance()
         gts, preds = zip(*results)
-        classes = list(self.dataset_meta['classes'])
+        classes = self._classes()
         coco_gt = self._coco_api
         if coco_gt is None:
             coco_gt = COCO(self.gt_to_coco_dict(gts), print_function=_silent)

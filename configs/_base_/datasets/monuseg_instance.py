@@ -1,0 +1,59 @@
+# MoNuSeg 2018 (Kumar et al.): 40x H&E tiles of 1000x1000 px (0.25 um/px), one class (nucleus), ~300-700 nuclei
+# per tile. Convert the release with `tools/dataset_converters/to_hw3.py --format monuseg SRC data/monuseg`; it is
+# then read as-is by CellInstanceDataset. Training sees random crops (cropped at the native scale, then resized by
+# `scale`), validation whole tiles. The fixed val split keeps one tile of three organs out (lung, breast, kidney).
+# ---- frequently modified parameters ----
+data_root = 'data/monuseg/'
+scale = 1.5  # network pixels per image pixel: ~20 px nuclei become ~30 px (more stride-4 features per nucleus)
+crop_size = (256, 256)  # network pixels
+batch_size = 4
+num_workers = 1
+val_names = ['TCGA-50-5931-01Z-00-DX1', 'TCGA-AR-A1AS-01Z-00-DX1', 'TCGA-B0-5710-01Z-00-DX1']
+model_mpp = 0.25  # microns per pixel of the training images (whole slides are read at this resolution)
+# ----------------------------------------
+metainfo = dict(classes=('nucleus', ), palette=[(220, 20, 60)])
+native_crop = (int(round(crop_size[0] / scale)), int(round(crop_size[1] / scale)))
+
+pre_transform = [
+    dict(type='LoadCellImage'),
+    dict(type='LoadCellAnnotations', with_bbox=True, with_mask=True),
+]
+train_pipeline = [
+    *pre_transform,
+    # cells cut by the crop keep their visible part; crops without a nucleus are drawn again
+    dict(type='RandomCrop', crop_size=native_crop, allow_negative_crop=False, recompute_bbox=True),
+    # a box that reaches into the crop by less than a pixel keeps no mask pixel: drop it (an empty box is a NaN
+    # box-regression target)
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),
+    dict(type='RandomRot90', prob=0.5),
+    dict(type='ElasticTransform', alpha=30.0, sigma=12.0, prob=0.3),
+    dict(type='HEDStainJitter', theta=0.05, bias=0.05, prob=0.5),
+    dict(type='Resize', scale_factor=scale, keep_ratio=True),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadCellImage'),
+    dict(type='Resize', scale_factor=scale, keep_ratio=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
+]
+monuseg_dataset = dict(type='CellInstanceDataset', data_root=data_root, metainfo=metainfo, class_agnostic=True,
+               val_names=val_names)
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=num_workers,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(**monuseg_dataset, split='train', filter_cfg=dict(filter_empty_gt=True), pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=num_workers,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(**monuseg_dataset, split='val', test_mode=True, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+# Dense tiles: AP at maxDets 1000 (`coco/segm_mAP_50_md1000`) is the figure; the contest's 100 would cap recall.
+val_evaluator = dict(type='CellCocoMetric', metric=['bbox', 'segm'])
+test_evaluator = val_evaluator
