@@ -25,6 +25,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 import pycocotools.mask as mask_utils
 
+from mmcell.utils.fileio import atomic_write, write_json  # noqa: F401 (write_json: re-exported for callers)
+
 PathLike = Union[str, os.PathLike]
 
 NUM_CLASSES = 4
@@ -392,33 +394,17 @@ def read_test_ids(json_path: PathLike, test_dir: PathLike) -> List[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------ writing
-def _atomic_write(path: Path, write_fn) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_image_tif(path: PathLike, rgb: np.ndarray) -> None:
-    """Write (H, W, 3) uint8 RGB as the contest does: (H, W, 4) RGBA, alpha 255, LZW-compressed."""
+    """Write (H, W, 3) uint8 RGB as the contest does: (H, W, 4) RGBA, alpha 255, LZW-compressed (atomically)."""
     import tifffile
 
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    _atomic_write(Path(path), lambda tmp: tifffile.imwrite(
+    atomic_write(path, lambda tmp: tifffile.imwrite(
         tmp, rgba, photometric='rgb', compression='lzw', extrasamples=['unassalpha']))
 
 
 def write_class_map(path: PathLike, cmap: np.ndarray) -> None:
-    """Write a (H, W) class map as the contest does: float64, uncompressed."""
+    """Write a (H, W) class map as the contest does: float64, uncompressed (atomically)."""
     import tifffile
 
-    _atomic_write(Path(path), lambda tmp: tifffile.imwrite(tmp, np.asarray(cmap, dtype=np.float64)))
-
-
-def write_json(path: PathLike, obj) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj)))
+    atomic_write(path, lambda tmp: tifffile.imwrite(tmp, np.asarray(cmap, dtype=np.float64)))
