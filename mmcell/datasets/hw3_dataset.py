@@ -9,7 +9,7 @@ from mmdet.registry import DATASETS
 from mmengine.logging import print_log
 
 from .hw3_annotations import load_train_annotations, split_samples
-from .hw3_format import list_train_samples, read_test_ids
+from .hw3_format import HW3FormatError, list_train_samples, read_test_ids
 
 CELL_METAINFO = dict(
     classes=('epithelial', 'lymphocyte', 'macrophage', 'neutrophil'),  # class1.tif .. class4.tif
@@ -51,11 +51,17 @@ class CellInstanceDataset(BaseDetDataset):
         chosen = set(split_samples(names, self.split, self.val_ratio, self.seed, self.split_file))
         samples = load_train_annotations(self.data_root, self.img_dir, self.cache_file)
         data_list, dropped = [], 0
+        classes = self.metainfo['classes']
         for img_id, sample in enumerate(samples, start=1):
             if sample['name'] not in chosen:
                 continue
             instances = []
             for inst in sample['instances']:
+                if inst['class_id'] > len(classes):
+                    raise HW3FormatError(
+                        Path(sample['img_path']).parent / f'class{inst["class_id"]}.tif',
+                        f'unexpected class file: the dataset has {len(classes)} classes {tuple(classes)}; set '
+                        'metainfo=dict(classes=(...)) and the model num_classes for more')
                 x1, y1, x2, y2 = inst['bbox']
                 if inst['area'] <= 0 or x2 - x1 < self.min_instance_size or y2 - y1 < self.min_instance_size:
                     dropped += 1

@@ -30,6 +30,9 @@ from mmcell.utils.fileio import atomic_write, write_json  # noqa: F401 (write_js
 PathLike = Union[str, os.PathLike]
 
 NUM_CLASSES = 4
+#: highest ``class<K>.tif`` the reader accepts (converted public sets have up to 6 classes; label images store
+#: classes as uint8); how many a data set really has is its ``metainfo`` classes, checked by the dataset class
+MAX_CLASSES = 255
 IMAGE_FILE = 'image.tif'
 CLASS_FILE_RE = re.compile(r'^class(\d+)\.tiff?$', re.IGNORECASE)
 
@@ -249,7 +252,8 @@ def find_class_files(sample_dir: PathLike) -> Dict[int, Path]:
     """Map class id -> ``class<K>.tif`` path of one training folder (classes without instances are absent).
 
     Raises:
-        HW3FormatError: a ``class<K>.tif`` with K outside 1..4 (e.g. ``class7.tif``) or duplicated.
+        HW3FormatError: a ``class<K>.tif`` with K outside 1..MAX_CLASSES (e.g. ``class0.tif``) or duplicated.
+            Whether K fits the data set's classes is checked by :class:`~mmcell.datasets.CellInstanceDataset`.
     """
     sample_dir = Path(sample_dir)
     found: Dict[int, Path] = {}
@@ -258,8 +262,8 @@ def find_class_files(sample_dir: PathLike) -> Dict[int, Path]:
         if not match:
             continue
         k = int(match.group(1))
-        if not 1 <= k <= NUM_CLASSES:
-            raise HW3FormatError(entry, f'unexpected class file (HW3 classes are class1..class{NUM_CLASSES})')
+        if not 1 <= k <= MAX_CLASSES:
+            raise HW3FormatError(entry, f'unexpected class file (classes are class1..class{MAX_CLASSES})')
         if k in found:
             raise HW3FormatError(entry, f'class {k} given twice ({found[k].name} and {entry.name})')
         found[k] = entry

@@ -177,6 +177,8 @@ def convert_to_hw3(fmt: str, src: PathLike, out: PathLike, class_map: Optional[S
             report.contested += image.contested
             for name, n in image.ignored.items():
                 report.ignored[name] = report.ignored.get(name, 0) + n
+        if getattr(module, 'CLASS_NAMES_FROM_DATA', False):  # e.g. label images: as many classes as present
+            names = report.class_names = names[:max(report.instances, default=1)]
         if test_release:
             write_test_release_gt(tmp, [item.stem for item in items], names)
     return report
