@@ -22,6 +22,10 @@ import pycocotools.mask as mask_util
 
 from mmcell.datasets.rle import rle_runs
 
+#: score threshold of the label images users get (``mmcell segment``) and of the metrics that score them
+#: (``CellPathologyMetric``): label images show one segmentation, where low-score false positives only cost.
+LABEL_SCORE_THR = 0.5
+
 TABLE_COLUMNS = ('id', 'class_id', 'class', 'score', 'area', 'centroid_x', 'centroid_y', 'bbox_x1', 'bbox_y1',
                  'bbox_x2', 'bbox_y2', 'mean_intensity', 'mean_r', 'mean_g', 'mean_b')
 

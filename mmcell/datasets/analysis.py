@@ -51,7 +51,8 @@ def draw_gt_contours(rgb: np.ndarray, instances: Sequence[dict], scale: int = 1,
     if scale > 1:
         rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
         labels = np.repeat(np.repeat(labels, scale, axis=0), scale, axis=1)
-    colours = np.array([(0, 0, 0)] + [tuple(palette[i['class_id'] - 1]) for i in instances], np.uint8)
+    colours = np.array([(0, 0, 0)] + [tuple(palette[(i['class_id'] - 1) % len(palette)]) for i in instances],
+                       np.uint8)
     out = rgb.copy()
     edge = contour_pixels(labels)
     out[edge] = colours[labels[edge]]
@@ -65,10 +66,12 @@ def dataset_statistics(samples: Sequence[dict]) -> dict:
         samples: parsed training folders (see :func:`mmcell.datasets.hw3_annotations.load_train_annotations`).
 
     Returns:
-        ``num_images``, ``heights``, ``widths``, ``instances_per_image``, and per class K (1..4) lists/counts:
+        ``num_images``, ``heights``, ``widths``, ``instances_per_image``, and per class K (1..4, or up to the
+        highest class present in a converted data set) lists/counts:
         ``areas[K]`` (pixels), ``count[K]``, ``border[K]`` (instances whose box touches the image border).
     """
-    areas: Dict[int, List[int]] = {k: [] for k in range(1, NUM_CLASSES + 1)}
+    top = max([NUM_CLASSES] + [i['class_id'] for s in samples for i in s['instances']])
+    areas: Dict[int, List[int]] = {k: [] for k in range(1, top + 1)}
     border = {k: 0 for k in areas}
     heights, widths, per_image = [], [], []
     for s in samples:
@@ -84,9 +87,14 @@ def dataset_statistics(samples: Sequence[dict]) -> dict:
                 areas=areas, count={k: len(v) for k, v in areas.items()}, border=border)
 
 
+def _class_names(stats: dict) -> List[str]:
+    names = list(CELL_METAINFO['classes'])
+    return names + [f'class{k}' for k in range(len(names) + 1, len(stats['count']) + 1)]
+
+
 def format_statistics(stats: dict) -> str:
     """The statistics as a plain-text table."""
-    names = CELL_METAINFO['classes']
+    names = _class_names(stats)
     h, w, n = np.array(stats['heights']), np.array(stats['widths']), np.array(stats['instances_per_image'])
     lines = [f'images: {stats["num_images"]}']
     if stats['num_images']:
@@ -95,7 +103,7 @@ def format_statistics(stats: dict) -> str:
                   f'instances per image: min {n.min()}  median {np.median(n):g}  max {n.max()}  total {n.sum()}']
     lines.append(f'{"class":<16}{"instances":>10}{"share":>8}{"area med":>10}{"area p5-p95":>14}{"border":>8}')
     total = max(1, sum(stats['count'].values()))
-    for k in range(1, NUM_CLASSES + 1):
+    for k in sorted(stats['count']):
         a = np.array(stats['areas'][k])
         cnt = stats['count'][k]
         area = f'{np.median(a):10.0f}{f"{np.percentile(a, 5):.0f}-{np.percentile(a, 95):.0f}":>14}' if cnt else \
@@ -113,12 +121,13 @@ def plot_statistics(stats: dict, out_file: PathLike) -> Path:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    names = CELL_METAINFO['classes']
-    colours = [np.array(c) / 255 for c in CELL_METAINFO['palette']]
+    names = _class_names(stats)
+    palette = CELL_METAINFO['palette']
+    colours = [np.array(palette[k % len(palette)]) / 255 for k in range(len(names))]
     fig, ax = plt.subplots(2, 2, figsize=(11, 8))
     ax[0, 0].scatter(stats['widths'], stats['heights'], s=12)
     ax[0, 0].set(title=f'image sizes ({stats["num_images"]} images)', xlabel='width (px)', ylabel='height (px)')
-    ks = range(1, NUM_CLASSES + 1)
+    ks = sorted(stats['count'])
     ax[0, 1].bar(names, [stats['count'][k] for k in ks], color=colours)
     ax[0, 1].set(title='instances per class', ylabel='instances')
     all_areas = [a for k in ks for a in stats['areas'][k]]

@@ -59,17 +59,18 @@ class CellInstanceDataset(BaseDetDataset):
                                    data_root=Path(self.data_root or '.') / self.img_dir))
         samples = load_train_annotations(self.data_root, self.img_dir, self.cache_file)
         data_list, dropped = [], 0
-        num_classes = len(self.metainfo['classes'])
+        classes = tuple(self.metainfo['classes'])
         for img_id, sample in enumerate(samples, start=1):
             if sample['name'] not in chosen:
                 continue
             instances = []
             for inst in sample['instances']:
-                if not self.class_agnostic and inst['class_id'] > num_classes:
-                    folder = Path(sample['img_path']).parent
-                    raise HW3FormatError(folder / f'class{inst["class_id"]}.tif',
-                                         f'class {inst["class_id"]}, but the dataset has {num_classes} class(es) '
-                                         f'{tuple(self.metainfo["classes"])} (class_agnostic=True merges them)')
+                if not self.class_agnostic and inst['class_id'] > len(classes):
+                    raise HW3FormatError(
+                        Path(sample['img_path']).parent / f'class{inst["class_id"]}.tif',
+                        f'unexpected class file: the dataset has {len(classes)} class(es) {classes}; set '
+                        'metainfo=dict(classes=(...)) and the model num_classes for more, or class_agnostic=True '
+                        'to merge them')
                 x1, y1, x2, y2 = inst['bbox']
                 if inst['area'] <= 0 or x2 - x1 < self.min_instance_size or y2 - y1 < self.min_instance_size:
                     dropped += 1

@@ -25,9 +25,14 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 import pycocotools.mask as mask_utils
 
+from mmcell.utils.fileio import atomic_write, write_json  # noqa: F401 (write_json: re-exported for callers)
+
 PathLike = Union[str, os.PathLike]
 
 NUM_CLASSES = 4
+#: highest ``class<K>.tif`` the reader accepts (converted public sets have up to 6 classes; label images store
+#: classes as uint8); how many a data set really has is its ``metainfo`` classes, checked by the dataset class
+MAX_CLASSES = 255
 IMAGE_FILE = 'image.tif'
 CLASS_FILE_RE = re.compile(r'^class(\d+)\.tiff?$', re.IGNORECASE)
 
@@ -247,7 +252,8 @@ def find_class_files(sample_dir: PathLike) -> Dict[int, Path]:
     """Map class id -> ``class<K>.tif`` path of one training folder (classes without instances are absent).
 
     Raises:
-        HW3FormatError: a ``class<K>.tif`` with K outside 1..4 (e.g. ``class7.tif``) or duplicated.
+        HW3FormatError: a ``class<K>.tif`` with K outside 1..MAX_CLASSES (e.g. ``class0.tif``) or duplicated.
+            Whether K fits the data set's classes is checked by :class:`~mmcell.datasets.CellInstanceDataset`.
     """
     sample_dir = Path(sample_dir)
     found: Dict[int, Path] = {}
@@ -256,8 +262,8 @@ def find_class_files(sample_dir: PathLike) -> Dict[int, Path]:
         if not match:
             continue
         k = int(match.group(1))
-        if not 1 <= k <= NUM_CLASSES:
-            raise HW3FormatError(entry, f'unexpected class file (HW3 classes are class1..class{NUM_CLASSES})')
+        if not 1 <= k <= MAX_CLASSES:
+            raise HW3FormatError(entry, f'unexpected class file (classes are class1..class{MAX_CLASSES})')
         if k in found:
             raise HW3FormatError(entry, f'class {k} given twice ({found[k].name} and {entry.name})')
         found[k] = entry
@@ -392,33 +398,17 @@ def read_test_ids(json_path: PathLike, test_dir: PathLike) -> List[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------ writing
-def _atomic_write(path: Path, write_fn) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_image_tif(path: PathLike, rgb: np.ndarray) -> None:
-    """Write (H, W, 3) uint8 RGB as the contest does: (H, W, 4) RGBA, alpha 255, LZW-compressed."""
+    """Write (H, W, 3) uint8 RGB as the contest does: (H, W, 4) RGBA, alpha 255, LZW-compressed (atomically)."""
     import tifffile
 
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    _atomic_write(Path(path), lambda tmp: tifffile.imwrite(
+    atomic_write(path, lambda tmp: tifffile.imwrite(
         tmp, rgba, photometric='rgb', compression='lzw', extrasamples=['unassalpha']))
 
 
 def write_class_map(path: PathLike, cmap: np.ndarray) -> None:
-    """Write a (H, W) class map as the contest does: float64, uncompressed."""
+    """Write a (H, W) class map as the contest does: float64, uncompressed (atomically)."""
     import tifffile
 
-    _atomic_write(Path(path), lambda tmp: tifffile.imwrite(tmp, np.asarray(cmap, dtype=np.float64)))
-
-
-def write_json(path: PathLike, obj) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj)))
+    atomic_write(path, lambda tmp: tifffile.imwrite(tmp, np.asarray(cmap, dtype=np.float64)))

@@ -84,9 +84,21 @@ def test_empty_folder(tmp_path, sample):
 
 
 def test_class7(tmp_path, sample):
-    write_class_map(sample / 'class7.tif', np.zeros((40, 48)))
+    cmap = np.zeros((40, 48))
+    cmap[30:34, 2:6] = 999
+    write_class_map(sample / 'class7.tif', cmap)
+    with pytest.raises(HW3FormatError) as info:  # a 4-class data set refuses class 7
+        CellInstanceDataset(data_root=str(tmp_path), split='all', cache_file=None).full_init()
+    assert str(info.value).startswith(f'{sample / "class7.tif"}: unexpected class file: the dataset has 4 classes')
+    names = tuple(f'c{k}' for k in range(1, 8))  # ... and a 7-class one reads it
+    dataset = CellInstanceDataset(data_root=str(tmp_path), split='all', cache_file=None, metainfo=dict(classes=names))
+    assert 6 in [i['bbox_label'] for i in dataset.get_data_info(0)['instances']]
+
+
+def test_class0(tmp_path, sample):
+    write_class_map(sample / 'class0.tif', np.zeros((40, 48)))
     msg = _load_error(tmp_path)
-    assert msg.startswith(f'{sample / "class7.tif"}: unexpected class file')
+    assert msg.startswith(f'{sample / "class0.tif"}: unexpected class file')
 
 
 def test_no_train_folder(tmp_path):

@@ -1,0 +1,122 @@
+"""MoNuSeg recipe vs Cellpose 3.1, side by side in one run, on the same 10/3 split and the same training time.
+
+    .venv/bin/python benchmarks/monuseg_vs_cellpose.py SRC WORK [--budget-s S] [--reuse-mmcell]
+
+1. ``tools/misc/monuseg_cpu.sh SRC WORK/mmcell``: converts SRC (MoNuSeg release layout) and trains the CPU recipe;
+   its training time is the budget (or ``--budget-s``).
+2. Cellpose in its own venv (``.venv-cellpose``, created if missing: ``torch==2.13.0 cellpose==3.1.1.3``) trains
+   from scratch on the same 10 tiles for the same time and predicts the 3 val tiles
+   (``benchmarks/cellpose_train_predict.py``).
+3. Both are scored here with the same code on the 3 val tiles: segm AP50 and AP (maxDets 1000, one class,
+   faster-coco-eval), AJI, AJI+, PQ (``mmcell.evaluation.metrics``), seconds per tile; the table is printed and
+   appended to ``benchmarks/RESULTS.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CELLPOSE_VENV = REPO / '.venv-cellpose'
+CELLPOSE_SPEC = ('torch==2.13.0', 'cellpose==3.1.1.3')
+
+
+def run(cmd: list, log: Path) -> str:
+    """Run ``cmd`` from the repo root, teeing its output into ``log``; stop with its tail on failure."""
+    print('$', ' '.join(map(str, cmd)), flush=True)
+    lines = []
+    with subprocess.Popen([str(c) for c in cmd], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc, open(log, 'w') as fh:
+        for line in proc.stdout:
+            fh.write(line)
+            lines.append(line)
+            if not line.startswith(('\r', ' ')) and 'Iter(train)' not in line or 'Iter(train) [' in line and \
+                    re.search(r'\[\s*\d*00/', line):
+                print(line.rstrip()[:200], flush=True)
+    if proc.returncode != 0:
+        sys.exit(f'{cmd[0]} failed (exit {proc.returncode}); log: {log}\n' + ''.join(lines[-20:]))
+    return ''.join(lines)
+
+
+def ensure_cellpose_venv() -> Path:
+    python = CELLPOSE_VENV / 'bin' / 'python'
+    if not python.exists():
+        subprocess.run([sys.executable.replace('.venv/bin/python', 'python3') if False else 'python3', '-m', 'venv',
+                        str(CELLPOSE_VENV)], check=True)
+        subprocess.run([str(python), '-m', 'pip', 'install', '-q', *CELLPOSE_SPEC], check=True)
+    return python
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='MoNuSeg release folder (images/ + annotations/)')
+    parser.add_argument('work', help='work folder (mmcell/, cellpose/, data/)')
+    parser.add_argument('--budget-s', type=float, help='Cellpose training seconds (default: mmcell training time)')
+    parser.add_argument('--reuse-mmcell', action='store_true', help='skip training when WORK/mmcell has a model')
+    parser.add_argument('--results', default=str(REPO / 'benchmarks' / 'RESULTS.md'))
+    args = parser.parse_args()
+
+    from mmengine.config import Config
+
+    from mmcell.evaluation.benchmark_monuseg import evaluate_label_maps, evaluate_mmcell
+
+    work = Path(args.work).resolve()
+    (work / 'mmcell').mkdir(parents=True, exist_ok=True)
+    mm_dir = work / 'mmcell'
+    summary = mm_dir / 'summary.txt'
+    if not (args.reuse_mmcell and summary.exists()):
+        text = run(['bash', 'tools/misc/monuseg_cpu.sh', args.src, mm_dir], mm_dir / 'monuseg_cpu.log')
+        summary.write_text(text[text.rfind('=== MoNuSeg recipe'):])
+    text = summary.read_text()
+    train_s = float(re.search(r'train time:\s+(\d+)s', text).group(1))
+    config = re.search(r'config:\s+(\S+)', text).group(1)
+    checkpoint = re.search(r'best checkpoint:\s+(\S+)', text).group(1)
+    data_root = mm_dir / 'data'
+    val_names = list(Config.fromfile(config).val_dataloader.dataset.val_names)
+
+    budget = args.budget_s or train_s
+    cp_dir = work / 'cellpose'
+    cp_dir.mkdir(exist_ok=True)
+    run([ensure_cellpose_venv(), 'benchmarks/cellpose_train_predict.py', data_root, cp_dir, '--val', *val_names,
+         '--budget-s', str(budget)], cp_dir / 'cellpose.log')
+    cp_timing = json.loads((cp_dir / 'timing.json').read_text())
+
+    start = time.time()
+    mm = evaluate_mmcell(config, checkpoint, data_root, val_names)
+    mm_predict_s = (time.time() - start) / len(val_names)
+    cp = evaluate_label_maps(data_root, val_names, cp_dir)
+
+    rows = [('mmcell MoNuSeg CPU recipe', train_s, mm, mm_predict_s),
+            (f'Cellpose 3.1.1.3 from scratch ({cp_timing["iterations"]} it x 8)', cp_timing['train_s'], cp,
+             float(np.mean(list(cp_timing['predict_s'].values()))))]
+    keys = ('AP50', 'AP', 'AJI', 'AJI+', 'PQ')
+    table = ['| method | train s | ' + ' | '.join(keys) + ' | s/tile |', '|---|' + '---|' * (len(keys) + 2)]
+    for name, t, figs, s_tile in rows:
+        table.append(f'| {name} | {t:.0f} | ' + ' | '.join(f'{figs[k]:.3f}' for k in keys) + f' | {s_tile:.1f} |')
+    ratio = ' | '.join(f'{k} {mm[k] / cp[k]:.2f}x' if cp[k] > 0 else f'{k} n/a' for k in keys)
+    block = '\n'.join([
+        f'\n## MoNuSeg CPU recipe vs Cellpose, side by side ({datetime.date.today()})',
+        f'Machine: {platform.node()} ({os.cpu_count()} cores), CPU only. Data: MoNuSeg 2018 training images '
+        '(13 tiles, CC BY-NC-SA 4.0), fixed split: 10 train, 3 val tiles ' + ', '.join(val_names) + '.',
+        f'Command: `.venv/bin/python benchmarks/monuseg_vs_cellpose.py {args.src} {args.work}`. AP at maxDets '
+        '1000, one class; AJI/AJI+/PQ on label images (mmcell: detections with score >= 0.5, overlaps to the higher '
+        'score; Cellpose: its label image). Cellpose score for AP: mean cell probability inside the mask.',
+        '', *table, '', f'mmcell / Cellpose: {ratio}', ''])
+    print(block)
+    from mmcell.utils.fileio import atomic_write_text
+    results = Path(args.results)
+    atomic_write_text(results, (results.read_text() if results.exists() else '') + block)
+
+
+if __name__ == '__main__':
+    main()

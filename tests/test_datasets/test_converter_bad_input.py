@@ -1,0 +1,161 @@
+"""``to_hw3.py`` on bad input: one line naming the file and the problem, a non-zero exit, and no OUT (nor any
+temp folder beside it) left behind. One test per row of the README's converter "Bad input" table."""
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import REPO
+from converter_fixtures import square, synthetic_instances, write_monuseg, write_pannuke, write_png, write_xml
+
+from mmcell.datasets.hw3_format import write_image_tif
+
+TOOL = REPO / 'tools' / 'dataset_converters' / 'to_hw3.py'
+to_hw3_main = runpy.run_path(str(TOOL), run_name='to_hw3')['main']
+
+
+def _fail(tmp_path, *args: str) -> str:
+    """Run the CLI in-process; return its one-line error after checking nothing was written."""
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as info:
+        to_hw3_main([*args, str(out), '--no-progress'] if '--format' in args else list(args))
+    msg = info.value.code
+    assert isinstance(msg, str) and '\n' not in msg and 'Traceback' not in msg, msg
+    if '--overwrite' not in args and not msg.endswith('(pass --overwrite to replace it)'):
+        assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.out.')]  # no temp folder left
+    return msg
+
+
+@pytest.fixture
+def monuseg_src(tmp_path):
+    return write_monuseg(tmp_path / 'src', {'a': [square(2, 2, 10, 10)], 'b': [square(5, 5, 15, 15)]})
+
+
+def test_malformed_xml(tmp_path, monuseg_src):
+    xml = monuseg_src / 'Annotations' / 'b.xml'
+    xml.write_text('<Annotations><Annotation><Regions><Region>')
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src))
+    assert msg.startswith(f'{xml}: malformed XML (no element found: line 1')
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf', 'abc'])
+def test_vertex_nan(tmp_path, monuseg_src, value):
+    xml = write_xml(monuseg_src / 'Annotations' / 'b.xml', [('x', [[(1, 1), (value, 5), (5, 5)]])])
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src))
+    assert msg.startswith(f'{xml}: region 1: vertex X={value!r}') and ('not finite' in msg or 'not a number' in msg)
+
+
+def test_xml_without_image(tmp_path, monuseg_src):
+    xml = write_xml(monuseg_src / 'Annotations' / 'c.xml', [('x', [square(1, 1, 5, 5)])])
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src))
+    assert msg.startswith(f"{xml}: no image with stem 'c' below {monuseg_src}")
+
+
+def test_image_without_xml(tmp_path, monuseg_src):
+    (monuseg_src / 'Annotations' / 'b.xml').unlink()
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src))
+    assert msg == f"{monuseg_src / 'Tissue Images' / 'b.tif'}: no ImageScope .xml annotation with stem 'b' " \
+        f'below {monuseg_src}'
+
+
+def test_vertices_far_outside_the_image(tmp_path, monuseg_src):
+    # the annotation of a 2000 px image given with a 48x40 one
+    xml = write_xml(monuseg_src / 'Annotations' / 'b.xml', [('x', [square(5, 5, 15, 15), square(900, 5, 920, 25)])])
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src))
+    assert msg.startswith(f'{xml}: vertex (920, 5) lies 872 px outside the 48x40 image')
+
+
+def test_label_image_of_another_size(tmp_path):
+    rgb, ids, _ = synthetic_instances(0, 40, 48)
+    write_image_tif(tmp_path / 'src' / 'x.tif', rgb)
+    tifffile.imwrite(tmp_path / 'src' / 'x_labels.tif', ids[:30].astype(np.uint16))
+    msg = _fail(tmp_path, '--format', 'labels', str(tmp_path / 'src'))
+    assert msg == f'{tmp_path / "src" / "x_labels.tif"}: annotation size (30, 48) differs from image ' \
+        f'{tmp_path / "src" / "x.tif"} of size (40, 48)'
+
+
+def test_label_image_fractional(tmp_path):
+    rgb, ids, _ = synthetic_instances(0, 40, 48)
+    write_image_tif(tmp_path / 'src' / 'x.tif', rgb)
+    labels = ids.astype(np.float32)
+    labels[3, 4] = 2.5
+    tifffile.imwrite(tmp_path / 'src' / 'x_labels.tif', labels)
+    msg = _fail(tmp_path, '--format', 'labels', str(tmp_path / 'src'))
+    assert msg == f'{tmp_path / "src" / "x_labels.tif"}: label image holds non-integer value 2.5 ' \
+        '(instance ids are integers)'
+
+
+@pytest.mark.parametrize('which,array,problem', [
+    ('masks', np.zeros((2, 48, 48, 5)), 'expected shape (N, H, W, 6) matching images (2, 48, 48), got (2, 48, 48, 5)'),
+    ('masks', np.zeros((2, 48, 48, 6), bool), 'unsupported dtype bool (expected integer or float ids)'),
+    ('images', np.zeros((2, 48, 48), np.uint8), 'expected shape (N, H, W, 3), got (2, 48, 48)'),
+    ('images', np.zeros((2, 48, 48, 3), np.int16), 'unsupported dtype int16 (expected uint8 or float 0..255)'),
+])
+def test_npy_wrong_shape_or_dtype(tmp_path, which, array, problem):
+    write_pannuke(tmp_path / 'src', num=2)
+    path = tmp_path / 'src' / which / 'fold1' / f'{which}.npy'
+    np.save(path, array)
+    msg = _fail(tmp_path, '--format', 'pannuke', str(tmp_path / 'src'))
+    assert msg == f'{path}: {problem}'
+
+
+def test_npy_pickled_object_array_refused(tmp_path):
+    write_pannuke(tmp_path / 'src', num=1)
+    path = tmp_path / 'src' / 'masks' / 'fold1' / 'masks.npy'
+    np.save(path, np.array([{'a': 1}], dtype=object), allow_pickle=True)
+    msg = _fail(tmp_path, '--format', 'pannuke', str(tmp_path / 'src'))
+    assert msg.startswith(f'{path}: unreadable .npy (') and 'pickle' in msg
+
+
+def test_mask_png_not_binary(tmp_path):
+    rgb, ids, _ = synthetic_instances(0, 40, 48)
+    write_png(tmp_path / 'src' / 's1' / 'images' / 's1.png', rgb)
+    write_png(tmp_path / 'src' / 's1' / 'masks' / 'm1.png', ((ids == ids.max()) * 255).astype(np.uint8))
+    bad = ((ids > 0) * 255).astype(np.uint8)
+    bad[0, 0] = 128
+    write_png(tmp_path / 'src' / 's1' / 'masks' / 'm2.png', bad)
+    msg = _fail(tmp_path, '--format', 'dsb2018', str(tmp_path / 'src'))
+    assert msg.startswith(f'{tmp_path / "src" / "s1" / "masks" / "m2.png"}: mask is not binary (values 0, 128, 255')
+
+
+def test_unknown_format(tmp_path, monuseg_src):
+    msg = _fail(tmp_path, '--format', 'monusegg', str(monuseg_src))
+    assert msg == '--format monusegg: unknown format (choose from monuseg, monusac, pannuke, conic, dsb2018, labels)'
+
+
+def test_out_exists_needs_overwrite(tmp_path, monuseg_src):
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'keep.txt').write_text('mine')
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src))
+    assert msg == f'{out}: exists (pass --overwrite to replace it)'
+    assert (out / 'keep.txt').read_text() == 'mine'
+    to_hw3_main(['--format', 'monuseg', str(monuseg_src), str(out), '--overwrite', '--no-progress'])
+    assert sorted(p.name for p in (out / 'train').iterdir()) == ['a', 'b'] and not (out / 'keep.txt').exists()
+
+
+def test_failure_late_in_the_run_keeps_the_previous_out(tmp_path, monuseg_src):
+    out = tmp_path / 'out'
+    to_hw3_main(['--format', 'monuseg', str(monuseg_src), str(out), '--no-progress'])
+    before = sorted(p.relative_to(out) for p in out.rglob('*'))
+    (monuseg_src / 'Annotations' / 'b.xml').write_text('<oops')  # image 'a' converts, then 'b' fails
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src), '--overwrite')
+    assert 'b.xml: malformed XML' in msg
+    assert sorted(p.relative_to(out) for p in out.rglob('*')) == before
+
+
+def test_cli_exit_code_and_stderr(tmp_path, monuseg_src):
+    (monuseg_src / 'Annotations' / 'a.xml').write_text('<Annotations><Region></Annotations>')
+    env = {**os.environ, 'PYTHONPATH': str(REPO)}
+    proc = subprocess.run([sys.executable, str(TOOL), '--format', 'monuseg', str(monuseg_src), str(tmp_path / 'out')],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and '%|' not in line]
+    assert lines == [f'{monuseg_src / "Annotations" / "a.xml"}: malformed XML (mismatched tag: line 1, column 23)']
+    assert not (tmp_path / 'out').exists()
