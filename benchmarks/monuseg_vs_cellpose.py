@@ -51,10 +51,77 @@ def run(cmd: list, log: Path) -> str:
 def ensure_cellpose_venv() -> Path:
     python = CELLPOSE_VENV / 'bin' / 'python'
     if not python.exists():
-        subprocess.run([sys.executable.replace('.venv/bin/python', 'python3') if False else 'python3', '-m', 'venv',
-                        str(CELLPOSE_VENV)], check=True)
+        subprocess.run(['python3', '-m', 'venv', str(CELLPOSE_VENV)], check=True)
         subprocess.run([str(python), '-m', 'pip', 'install', '-q', *CELLPOSE_SPEC], check=True)
     return python
+
+
+def ground_truth(data_root: Path, name: str, img_id: int) -> dict:
+    """A metric data sample's ground-truth part for one converted tile (all classes as one)."""
+    from mmcell.datasets.hw3_format import parse_sample
+
+    sample = parse_sample(data_root / 'train' / name)
+    instances = [dict(bbox=inst['bbox'], bbox_label=0, mask=inst['mask'], ignore_flag=0)
+                 for inst in sample['instances']]
+    return dict(img_id=img_id, ori_shape=(sample['height'], sample['width']), instances=instances)
+
+
+def score(samples: list, pathology_score_thr: float) -> dict:
+    """AP50/AP (maxDets 1000, one class) and AJI/AJI+/PQ of metric data samples, through mmcell's two metrics."""
+    from mmcell.evaluation.metrics import CellCocoMetric, CellPathologyMetric
+
+    coco = CellCocoMetric(metric='segm', classwise=False, class_agnostic=True)
+    path = CellPathologyMetric(score_thr=pathology_score_thr, classwise=False)
+    figures = {}
+    for metric in (coco, path):
+        metric.dataset_meta = dict(classes=('nucleus', ))
+        metric.process({}, samples)
+        figures.update(metric.compute_metrics(metric.results))
+    return dict(AP50=figures['segm_mAP_50_md1000'], AP=figures['segm_mAP_md1000'], AJI=figures['aji'],
+                **{'AJI+': figures['aji_plus']}, PQ=figures['pq'])
+
+
+def evaluate_mmcell(config: str, checkpoint: str, data_root: Path, names: list) -> dict:
+    """Predict the tiles with the recipe's model (the fast inference path) and score them."""
+    import torch
+
+    from mmcell.apis import build_inference_model, predict_images
+
+    model = build_inference_model(config, checkpoint)
+    paths = [str(data_root / 'train' / n / 'image.tif') for n in names]
+    samples = []
+    for k, (name, out) in enumerate(zip(names, predict_images(model, paths, progress=False))):
+        pred = out.pred_instances
+        masks = pred.masks if isinstance(pred.masks, (list, tuple)) else torch.as_tensor(pred.masks)
+        samples.append(dict(ground_truth(data_root, name, k), pred_instances=dict(
+            bboxes=pred.bboxes, scores=pred.scores, labels=torch.zeros_like(pred.labels), masks=masks)))
+    return score(samples, pathology_score_thr=0.5)
+
+
+def evaluate_label_maps(data_root: Path, names: list, folder: Path) -> dict:
+    """Score label images (``<name>_labels.tif`` + ``<name>_scores.json``: score per id) of a peer method."""
+    import pycocotools.mask as mask_util
+    import tifffile
+    import torch
+
+    samples = []
+    for k, name in enumerate(names):
+        labels = tifffile.imread(folder / f'{name}_labels.tif')
+        scores = {int(i): s for i, s in json.loads((folder / f'{name}_scores.json').read_text()).items()}
+        ids = np.array(sorted(scores), dtype=np.int64)
+        rles, boxes = [], []
+        for i in ids:
+            rle = mask_util.encode(np.asfortranarray((labels == i).astype(np.uint8)))
+            rle['counts'] = rle['counts'].decode()
+            x, y, w, h = mask_util.toBbox(rle)
+            rles.append(rle)
+            boxes.append([x, y, x + w, y + h])
+        samples.append(dict(ground_truth(data_root, name, k), pred_instances=dict(
+            bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            scores=torch.tensor([scores[i] for i in ids], dtype=torch.float32),
+            labels=torch.zeros(len(ids), dtype=torch.int64), masks=rles)))
+    # the peer's label image is its segmentation: every cell counts for AJI/PQ
+    return score(samples, pathology_score_thr=0.0)
 
 
 def main() -> None:
@@ -67,8 +134,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from mmengine.config import Config
-
-    from mmcell.evaluation.benchmark_monuseg import evaluate_label_maps, evaluate_mmcell
 
     work = Path(args.work).resolve()
     (work / 'mmcell').mkdir(parents=True, exist_ok=True)
