@@ -201,3 +201,29 @@ def test_cell_pathology_metric_in_the_evaluator():
     assert out['pathology/pq'] == pytest.approx((pq1 + pq2) / 2)
     assert out['pathology/a_pq'] == pytest.approx(pq1) and out['pathology/b_pq'] == pytest.approx(pq2)
     assert out['pathology/mpq'] == pytest.approx((pq1 + pq2) / 2)
+
+
+def test_cell_pathology_metric_reads_a_coco_ground_truth(tmp_path):
+    """``ann_file`` (e.g. a converted test release's test_gt_coco.json) replaces the samples' instances."""
+    import json
+
+    import pycocotools.mask as mask_util
+
+    gt_mask = np.zeros((10, 20), np.uint8)
+    gt_mask[0:4, 0:10] = 1
+    rle = mask_util.encode(np.asfortranarray(gt_mask))
+    rle['counts'] = rle['counts'].decode()
+    ann_file = tmp_path / 'gt.json'
+    ann_file.write_text(json.dumps(dict(
+        images=[dict(id=7, file_name='x.tif', height=10, width=20)],
+        annotations=[dict(id=1, image_id=7, category_id=1, segmentation=rle, bbox=[0, 0, 10, 4], area=40,
+                          iscrowd=0)],
+        categories=[dict(id=1, name='nucleus')])))
+    metric = METRICS.build(dict(type='CellPathologyMetric', ann_file=str(ann_file), score_thr=0.1))
+    metric.dataset_meta = dict(classes=('nucleus',))
+    sample = _sample(7, [], [PART_A, PART_B], [0.9, 0.2], [0, 0])  # no instances in the sample itself
+    metric.process({}, [sample])
+    out = metric.compute_metrics(metric.results)
+    assert out['aji'] == pytest.approx(28 / 52)  # score_thr 0.1 keeps the 0.2 split part
+    with pytest.raises(FileNotFoundError, match='missing.json: ground-truth annotation file not found'):
+        METRICS.build(dict(type='CellPathologyMetric', ann_file=str(tmp_path / 'missing.json')))
