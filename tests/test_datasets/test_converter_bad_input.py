@@ -159,3 +159,30 @@ def test_cli_exit_code_and_stderr(tmp_path, monuseg_src):
     lines = [line for line in proc.stderr.splitlines() if line.strip() and '%|' not in line]
     assert lines == [f'{monuseg_src / "Annotations" / "a.xml"}: malformed XML (mismatched tag: line 1, column 23)']
     assert not (tmp_path / 'out').exists()
+
+
+def test_monusac_unknown_class(tmp_path):
+    rgb = synthetic_instances(0, 40, 48)[0]
+    write_image_tif(tmp_path / 'src' / 'p' / 'x.tif', rgb)
+    xml = write_xml(tmp_path / 'src' / 'p' / 'x.xml', [('Epithelial', [square(1, 1, 6, 6)]),
+                                                       ('Stroma', [square(10, 10, 16, 16)])])
+    msg = _fail(tmp_path, '--format', 'monusac', str(tmp_path / 'src'))
+    assert msg == f"{xml}: unknown annotation class 'Stroma' (expected one of Epithelial, Lymphocyte, Macrophage, " \
+        'Neutrophil, Ambiguous)'
+
+
+def test_conic_class_out_of_range(tmp_path):
+    rgb, ids, _ = synthetic_instances(0, 32, 32)
+    (tmp_path / 'src' / 'data').mkdir(parents=True)
+    np.save(tmp_path / 'src' / 'data' / 'images.npy', rgb[None])
+    np.save(tmp_path / 'src' / 'data' / 'labels.npy', np.stack([ids, np.where(ids > 0, 9, 0)], -1)[None])
+    msg = _fail(tmp_path, '--format', 'conic', str(tmp_path / 'src'))
+    assert msg == f'{tmp_path / "src" / "data" / "labels.npy"}: patch 0: class values must be integers 0..6'
+
+
+def test_dsb2018_mask_of_another_size(tmp_path):
+    rgb, ids, _ = synthetic_instances(0, 40, 48)
+    write_png(tmp_path / 'src' / 's1' / 'images' / 's1.png', rgb)
+    mask = write_png(tmp_path / 'src' / 's1' / 'masks' / 'm1.png', np.zeros((20, 20), np.uint8))
+    msg = _fail(tmp_path, '--format', 'dsb2018', str(tmp_path / 'src'))
+    assert msg.startswith(f'{mask}: annotation size (20, 20) differs from image')

@@ -27,7 +27,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from ..hw3_format import HW3FormatError, PathLike, _first_line, read_image_rgb, to_rgb_uint8
+from ..hw3_format import HW3FormatError, PathLike, _first_line, read_image_rgb, read_tiff, to_rgb_uint8
 
 #: image file suffixes read by the converters (.svs: Aperio, level 0 through tifffile + imagecodecs)
 IMAGE_SUFFIXES = ('.tif', '.tiff', '.png', '.svs', '.jpg', '.jpeg', '.bmp')
@@ -164,7 +164,6 @@ def read_label_file(path: PathLike) -> np.ndarray:
     """Read a label image (TIFF or PNG) as stored."""
     path = Path(path)
     if path.suffix.lower() in ('.tif', '.tiff'):
-        from ..hw3_format import read_tiff
         return read_tiff(path)
     return read_pillow(path)
 

@@ -36,9 +36,8 @@ def find_items(src: PathLike) -> List[NpyItem]:
 def load_item(item: NpyItem) -> ConvertedImage:
     """Instances from channel 0, their class from channel 1."""
     arr = np.asarray(item.annotations[item.index])
-    where = f'{item.annotation_path}'
     try:
-        labels, _ = instances_from_label_map(arr[..., 0], where)
+        labels, _ = instances_from_label_map(arr[..., 0], item.annotation_path)
     except HW3FormatError as err:
         raise HW3FormatError(item.annotation_path, f'patch {item.index}: {err.problem}') from None
     cls_map = arr[..., 1]

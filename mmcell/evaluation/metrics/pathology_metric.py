@@ -132,6 +132,8 @@ class CellPathologyMetric(BaseMetric):
         for data_sample in data_samples:
             height, width = (int(v) for v in data_sample['ori_shape'][:2])
             pred = data_sample['pred_instances']
+            if 'masks' not in pred:
+                raise KeyError('CellPathologyMetric scores masks: the model predicted none (a bbox-only model?)')
             masks = pred['masks']
             if hasattr(masks, 'detach'):
                 masks = masks.detach().cpu().numpy()
