@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -81,13 +82,14 @@ def score(samples: list, pathology_score_thr: float) -> dict:
                 **{'AJI+': figures['aji_plus']}, PQ=figures['pq'])
 
 
-def evaluate_mmcell(config: str, checkpoint: str, data_root: Path, names: list) -> dict:
+def evaluate_mmcell(config: str, checkpoint: str, data_root: Path, names: list,
+                    cfg_options: Optional[dict] = None) -> dict:
     """Predict the tiles with the recipe's model (the fast inference path) and score them."""
     import torch
 
     from mmcell.apis import build_inference_model, predict_images
 
-    model = build_inference_model(config, checkpoint)
+    model = build_inference_model(config, checkpoint, cfg_options=cfg_options)
     paths = [str(data_root / 'train' / n / 'image.tif') for n in names]
     samples = []
     for k, (name, out) in enumerate(zip(names, predict_images(model, paths, progress=False))):

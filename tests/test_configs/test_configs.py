@@ -71,7 +71,9 @@ def test_config_builds_model_and_data(path, synthetic_hw3):
         assert len(dataset) > 0
         assert 'inputs' in dataset[0]
     for evaluator in ('val_evaluator', 'test_evaluator'):
-        METRICS.build(cfg[evaluator])
+        metrics = cfg[evaluator] if isinstance(cfg[evaluator], list) else [cfg[evaluator]]
+        for metric in metrics:
+            METRICS.build(metric)
 
 
 def test_quickstart_iterations_lower_the_loss(synthetic_hw3):

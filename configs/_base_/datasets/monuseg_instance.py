@@ -53,7 +53,19 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(**monuseg_dataset, split='val', test_mode=True, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-# Dense tiles: AP at maxDets 1000 (`coco/segm_mAP_50_md1000`) is the figure; the contest's 100 would cap recall.
-val_evaluator = dict(type='CellCocoMetric', metric=['bbox', 'segm'])
-test_evaluator = val_evaluator
+# Held-out tiles (e.g. the MoNuSeg test set) converted with `to_hw3.py --format monuseg SRC OUT --test-release`:
+# `tools/test.py CONFIG CKPT --data-root OUT` scores OUT/test_release/*.tif against OUT/test_gt_coco.json.
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=num_workers,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='CellTestDataset', data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+# Dense tiles: AP at maxDets 1000 (`coco/segm_mAP_50_md1000`) is the figure (the contest's 100 per image would
+# cap recall at ~0.24); AJI, AJI+ and PQ of the label images as the pathology papers report them.
+val_evaluator = [dict(type='CellCocoMetric', metric=['bbox', 'segm']), dict(type='CellPathologyMetric')]
+test_evaluator = [
+    dict(type='CellCocoMetric', metric=['bbox', 'segm'], ann_file=data_root + 'test_gt_coco.json'),
+    dict(type='CellPathologyMetric', ann_file=data_root + 'test_gt_coco.json')
+]
