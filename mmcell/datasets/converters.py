@@ -2,34 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import List, Optional, Union
 
+from .coco_gt import coco_categories, samples_to_coco  # noqa: F401  (the one COCO ground-truth builder)
 from .hw3_annotations import load_train_annotations, split_samples
-from .hw3_format import NUM_CLASSES, PathLike, write_json
-
-# Dataset class names in file order: class<K>.tif -> COCO category id K.
-CLASS_NAMES = ('epithelial', 'lymphocyte', 'macrophage', 'neutrophil')
-
-
-def coco_categories() -> List[dict]:
-    """COCO categories: id K for ``class<K>.tif``, named like the dataset classes so that mmdet's CocoMetric and
-    CocoDataset (which look categories up by name) accept the file; ``supercategory`` keeps the file name."""
-    return [dict(id=k, name=CLASS_NAMES[k - 1], supercategory=f'class{k}') for k in range(1, NUM_CLASSES + 1)]
-
-
-def samples_to_coco(samples: List[dict], img_ids: Dict[str, int]) -> dict:
-    """COCO dict for parsed samples (see :func:`load_train_annotations`) with the given image ids."""
-    images, annotations = [], []
-    for sample in samples:
-        img_id = img_ids[sample['name']]
-        images.append(dict(id=img_id, file_name=f'train/{sample["name"]}/image.tif', height=sample['height'],
-                           width=sample['width']))
-        for inst in sample['instances']:
-            x1, y1, x2, y2 = inst['bbox']
-            annotations.append(dict(id=len(annotations) + 1, image_id=img_id, category_id=inst['class_id'],
-                                    bbox=[x1, y1, x2 - x1, y2 - y1], area=inst['area'], iscrowd=0,
-                                    segmentation=inst['mask'], hw3_instance_id=inst['instance_id']))
-    return dict(images=images, annotations=annotations, categories=coco_categories())
+from .hw3_format import PathLike, write_json
 
 
 def hw3_to_coco(data_root: PathLike, out: PathLike, val_ratio: float = 0.0, seed: int = 0,

@@ -25,9 +25,11 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 import pycocotools.mask as mask_utils
 
-PathLike = Union[str, os.PathLike]
+from mmcell.utils.fileio import atomic_write, write_json  # noqa: F401  (write_json: re-exported for converters)
 
-NUM_CLASSES = 4
+from .metainfo import NUM_CLASSES
+
+PathLike = Union[str, os.PathLike]
 IMAGE_FILE = 'image.tif'
 CLASS_FILE_RE = re.compile(r'^class(\d+)\.tiff?$', re.IGNORECASE)
 
@@ -392,23 +394,12 @@ def read_test_ids(json_path: PathLike, test_dir: PathLike) -> List[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------ writing
-def _atomic_write(path: Path, write_fn) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_image_tif(path: PathLike, rgb: np.ndarray) -> None:
     """Write (H, W, 3) uint8 RGB as the contest does: (H, W, 4) RGBA, alpha 255, LZW-compressed."""
     import tifffile
 
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    _atomic_write(Path(path), lambda tmp: tifffile.imwrite(
+    atomic_write(path, lambda tmp: tifffile.imwrite(
         tmp, rgba, photometric='rgb', compression='lzw', extrasamples=['unassalpha']))
 
 
@@ -416,9 +407,4 @@ def write_class_map(path: PathLike, cmap: np.ndarray) -> None:
     """Write a (H, W) class map as the contest does: float64, uncompressed."""
     import tifffile
 
-    _atomic_write(Path(path), lambda tmp: tifffile.imwrite(tmp, np.asarray(cmap, dtype=np.float64)))
-
-
-def write_json(path: PathLike, obj) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj)))
+    atomic_write(path, lambda tmp: tifffile.imwrite(tmp, np.asarray(cmap, dtype=np.float64)))

@@ -4,8 +4,14 @@ import stat
 
 import pytest
 
-from mmcell.utils.fileio import (OutputPathError, atomic_dir, atomic_write, atomic_write_text, check_output_path,
-                                 write_json)
+from mmcell.utils.fileio import (
+    OutputPathError,
+    atomic_dir,
+    atomic_write,
+    atomic_write_text,
+    check_output_path,
+    write_json,
+)
 
 
 def _mode(path) -> int:
