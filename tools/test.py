@@ -45,8 +45,9 @@ def main(argv: list | None = None) -> None:
         raise SystemExit(f'{args.out}: --out must end with .pkl')
     kwargs = model_kwargs_of(args)
     trust = kwargs.pop('trust_checkpoint')
-    # the painted predictions (--show-dir) need dense masks; metrics and the submission take RLE
-    cfg = exit_on_bad_input(inference_config, cfg, mask_format='bitmap' if args.show_dir else 'rle', **kwargs)
+    # mmdet's painter (--show-dir) and DumpDetResults (--out) need dense masks; metrics and the submission take RLE
+    dense = bool(args.show_dir or args.out)
+    cfg = exit_on_bad_input(inference_config, cfg, mask_format='bitmap' if dense else 'rle', **kwargs)
     cfg.load_from = None  # loaded below, all or nothing, instead of mmengine's partial load
     if args.show_dir:
         from mmdet.engine.hooks.utils import trigger_visualization_hook

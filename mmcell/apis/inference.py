@@ -82,6 +82,11 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
                                              mask_format=mask_format)
         except ValueError:
             pass  # not a Mask R-CNN: mmdet's inference
+    if wrapper is not None:  # a wrapper from the config predicts in the format the caller needs
+        if wrapper['type'] == 'TiledDetector':
+            wrapper['mask_format'] = mask_format
+        else:
+            wrapper['tta_cfg'] = dict(wrapper.get('tta_cfg') or {}, mask_format=mask_format)
     if tile:
         overlap = min(128, tile // 4) if tile_overlap is None else tile_overlap
         wrapper = dict(type='TiledDetector', tile_size=tile, overlap=overlap, mask_format=mask_format)

@@ -66,7 +66,7 @@ def describe_load_error(source: str, err: BaseException) -> CheckpointError:
         problem = (f'refused: not a plain weights file ({detail}; unpickling it could run code from the file); '
                    f'{TRUST_HINT}')
     else:
-        problem = f'not a PyTorch checkpoint ({type(err).__name__}: {text.splitlines()[0] if text else "?"})'
+        problem = 'not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy torch pickle)'
     return CheckpointError(f'{source}: {problem}')
 
 
