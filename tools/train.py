@@ -3,27 +3,25 @@ from __future__ import annotations
 
 import argparse
 import os.path as osp
-import sys
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
-from mmcell.utils import add_runner_args, load_runner_config, prepare_launch  # noqa: E402
+from mmcell.utils import ToolArgumentParser, add_runner_args, input_errors, load_runner_config, one_line, prepare_launch
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector')
+def parse_args(argv: list | None = None) -> argparse.Namespace:
+    parser = ToolArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA only)')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the LR by the total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint, or without a path from the latest in the work dir')
-    return add_runner_args(parser).parse_args()
+    return add_runner_args(parser).parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list | None = None) -> None:
+    args = parse_args(argv)
     cfg = load_runner_config(args)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
@@ -33,10 +31,19 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    load_from = cfg.get('load_from')
+    if load_from and '://' not in str(load_from) and not osp.isfile(load_from):
+        raise SystemExit(f'{load_from}: checkpoint file not found')
+    if load_from and not cfg.get('resume'):
+        # mmengine loads what fits (a head of another class count is expected); say what it skipped
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='LoadFromReportHook')]
     prepare_launch(cfg, args.launcher, amp=args.amp)
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        runner.train()
+    except input_errors() as err:  # data files, load_from / --resume checkpoints, output folders
+        raise SystemExit(one_line(err)) from None
 
 
 if __name__ == '__main__':

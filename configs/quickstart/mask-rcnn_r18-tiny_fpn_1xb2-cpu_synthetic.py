@@ -3,7 +3,7 @@
 # heads, native-resolution images (the demo draws 128-320 px images; nuclei are 6-30 px).
 _base_ = [
     '../_base_/models/mask-rcnn_r50_fpn_cell.py', '../_base_/datasets/synthetic_instance.py',
-    '../_base_/default_runtime.py'
+    '../_base_/schedules/adamw-cosine-50e.py', '../_base_/default_runtime.py'
 ]
 
 # ---- frequently modified parameters ----
@@ -41,22 +41,12 @@ model = dict(
         rpn=dict(nms_pre=1000, max_per_img=500),
         rcnn=dict(score_thr=0.01, max_per_img=300)))
 
-# Native resolution: Resize by 1.0 only records scale_factor for the test-time rescale.
-train_pipeline = [
-    dict(type='LoadCellImage'),
-    dict(type='LoadCellAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),
-    dict(type='RandomRot90', prob=0.5),
-    dict(type='HEDStainJitter', theta=0.05, bias=0.05, prob=0.5),
-    dict(type='Resize', scale_factor=1.0, keep_ratio=True),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadCellImage'),
-    dict(type='Resize', scale_factor=1.0, keep_ratio=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
-]
+# Native resolution: Resize by 1.0 only records scale_factor for the test-time rescale (no elastic warp: small
+# images, short run).
+_augment = [t for t in _base_.augment if t['type'] != 'ElasticTransform']
+train_pipeline = [*_base_.pre_transform, *_augment, dict(type='Resize', scale_factor=1.0, keep_ratio=True),
+                  dict(type='PackDetInputs')]
+test_pipeline = [_base_.pre_transform[0], dict(type='Resize', scale_factor=1.0, keep_ratio=True), _base_.test_pack]
 train_dataloader = dict(batch_size=batch_size, num_workers=num_workers,
                         dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
@@ -64,25 +54,20 @@ test_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root
 test_evaluator = dict(ann_file=data_root + 'test_gt_coco.json')
 # `tools/test.py --tta`: native scale and 1.5x (flips and rotations come from the inherited tta_model)
 tta_pipeline = [
-    dict(type='LoadCellImage'),
+    _base_.pre_transform[0],
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale_factor=1.0, keep_ratio=True), dict(type='Resize', scale_factor=1.5, keep_ratio=True)],
-        [test_pipeline[-1]]]),
+        [_base_.test_pack]]),
 ]
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=lr, weight_decay=1e-4),
-    clip_grad=dict(max_norm=10, norm_type=2),
-    paramwise_cfg=dict(norm_decay_mult=0.0))
+# The adamw-cosine schedule, shortened: a higher LR with 100 warm-up iterations, 16 epochs, validation every 4.
+optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(norm_decay_mult=0.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=lr * 0.01, begin=0, end=max_epochs, by_epoch=True,
          convert_to_iter_based=True)
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=4, max_keep_ckpts=2, save_best='coco/segm_mAP_50', rule='greater'))

@@ -1,7 +1,16 @@
-"""mmcell.apis."""
-from .inference import init_cell_model, predict_images, predict_release
+"""mmcell.apis: the inference API every tool and command shares (one model builder: ``init_cell_model``,
+also named ``build_inference_model``)."""
+from .inference import (
+                        build_inference_model,
+                        inference_config,
+                        init_cell_model,
+                        predict_images,
+                        predict_release,
+                        predict_submission,
+)
 from .labels import CellSegmentation, cell_table, label_image, save_labels
-from .segment import LabelSaver, build_inference_model, segment
+from .segment import LabelSaver, segment
 
-__all__ = ['init_cell_model', 'predict_images', 'predict_release', 'CellSegmentation', 'cell_table', 'label_image',
-           'save_labels', 'LabelSaver', 'build_inference_model', 'segment']
+__all__ = ['init_cell_model', 'build_inference_model', 'inference_config', 'predict_images', 'predict_release',
+           'predict_submission', 'CellSegmentation', 'cell_table', 'label_image', 'save_labels', 'LabelSaver',
+           'segment']

@@ -15,102 +15,208 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+
+from mmcell.utils.checkpoint import CheckpointError, detector_of, load_inference_checkpoint
 
 ConfigType = Union[str, os.PathLike, Config]
 
-
-class CheckpointMismatchError(ValueError):
-    """The checkpoint does not fit the model of the config: ``"<checkpoint>: <problem>"``."""
-
-
-def _num_classes_of(cfg: Config) -> Optional[int]:
-    try:
-        return int(cfg.model.roi_head.bbox_head.num_classes)
-    except (AttributeError, KeyError, TypeError):
-        return None
+#: Model types that wrap a detector (``module=``) and change how it predicts; a config may hold one directly.
+INFERENCE_WRAPPERS = ('CellTTAModel', 'TiledDetector')
 
 
-def _check_shapes(model: torch.nn.Module, state_dict: dict, checkpoint: str, config: str,
-                  num_classes: Optional[int]) -> None:
-    """Refuse a checkpoint whose tensors do not fit the model (mmengine would only warn and keep random weights)."""
-    own = model.state_dict()
-    mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state_dict.items()
-                  if k in own and hasattr(v, 'shape') and tuple(v.shape) != tuple(own[k].shape)]
-    if not mismatched:
-        return
-    for key, ckpt_shape, model_shape in mismatched:
-        if key.endswith('fc_cls.weight'):  # Shared2FCBBoxHead: num_classes + 1 outputs (background)
-            raise CheckpointMismatchError(
-                f'{checkpoint}: trained for {ckpt_shape[0] - 1} classes but {config} has num_classes='
-                f'{num_classes if num_classes is not None else model_shape[0] - 1}')
-    key, ckpt_shape, model_shape = mismatched[0]
-    raise CheckpointMismatchError(f'{checkpoint}: {key} has shape {ckpt_shape} but the model of {config} expects '
-                                  f'{model_shape} ({len(mismatched)} mismatched tensor(s))')
+def _cpu_precision(precision: str, device: str) -> str:
+    """``'auto'``: bf16 on CPUs with native AVX512-BF16 (AP50 unchanged on the synthetic test split, see
+    benchmarks/RESULTS.md; without native support bf16 would be slower), else fp32."""
+    if precision != 'auto':
+        return precision
+    native = str(device).startswith('cpu') and getattr(torch.cpu, '_is_avx512_bf16_supported', None)
+    return 'bf16' if native and torch.cpu._is_avx512_bf16_supported() else 'fp32'
+
+
+def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fast: bool = True,
+                     mask_format: str = 'rle', precision: str = 'auto', device: str = 'cpu', tta: bool = False,
+                     tta_scales: Optional[Sequence[float]] = None, tta_flips: Optional[Sequence[str]] = None,
+                     tta_rotations: Optional[Sequence[int]] = None, tile: Optional[int] = None,
+                     tile_overlap: Optional[int] = None) -> Config:
+    """The config whose ``model`` every mmcell tool predicts with: the one place inference variants are chosen.
+
+    ``init_cell_model`` builds from it, ``tools/test.py`` hands it to the Runner, so ``predict.py``, ``segment``,
+    ``ensemble.py`` and ``test.py`` run the same modules for the same flags.
+
+    Args:
+        config: config file or ``Config`` (``model`` may already be a ``TiledDetector``/``CellTTAModel``).
+        cfg_options: ``--cfg-options`` overrides.
+        fast: switch a Mask R-CNN to :mod:`mmcell.models.fast_mask_rcnn` (same checkpoints, same masks, faster on
+            CPU); other detectors keep mmdet's modules. ``False`` (``--no-fast``) runs mmdet's own.
+        mask_format: ``'rle'`` (memory ~ boxes) or ``'bitmap'`` masks in the fast path and the wrappers.
+        precision: fast mask head precision: ``'fp32'``, ``'bf16'``, ``'int8'`` or ``'auto'``.
+        device: where the model will run (for ``precision='auto'``).
+        tta: wrap in ``CellTTAModel`` (the config's ``tta_model`` if it has one, else flips none/h/v).
+        tta_scales: TTA scale multipliers of the test resize; None: the config's ``tta_pipeline`` if any, else 1.0.
+        tta_flips, tta_rotations: override the TTA model's flips / 90-degree rotations.
+        tile: wrap in ``TiledDetector`` with this tile size (network-input pixels).
+        tile_overlap: overlap between tiles (default ``min(128, tile // 4)``).
+
+    Limits and thresholds (``max_per_img``, ``score_thr``, ``mask_thr_binary``, NMS) stay those of
+    ``model.test_cfg.rcnn``: the wrappers read them from the detector they wrap.
+    """
+    from mmcell.models import fast_inference_model_cfg, tta_pipeline_of
+
+    from ..utils import load_config
+
+    if tta and tile:
+        raise ValueError('TTA and tiled inference cannot be combined (tile big images, or use TTA)')
+    cfg = load_config(config, cfg_options)
+    model = copy.deepcopy(cfg.model)
+    wrapper = None
+    if model.get('type') in INFERENCE_WRAPPERS:
+        wrapper = {k: v for k, v in model.items() if k != 'module'}
+        model = model['module']
+    # Inference never needs ImageNet weights (the checkpoint replaces them) and must work offline.
+    model.setdefault('backbone', {})['init_cfg'] = None
+    model.pop('pretrained', None)
+    model.pop('init_cfg', None)
+    if fast:
+        try:
+            model = fast_inference_model_cfg(model, precision=_cpu_precision(precision, device),
+                                             mask_format=mask_format)
+        except ValueError:
+            pass  # not a Mask R-CNN: mmdet's inference
+    if wrapper is not None:  # a wrapper from the config predicts in the format the caller needs
+        if wrapper['type'] == 'TiledDetector':
+            wrapper['mask_format'] = mask_format
+        else:
+            wrapper['tta_cfg'] = dict(wrapper.get('tta_cfg') or {}, mask_format=mask_format)
+    if tile:
+        overlap = min(128, tile // 4) if tile_overlap is None else tile_overlap
+        wrapper = dict(type='TiledDetector', tile_size=tile, overlap=overlap, mask_format=mask_format)
+    elif tta:
+        wrapper = copy.deepcopy(dict(cfg.get('tta_model') or dict(type='CellTTAModel',
+                                                                  flips=['none', 'horizontal', 'vertical'])))
+        if tta_flips is not None:
+            wrapper['flips'] = list(tta_flips)
+        if tta_rotations is not None:
+            wrapper['rotations'] = list(tta_rotations)
+        wrapper['tta_cfg'] = dict(wrapper.get('tta_cfg') or {}, mask_format=mask_format)
+        if tta_scales is None and cfg.get('tta_pipeline'):
+            pipeline = copy.deepcopy(cfg.tta_pipeline)
+        else:
+            pipeline = tta_pipeline_of(build_test_pipeline(cfg, compose=False), tta_scales or (1.0, ))
+        cfg.test_dataloader.dataset.pipeline = pipeline
+    cfg.model = dict(wrapper, module=model) if wrapper else model
+    return cfg
 
 
 def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device: str = 'cpu',
-                    cfg_options: Optional[dict] = None) -> torch.nn.Module:
-    """Build the detector of an mmcell config and load a checkpoint into it.
+                    cfg_options: Optional[dict] = None, fast: bool = True, tta: bool = False,
+                    tile: Optional[int] = None, trust_checkpoint: bool = False,
+                    **variant: Any) -> torch.nn.Module:
+    """The one builder of inference models: config + checkpoint (+ flags) -> a model ready for ``test_step``.
+
+    Every mmcell tool and command gets its model here (``tools/predict.py``, ``tools/ensemble.py``,
+    ``mmcell segment``, the analysis tools, whole-slide inference); ``tools/test.py`` uses the same
+    :func:`inference_config`. ``build_inference_model`` is the same function.
 
     Args:
         config: config file or ``Config``.
         checkpoint: ``.pth`` file (None keeps the initial weights; pretrained backbones are not fetched).
         device: e.g. ``'cpu'`` or ``'cuda:0'``.
         cfg_options: overrides merged into the config (``--cfg-options`` style dict).
+        fast, tta, tile: see :func:`inference_config` (fast modules by default; TTA / tiling wrappers).
+        trust_checkpoint: allow a checkpoint that ``weights_only`` refuses to be fully unpickled (it can run
+            code); also ``MMCELL_TRUST_CHECKPOINTS=1``.
+        **variant: the other :func:`inference_config` arguments (``mask_format``, ``precision``,
+            ``tta_scales``, ``tta_flips``, ``tta_rotations``, ``tile_overlap``).
 
     Returns:
-        the model in eval mode, with ``.cfg`` and ``.dataset_meta`` set.
+        the model in eval mode on ``device``, with ``.cfg`` (its test pipeline is the one to use) and
+        ``.dataset_meta`` set.
 
     Raises:
-        FileNotFoundError: config or checkpoint missing.
-        CheckpointMismatchError: the checkpoint was trained for another number of classes (or model).
+        FileNotFoundError: config missing.
+        CheckpointError: not a checkpoint, truncated, refused (untrusted pickle), no or empty state_dict, weights
+            of the model missing, trained for another number of classes (one line naming the file).
     """
     from mmdet.registry import DATASETS, MODELS
 
-    from mmcell.utils import load_config, register_all_modules
+    from mmcell.utils import register_all_modules
 
     register_all_modules()
     config_name = str(config.filename if isinstance(config, Config) else config)
-    cfg = load_config(config, cfg_options)
-    # Inference never needs ImageNet weights (the checkpoint replaces them) and must work offline.
-    cfg.model.setdefault('backbone', {})['init_cfg'] = None
-    cfg.model.pop('pretrained', None)
+    cfg = inference_config(config, cfg_options, fast=fast, tta=tta, tile=tile, device=device, **variant)
     model = MODELS.build(cfg.model)
     model.cfg = cfg
 
     dataset_meta = None
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'{checkpoint}: checkpoint file not found')
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-        state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
-        _check_shapes(model, state_dict, checkpoint, config_name, _num_classes_of(cfg))
-        load_state_dict(model, state_dict, strict=False)
-        dataset_meta = (ckpt.get('meta') or {}).get('dataset_meta') if isinstance(ckpt, dict) else None
+        meta = load_inference_checkpoint(model, checkpoint, config_name, trust=trust_checkpoint)
+        dataset_meta = meta.get('dataset_meta')
     if dataset_meta is None:
         ds_cfg = cfg.get('test_dataloader', {}).get('dataset', {})
         ds_type = DATASETS.get(ds_cfg.get('type', '')) if isinstance(ds_cfg.get('type'), str) else None
         dataset_meta = dict(getattr(ds_type, 'METAINFO', {}) or {})
-    num_classes = _num_classes_of(cfg)
+    detector = detector_of(model)
+    num_classes = getattr(getattr(getattr(detector, 'roi_head', None), 'bbox_head', None), 'num_classes', None)
     classes = tuple(dataset_meta.get('classes', ()))
     if num_classes is not None and classes and len(classes) != num_classes:
-        raise CheckpointMismatchError(f'{checkpoint or config_name}: {len(classes)} classes {classes} but '
-                                      f'{config_name} has num_classes={num_classes}')
+        raise CheckpointError(f'{checkpoint or config_name}: {len(classes)} classes {classes} but '
+                              f'{config_name} has num_classes={num_classes}')
     model.dataset_meta = dataset_meta
+    detector.dataset_meta = dataset_meta
     model.to(device)
     model.eval()
     return model
 
 
-def build_test_pipeline(cfg: Config) -> Compose:
-    """The test pipeline of a config (``test_dataloader.dataset.pipeline``, else ``test_pipeline``)."""
-    ds_cfg = cfg.get('test_dataloader', {}).get('dataset', {})
-    pipeline = ds_cfg.get('pipeline') or cfg.get('test_pipeline')
+#: The name the whole-slide code and older callers use: the same builder.
+build_inference_model = init_cell_model
+
+
+def add_model_args(parser: Any, device: bool = True) -> Any:
+    """The flags of :func:`init_cell_model` for a tool's argparse parser (read back with :func:`model_kwargs_of`).
+
+    Every tool that predicts (``predict.py``, ``ensemble.py``, ``test.py``, ``mmcell segment``) takes the same
+    flags with the same defaults, because they all end in the one builder.
+    """
+    if device:
+        parser.add_argument('--device', default='cpu', help='cpu or cuda:0')
+    parser.add_argument('--no-fast', action='store_true',
+                        help="mmdet's own inference modules instead of mmcell's fast CPU ones (same masks)")
+    parser.add_argument('--tta', action='store_true',
+                        help="mask TTA (CellTTAModel): the config's tta_model, else flips none/h/v")
+    parser.add_argument('--tta-scales', type=float, nargs='+',
+                        help="TTA scale multipliers of the test resize (default: the config's tta_pipeline, else 1.0)")
+    parser.add_argument('--tile', type=int, help='tiled inference (TiledDetector) with this tile size (input px)')
+    parser.add_argument('--tile-overlap', type=int, help='overlap between tiles (default min(128, tile/4))')
+    if '--trust-checkpoint' not in parser._option_string_actions:
+        parser.add_argument('--trust-checkpoint', action='store_true',
+                            help='load a checkpoint that weights_only refuses (it can run code: only files you trust)')
+    return parser
+
+
+def model_kwargs_of(args: Any) -> dict:
+    """:func:`init_cell_model` keyword arguments from :func:`add_model_args` flags."""
+    kwargs = dict(fast=not args.no_fast, tta=args.tta, tile=args.tile, trust_checkpoint=args.trust_checkpoint)
+    if getattr(args, 'device', None) is not None:
+        kwargs['device'] = args.device
+    if args.tta_scales is not None:
+        kwargs['tta_scales'] = args.tta_scales
+    if args.tile_overlap is not None:
+        kwargs['tile_overlap'] = args.tile_overlap
+    return kwargs
+
+
+def build_test_pipeline(cfg: Config, compose: bool = True) -> Any:
+    """The test pipeline of a config, found as mmdet's ``inference_detector`` finds it."""
+    from mmdet.apis.inference import get_test_pipeline_cfg
+
+    try:
+        pipeline = get_test_pipeline_cfg(cfg)
+    except (RuntimeError, AttributeError, KeyError):
+        pipeline = cfg.get('test_pipeline')
     if not pipeline:
         raise ValueError(f'{cfg.filename}: no test pipeline (test_dataloader.dataset.pipeline or test_pipeline)')
-    return Compose(copy.deepcopy(pipeline))
+    return Compose(copy.deepcopy(pipeline)) if compose else copy.deepcopy(pipeline)
 
 
 def _check_original_size(sample: Any, path: str, expected: Optional[tuple]) -> None:
@@ -131,8 +237,11 @@ def _check_original_size(sample: Any, path: str, expected: Optional[tuple]) -> N
 @torch.no_grad()
 def predict_images(model: torch.nn.Module, image_paths: Sequence[str], batch_size: int = 1,
                    img_ids: Optional[Sequence[int]] = None, sizes: Optional[Sequence[tuple]] = None,
-                   border_margin: Optional[float] = None, progress: bool = True) -> list:
+                   progress: bool = True) -> list:
     """Run the model on image files through the config's test pipeline.
+
+    What mmdet's ``inference_detector`` does (the pipeline of ``get_test_pipeline_cfg``, ``test_step`` under
+    ``no_grad``), plus batches, contest image ids and a check that predictions come back at the original size.
 
     Args:
         model: from :func:`init_cell_model`.
@@ -140,16 +249,12 @@ def predict_images(model: torch.nn.Module, image_paths: Sequence[str], batch_siz
         batch_size: images per forward pass.
         img_ids: ids stored in the samples (``img_id``); default 0..N-1.
         sizes: expected (H, W) of each image (e.g. from the ids json); a different loaded size is an error.
-        border_margin: if not None, drop instances whose box is within this many px of the image border
-            (same rule as :class:`mmcell.engine.hooks.BorderFilterHook`).
         progress: show a progress bar.
 
     Returns:
         one ``DetDataSample`` per image; ``pred_instances`` (bboxes, labels, scores, masks) in original pixels.
     """
     from mmengine.utils import ProgressBar
-
-    from mmcell.engine.hooks.border_filter import filter_border_instances
 
     pipeline = build_test_pipeline(model.cfg)
     img_ids = list(range(len(image_paths))) if img_ids is None else list(img_ids)
@@ -162,8 +267,6 @@ def predict_images(model: torch.nn.Module, image_paths: Sequence[str], batch_siz
         for k, (path, out) in enumerate(zip(paths, outputs)):
             out = out.cpu()
             _check_original_size(out, path, None if sizes is None else sizes[start + k])
-            if border_margin is not None:
-                filter_border_instances(out, border_margin)
             samples.append(out)
             if bar is not None:
                 bar.update()
@@ -222,6 +325,52 @@ def predict_release(model: torch.nn.Module, data_root: str, out_file: str, ids_f
     return write_submission(results, out_file, images, num_classes=num_classes)
 
 
+def predict_submission(config: ConfigType, checkpoint: str, data_root: str, out_file: str,
+                       ids_file: Optional[str] = None, img_dir: Optional[str] = None, options: Any = None,
+                       device: str = 'cpu', batch_size: int = 1, cfg_options: Optional[dict] = None,
+                       extra_models: Sequence[tuple] = (), save_labels: Optional[str] = None,
+                       labels_score_thr: Optional[float] = None, trust_checkpoint: bool = False,
+                       progress: bool = True, **model_kwargs: Any) -> Any:
+    """``tools/predict.py`` in one call: check every input and output, build the model, write the submission.
+
+    Args:
+        config, checkpoint: the model (``checkpoint`` is validated, see :func:`init_cell_model`).
+        data_root, out_file, ids_file, img_dir, options, batch_size, progress: as :func:`predict_release`.
+        device, cfg_options, trust_checkpoint, **model_kwargs: as :func:`init_cell_model` (``fast``, ``tta``,
+            ``tta_scales``, ``tile``, ...).
+        extra_models: more ``(config, checkpoint, weight)`` (or ``'CONFIG:CHECKPOINT[:W]'``) to fuse with this
+            one (:mod:`mmcell.apis.ensemble`).
+        save_labels: also write label TIFFs, class maps and cell tables into this folder.
+        labels_score_thr: score threshold of ``save_labels`` (default
+            :data:`mmcell.evaluation.submission.LABEL_SCORE_THR`).
+
+    Returns:
+        the :class:`mmcell.evaluation.submission.SubmissionReport` of the written file.
+    """
+    from mmcell.utils.fileio import check_output_path
+
+    release_images(data_root, out_file, ids_file, img_dir)  # inputs and --out, before any model is built
+    if save_labels:
+        check_output_path(save_labels, is_dir=True)
+    if extra_models:
+        from .ensemble import parse_model_spec, predict_release_ensemble
+
+        extra_models = [parse_model_spec(m) if isinstance(m, str) else m for m in extra_models]
+        if save_labels:
+            raise ValueError(f'{save_labels}: label images are not written for ensembles (drop --save-labels)')
+        return predict_release_ensemble([(config, checkpoint, 1.0), *extra_models], data_root, out_file,
+                                        ids_file=ids_file, img_dir=img_dir, options=options, device=device,
+                                        trust_checkpoint=trust_checkpoint, progress=progress, **model_kwargs)
+    model = init_cell_model(config, checkpoint, device=device, cfg_options=cfg_options,
+                            trust_checkpoint=trust_checkpoint, **model_kwargs)
+    if save_labels:
+        from .segment import LabelSaver
+
+        model = LabelSaver(model, save_labels, labels_score_thr)
+    return predict_release(model, data_root, out_file, ids_file=ids_file, img_dir=img_dir, options=options,
+                           batch_size=batch_size, progress=progress)
+
+
 def release_images(data_root: str, out_file: str, ids_file: Optional[str] = None,
                    img_dir: Optional[str] = None) -> tuple:
     """The test images of a release folder (ids json entries and their paths), checked before any inference.
@@ -231,89 +380,12 @@ def release_images(data_root: str, out_file: str, ids_file: Optional[str] = None
         SubmissionError: ``out_file`` cannot be written.
     """
     from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids
+    from mmcell.evaluation.submission import check_submission_path
 
     ids_file = ids_file or osp.join(data_root, 'test_image_name_to_ids.json')
     img_dir = img_dir or osp.join(data_root, 'test_release')
     images = read_test_ids(ids_file, img_dir)
     if not images:
         raise HW3FormatError(img_dir, f'no test images (and {osp.basename(ids_file)} lists none)')
-    check_writable(out_file)
+    check_submission_path(out_file)
     return images, [osp.join(img_dir, img['file_name']) for img in images]
-
-
-def check_writable(out_file: str) -> None:
-    """Fail before a long inference when ``out_file`` cannot be written (one line, ``SubmissionError``)."""
-    from mmcell.evaluation.submission import SubmissionError
-
-    if not str(out_file).endswith(('.zip', '.json')):
-        raise SubmissionError(f'{out_file}: a submission must end with .zip (Codabench) or .json')
-    folder = osp.dirname(osp.abspath(out_file))
-    existing = folder
-    while not osp.isdir(existing):
-        existing = osp.dirname(existing)
-    if osp.isdir(out_file):
-        raise SubmissionError(f'{out_file}: is a folder')
-    if not os.access(existing, os.W_OK | os.X_OK) or (osp.exists(out_file) and not os.access(folder, os.W_OK)):
-        raise SubmissionError(f'{out_file}: cannot write here (no write permission on {existing})')
-
-
-class SplitPredictions:
-    """Predictions of one data split with its ground truth, for the analysis tools.
-
-    Attributes:
-        infos: dataset entries (``img_path``, ``img_id``, ``height``, ``width``, ``instances``).
-        samples: ``DetDataSample`` predictions in original pixels, one per entry.
-        results: the same predictions in the submission format.
-        gt: COCO ground-truth dict (None when the split has no labels).
-        classes: class names.
-    """
-
-    def __init__(self, infos: list, samples: list, results: list, gt: Optional[dict], classes: tuple) -> None:
-        self.infos, self.samples, self.results, self.gt, self.classes = infos, samples, results, gt, classes
-
-
-def predict_split(model: torch.nn.Module, split: str = 'val', max_images: Optional[int] = None,
-                  gt_file: Optional[str] = None, options: Any = None, progress: bool = True) -> SplitPredictions:
-    """Predict the images of ``{split}_dataloader.dataset`` of the model's config.
-
-    Args:
-        model: from :func:`init_cell_model`.
-        split: ``'val'`` or ``'test'`` (the config's dataloader of that name).
-        max_images: only the first N images.
-        gt_file: COCO ground truth; default: the dataset's own instances, or for an unlabelled test split
-            ``data_root/test_gt_coco.json`` when it exists (synthetic data).
-        options: :class:`mmcell.evaluation.submission.SubmissionOptions` for the result list.
-        progress: show a progress bar.
-    """
-    import json
-
-    from mmdet.registry import DATASETS
-
-    from mmcell.evaluation.analysis import coco_gt_from_data_infos
-    from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample
-
-    ds_cfg = copy.deepcopy(model.cfg.get(f'{split}_dataloader', {}).get('dataset'))
-    if not ds_cfg:
-        raise ValueError(f'{model.cfg.filename}: no {split}_dataloader.dataset')
-    ds_cfg['pipeline'] = []
-    dataset = DATASETS.build(ds_cfg)
-    infos = [dataset.get_data_info(i) for i in range(len(dataset))][:max_images]
-    classes = tuple(model.dataset_meta.get('classes', ()))
-    gt = None
-    if gt_file is None and infos and not any(info.get('instances') for info in infos):
-        candidate = osp.join(ds_cfg.get('data_root', ''), 'test_gt_coco.json')
-        gt_file = candidate if split == 'test' and osp.isfile(candidate) else None
-    if gt_file is not None:
-        with open(gt_file) as fh:
-            gt = json.load(fh)
-        keep = {int(info['img_id']) for info in infos}
-        gt = dict(gt, images=[i for i in gt['images'] if i['id'] in keep],
-                  annotations=[a for a in gt['annotations'] if a['image_id'] in keep])
-    elif any(info.get('instances') for info in infos):
-        gt = coco_gt_from_data_infos(infos, classes)
-    samples = predict_images(model, [info['img_path'] for info in infos],
-                             img_ids=[int(info['img_id']) for info in infos],
-                             sizes=[(int(info['height']), int(info['width'])) for info in infos], progress=progress)
-    options = options or SubmissionOptions()
-    results = [r for s in samples for r in encode_data_sample(s, options=options, num_classes=len(classes) or 4)]
-    return SplitPredictions(infos, samples, results, gt, classes)

@@ -3,7 +3,8 @@
 - :func:`label_image` paints instances into a uint16 (uint32 past 65535 instances) label image, 0 = background,
   overlaps going to the higher score, plus a class map (uint8, contest class id 1..K, 0 = background).
 - :func:`cell_table` measures every painted instance: id, class, score, area, centroid, bbox, mean intensity.
-- :func:`save_labels` writes ``<stem>_labels.tif``, ``<stem>_classes.tif`` and ``<stem>_cells.csv`` atomically.
+- :func:`save_labels` writes ``<stem>_labels.tif``, ``<stem>_classes.tif`` and ``<stem>_cells.csv`` atomically
+  (:func:`mmcell.utils.fileio.atomic_write`: ordinary permissions, 0644 under umask 022).
 
 Masks may be dense ``(N, H, W)`` arrays/tensors or COCO RLEs (``RLEMasks``); RLEs are painted from their runs,
 so a big image with many instances never needs N full-size masks.
@@ -11,9 +12,7 @@ so a big image with many instances never needs N full-size masks.
 from __future__ import annotations
 
 import csv
-import os
 import os.path as osp
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence
 
@@ -21,10 +20,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 
 from mmcell.datasets.rle import rle_runs
-
-#: score threshold of the label images users get (``mmcell segment``) and of the metrics that score them
-#: (``CellPathologyMetric``): label images show one segmentation, where low-score false positives only cost.
-LABEL_SCORE_THR = 0.5
+from mmcell.evaluation.submission import LABEL_SCORE_THR  # noqa: E402,F401  (its one home; re-exported)
+from mmcell.utils.fileio import atomic_write
 
 TABLE_COLUMNS = ('id', 'class_id', 'class', 'score', 'area', 'centroid_x', 'centroid_y', 'bbox_x1', 'bbox_y1',
                  'bbox_x2', 'bbox_y2', 'mean_intensity', 'mean_r', 'mean_g', 'mean_b')
@@ -146,20 +143,6 @@ def cell_table(ids: np.ndarray, order: np.ndarray, scores: Sequence[float], labe
     return rows
 
 
-def _atomic_write(path: str, write) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=osp.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_labels(seg: CellSegmentation, out_dir: str) -> dict:
     """Write ``<stem>_labels.tif`` (label image), ``<stem>_classes.tif`` (class map), ``<stem>_cells.csv``."""
     import tifffile
@@ -167,8 +150,8 @@ def save_labels(seg: CellSegmentation, out_dir: str) -> dict:
     stem = osp.splitext(osp.basename(seg.image_path))[0]
     files = dict(labels=osp.join(out_dir, f'{stem}_labels.tif'), classes=osp.join(out_dir, f'{stem}_classes.tif'),
                  table=osp.join(out_dir, f'{stem}_cells.csv'))
-    _atomic_write(files['labels'], lambda p: tifffile.imwrite(p, seg.labels, compression='zlib'))
-    _atomic_write(files['classes'], lambda p: tifffile.imwrite(p, seg.classes, compression='zlib'))
+    atomic_write(files['labels'], lambda p: tifffile.imwrite(p, seg.labels, compression='zlib'))
+    atomic_write(files['classes'], lambda p: tifffile.imwrite(p, seg.classes, compression='zlib'))
 
     def write_csv(p: str) -> None:
         with open(p, 'w', newline='') as fh:
@@ -176,6 +159,6 @@ def save_labels(seg: CellSegmentation, out_dir: str) -> dict:
             writer.writeheader()
             writer.writerows(seg.table)
 
-    _atomic_write(files['table'], write_csv)
+    atomic_write(files['table'], write_csv)
     seg.files = files
     return files

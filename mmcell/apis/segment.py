@@ -1,11 +1,10 @@
 """``mmcell.apis.segment``: images in, label images + cell tables out (the API behind ``mmcell segment``).
 
-Builds on :mod:`mmcell.apis.inference` (model loading, test pipeline, predictions in original pixels) and adds
-the inference variants of :mod:`mmcell.models`: the fast CPU path, mask TTA and tiled inference.
+Builds on :mod:`mmcell.apis.inference`: the one model builder (``init_cell_model``, also exported here under its
+other name ``build_inference_model``), the test pipeline and predictions in original pixels.
 """
 from __future__ import annotations
 
-import copy
 import glob
 import os
 import os.path as osp
@@ -15,70 +14,13 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from .labels import LABEL_SCORE_THR, CellSegmentation, cell_table, label_image, save_labels
+from .inference import build_inference_model, init_cell_model, predict_images
+from .labels import CellSegmentation, cell_table, label_image, save_labels
+
+__all__ = ['build_inference_model', 'find_images', 'segmentation_of', 'segment', 'LabelSaver']
 
 IMAGE_EXTS = ('.tif', '.tiff', '.png', '.jpg', '.jpeg', '.bmp')
 PathLike = Union[str, os.PathLike]
-
-
-def build_inference_model(config: Union[PathLike, Config], checkpoint: Optional[str], device: str = 'cpu',
-                          cfg_options: Optional[dict] = None, fast: bool = True, mask_format: str = 'rle',
-                          tta: bool = False, tta_scales: Sequence[float] = (1.0, ),
-                          tta_flips: Sequence[str] = ('none', 'horizontal', 'vertical'),
-                          tta_rotations: Sequence[int] = (0, ), tile: Optional[int] = None,
-                          tile_overlap: Optional[int] = None, precision: str = 'auto') -> torch.nn.Module:
-    """A model for :func:`mmcell.apis.inference.predict_images`, optionally fast / with TTA / tiled.
-
-    Args:
-        config, checkpoint, device, cfg_options: as :func:`mmcell.apis.inference.init_cell_model`.
-        fast: switch a Mask R-CNN to :mod:`mmcell.models.fast_mask_rcnn` (same masks, faster on CPU); other
-            detectors are left as they are.
-        mask_format: ``'rle'`` (memory ~ boxes) or ``'bitmap'`` masks in the predictions.
-        tta: wrap in :class:`mmcell.models.CellTTAModel` with ``tta_scales`` x ``tta_flips`` x ``tta_rotations``.
-        tile: wrap in :class:`mmcell.models.TiledDetector` with this tile size (network-input pixels).
-        tile_overlap: overlap between tiles (default ``min(128, tile // 4)``).
-        precision: mask head precision of the fast path: ``'fp32'``, ``'bf16'``, ``'int8'`` or ``'auto'`` (bf16
-            on CPUs with native AVX512-BF16, else fp32: it left AP50 unchanged on the synthetic test split, see
-            benchmarks/RESULTS.md; without native support bf16 would be slower).
-
-    Returns:
-        a module with ``test_step``, ``cfg`` (its test pipeline is the one to use) and ``dataset_meta``.
-    """
-    from mmcell.models import CellTTAModel, TiledDetector, fast_inference_model_cfg
-    from mmcell.models.tta import tta_pipeline_of
-
-    from ..utils import load_config
-    from .inference import init_cell_model
-
-    if tta and tile:
-        raise ValueError('TTA and tiled inference cannot be combined (tile big images, or use TTA)')
-    cfg = load_config(config, cfg_options)
-    if precision == 'auto':
-        native_bf16 = str(device).startswith('cpu') and getattr(torch.cpu, '_is_avx512_bf16_supported', None)
-        precision = 'bf16' if native_bf16 and torch.cpu._is_avx512_bf16_supported() else 'fp32'
-    if fast:
-        try:
-            cfg.model = fast_inference_model_cfg(cfg.model, precision=precision, mask_format=mask_format)
-        except ValueError:
-            pass  # not a Mask R-CNN: upstream inference
-    model = init_cell_model(cfg, checkpoint, device=device)
-    wrapped: Optional[torch.nn.Module] = None
-    if tta:
-        wrapped = CellTTAModel(module=model, flips=list(tta_flips), rotations=list(tta_rotations),
-                               tta_cfg=dict(mask_format=mask_format,
-                                            max_per_img=int(model.roi_head.test_cfg.get('max_per_img', 1000)),
-                                            mask_thr_binary=float(model.roi_head.test_cfg.mask_thr_binary)))
-        wrapped.cfg = copy.deepcopy(model.cfg)
-        pipeline = model.cfg.test_dataloader.dataset.get('pipeline') or model.cfg.get('test_pipeline')
-        wrapped.cfg.test_dataloader.dataset.pipeline = tta_pipeline_of(pipeline, tta_scales)
-    elif tile:
-        overlap = min(128, tile // 4) if tile_overlap is None else tile_overlap
-        wrapped = TiledDetector(model, tile_size=tile, overlap=overlap, mask_format=mask_format)
-        wrapped.cfg = model.cfg
-    if wrapped is None:
-        return model
-    wrapped.dataset_meta = model.dataset_meta
-    return wrapped.to(device).eval()
 
 
 def find_images(inputs: Union[PathLike, Sequence[PathLike]]) -> List[str]:
@@ -109,9 +51,15 @@ def _read_rgb(path: str) -> Optional[np.ndarray]:
     return None if img is None else img
 
 
-def segmentation_of(sample: Any, image_path: str, class_names: Sequence[str] = (), score_thr: float = LABEL_SCORE_THR,
-                    image: Optional[np.ndarray] = None) -> CellSegmentation:
-    """Label image, class map and cell table of one prediction (``DetDataSample`` in original pixels)."""
+def segmentation_of(sample: Any, image_path: str, class_names: Sequence[str] = (),
+                    score_thr: Optional[float] = None, image: Optional[np.ndarray] = None) -> CellSegmentation:
+    """Label image, class map and cell table of one prediction (``DetDataSample`` in original pixels).
+
+    ``score_thr`` None is :data:`mmcell.evaluation.submission.LABEL_SCORE_THR`.
+    """
+    from mmcell.evaluation.submission import LABEL_SCORE_THR
+
+    score_thr = LABEL_SCORE_THR if score_thr is None else score_thr
     pred = sample.pred_instances
     keep = pred.scores >= score_thr
     pred = pred[keep] if not bool(keep.all()) else pred
@@ -123,9 +71,9 @@ def segmentation_of(sample: Any, image_path: str, class_names: Sequence[str] = (
 
 
 def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike, Config], checkpoint: str,
-            out_dir: Optional[str] = None, device: str = 'cpu', score_thr: float = LABEL_SCORE_THR, tta: bool = False,
-            tile: Optional[int] = None, fast: bool = True, cfg_options: Optional[dict] = None,
-            progress: bool = True, **model_kwargs) -> List[CellSegmentation]:
+            out_dir: Optional[str] = None, device: str = 'cpu', score_thr: Optional[float] = None,
+            tta: bool = False, tile: Optional[int] = None, fast: bool = True, cfg_options: Optional[dict] = None,
+            trust_checkpoint: bool = False, progress: bool = True, **model_kwargs) -> List[CellSegmentation]:
     """Segment cells: per image a label image, a class map and a table of cells.
 
     Args:
@@ -134,18 +82,22 @@ def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike,
         checkpoint: trained weights (``.pth``).
         out_dir: if given, write ``<stem>_labels.tif``, ``<stem>_classes.tif`` and ``<stem>_cells.csv`` there.
         device: ``'cpu'`` or ``'cuda:0'``.
-        score_thr: instances scoring below are left out.
-        tta, tile, fast, cfg_options, **model_kwargs: see :func:`build_inference_model`.
+        score_thr: instances scoring below are left out (default
+            :data:`mmcell.evaluation.submission.LABEL_SCORE_THR`: people read label images, keep confident cells).
+        tta, tile, fast, cfg_options, trust_checkpoint, **model_kwargs: see
+            :func:`mmcell.apis.inference.init_cell_model`.
         progress: show a progress bar.
 
     Returns:
         one :class:`mmcell.apis.labels.CellSegmentation` per image (``files`` set when ``out_dir`` is given).
     """
-    from .inference import predict_images
+    from mmcell.utils.fileio import check_output_path
 
     paths = find_images(images)
-    model = build_inference_model(config, checkpoint, device=device, cfg_options=cfg_options, fast=fast, tta=tta,
-                                  tile=tile, **model_kwargs)
+    if out_dir is not None:
+        check_output_path(out_dir, is_dir=True)  # before any inference
+    model = init_cell_model(config, checkpoint, device=device, cfg_options=cfg_options, fast=fast, tta=tta,
+                            tile=tile, trust_checkpoint=trust_checkpoint, **model_kwargs)
     names = tuple((model.dataset_meta or {}).get('classes', ()))
     results = []
     for path in paths:  # one at a time: only one image's predictions are held in memory
@@ -166,7 +118,7 @@ class LabelSaver(torch.nn.Module):
     forward pass. ``cfg`` and ``dataset_meta`` are the wrapped model's.
     """
 
-    def __init__(self, model: torch.nn.Module, out_dir: str, score_thr: float = LABEL_SCORE_THR) -> None:
+    def __init__(self, model: torch.nn.Module, out_dir: str, score_thr: Optional[float] = None) -> None:
         super().__init__()
         self.model, self.out_dir, self.score_thr = model, out_dir, score_thr
         self.cfg, self.dataset_meta = model.cfg, model.dataset_meta

@@ -1,9 +1,11 @@
 """HW3 cell data: format parser, data sets, synthetic generator and pipeline transforms."""
 from .analysis import dataset_statistics, draw_gt_contours
-from .hw3_dataset import CELL_METAINFO, CellInstanceDataset, CellTestDataset
+from .hw3_dataset import CellInstanceDataset, CellTestDataset
 from .hw3_format import HW3FormatError
+from .metainfo import CELL_METAINFO, CLASSES, NUM_CLASSES, PALETTE
 from .synthetic import make_synthetic_hw3
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['CELL_METAINFO', 'CellInstanceDataset', 'CellTestDataset', 'HW3FormatError', 'make_synthetic_hw3',
+__all__ = ['CELL_METAINFO', 'CLASSES', 'NUM_CLASSES', 'PALETTE',
+           'CellInstanceDataset', 'CellTestDataset', 'HW3FormatError', 'make_synthetic_hw3',
            'dataset_statistics', 'draw_gt_contours']

@@ -5,14 +5,14 @@ painted into one int32 label map instead of one full-size bitmap per cell, so a 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .hw3_dataset import CELL_METAINFO
+from ..utils.fileio import save_figure
 from .hw3_format import NUM_CLASSES, PathLike
+from .metainfo import CELL_METAINFO
 from .rle import rle_runs
 
 
@@ -144,10 +144,6 @@ def plot_statistics(stats: dict, out_file: PathLike) -> Path:
     ax[1, 1].bar(names, frac, color=colours)
     ax[1, 1].set(title='fraction of GT instances touching the image border', ylim=(0, 1))
     fig.tight_layout()
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(f'.{out_file.stem}.tmp{os.getpid()}.png')
-    fig.savefig(tmp, dpi=90)
+    save_figure(fig, out_file, dpi=90)
     plt.close(fig)
-    os.replace(tmp, out_file)
-    return out_file
+    return Path(out_file)

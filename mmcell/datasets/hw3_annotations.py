@@ -15,7 +15,8 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .hw3_format import HW3FormatError, PathLike, list_train_samples, parse_sample, sample_files, write_json
+from ..utils.fileio import write_json
+from .hw3_format import HW3FormatError, PathLike, list_train_samples, parse_sample, sample_files
 
 CACHE_VERSION = 1
 CACHE_DIR_NAME = '.mmcell_cache'

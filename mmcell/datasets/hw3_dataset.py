@@ -10,10 +10,7 @@ from mmengine.logging import print_log
 
 from .hw3_annotations import load_train_annotations, split_samples
 from .hw3_format import HW3FormatError, list_train_samples, read_test_ids
-
-CELL_METAINFO = dict(
-    classes=('epithelial', 'lymphocyte', 'macrophage', 'neutrophil'),  # class1.tif .. class4.tif
-    palette=[(220, 20, 60), (30, 90, 255), (0, 170, 0), (255, 165, 0)])
+from .metainfo import CELL_METAINFO
 
 
 @DATASETS.register_module()

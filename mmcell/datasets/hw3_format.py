@@ -25,11 +25,12 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from mmcell.utils.fileio import atomic_write, write_json  # noqa: F401 (write_json: re-exported for callers)
+from mmcell.utils.fileio import atomic_write, write_json  # noqa: F401  (write_json: re-exported for converters)
+
+from .metainfo import NUM_CLASSES  # noqa: F401  (re-exported: the HW3 class count)
 
 PathLike = Union[str, os.PathLike]
 
-NUM_CLASSES = 4
 #: highest ``class<K>.tif`` the reader accepts (converted public sets have up to 6 classes; label images store
 #: classes as uint8); how many a data set really has is its ``metainfo`` classes, checked by the dataset class
 MAX_CLASSES = 255

@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from .hw3_format import NUM_CLASSES, class_map_instances, write_class_map, write_image_tif, write_json
+from ..utils.fileio import write_json
+from .hw3_format import NUM_CLASSES, class_map_instances, write_class_map, write_image_tif
 
 # (radius range px, elongation range, shape irregularity, hematoxylin OD range, rim, chromatin, weight)
 CLASS_SPECS: Dict[int, dict] = {
@@ -343,14 +344,14 @@ def make_synthetic_hw3(out_dir: Union[str, Path], num_train: int = 20, num_test:
     Returns:
         ``out_dir`` as a Path.
     """
-    from .converters import coco_categories
+    from .coco_gt import coco_ground_truth
 
     if not 8 <= min_size <= max_size:
         raise ValueError(f'need 8 <= min_size <= max_size, got {min_size}, {max_size}')
     out = Path(out_dir)
     jobs = [('train', i) for i in range(num_train)] + [('test', i) for i in range(num_test)]
     test_ids = np.random.default_rng([seed, 7]).permutation(num_test) + 1
-    id_entries, coco_images, coco_anns = [], [], []
+    id_entries, gt_entries = [], []
     iterator = jobs
     if progress:
         from tqdm import tqdm
@@ -373,16 +374,11 @@ def make_synthetic_hw3(out_dir: Union[str, Path], num_train: int = 20, num_test:
         write_image_tif(out / 'test_release' / file_name, rgb)
         img_id = int(test_ids[index])
         id_entries.append(dict(file_name=file_name, id=img_id, height=h, width=w))
-        coco_images.append(dict(id=img_id, file_name=file_name, height=h, width=w))
-        for class_id, cmap in class_maps.items():
-            for inst in class_map_instances(cmap, class_id):
-                x1, y1, x2, y2 = inst.bbox
-                coco_anns.append(dict(id=len(coco_anns) + 1, image_id=img_id, category_id=class_id,
-                                      bbox=[x1, y1, x2 - x1, y2 - y1], area=inst.area, iscrowd=0,
-                                      segmentation=inst.rle))
+        gt_entries.append(dict(img_id=img_id, file_name=file_name, height=h, width=w, instances=[
+            dict(bbox_label=class_id - 1, bbox=inst.bbox, mask=inst.rle)
+            for class_id, cmap in class_maps.items() for inst in class_map_instances(cmap, class_id)]))
     if num_test:
         write_json(out / 'test_image_name_to_ids.json', id_entries)
-        write_json(out / 'test_gt_coco.json', dict(images=coco_images, annotations=coco_anns,
-                                                   categories=coco_categories()))
+        write_json(out / 'test_gt_coco.json', coco_ground_truth(gt_entries))
     return out
 

@@ -4,7 +4,7 @@ Everything works on two plain structures, so the same code serves val splits, th
 submissions:
 
 - ground truth as a COCO dict (``images``, ``annotations`` with RLE ``segmentation``, ``categories``), e.g.
-  ``DATA_ROOT/test_gt_coco.json`` or :func:`coco_gt_from_data_infos` of a dataset;
+  ``DATA_ROOT/test_gt_coco.json`` or :func:`mmcell.datasets.coco_gt.coco_ground_truth` of a dataset;
 - predictions as a list in the submission format (:mod:`mmcell.evaluation.submission`).
 
 The contest figure is plain pycocotools' segm AP50 with default ``maxDets`` (:func:`contest_ap50`).
@@ -13,44 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-import pycocotools.mask as mask_utils
 
-DEFAULT_CLASSES = ('epithelial', 'lymphocyte', 'macrophage', 'neutrophil')
+from mmcell.datasets.metainfo import CLASSES as DEFAULT_CLASSES
+from mmcell.datasets.metainfo import CONTEST_MAX_DETS
+from mmcell.utils.fileio import save_figure
 
 
 def _rle(seg: Mapping) -> dict:
     counts = seg['counts']
     return {'size': list(seg['size']), 'counts': counts.encode() if isinstance(counts, str) else counts}
-
-
-def coco_gt_from_data_infos(data_infos: Iterable[Mapping], classes: Sequence[str] = DEFAULT_CLASSES) -> dict:
-    """COCO ground truth of mmcell dataset entries (``img_id``, ``img_path``, ``height``, ``width``, ``instances``).
-
-    ``bbox_label`` K becomes ``category_id`` K + 1; instances with ``ignore_flag`` become ``iscrowd`` regions.
-    """
-    images, annotations = [], []
-    for info in data_infos:
-        h, w = int(info['height']), int(info['width'])
-        images.append(dict(id=int(info['img_id']), file_name=os.path.basename(str(info.get('img_path', ''))),
-                           height=h, width=w))
-        for inst in info.get('instances', []):
-            seg = dict(inst['mask'])
-            if not isinstance(seg, dict) or 'counts' not in seg:
-                raise ValueError(f'{info.get("img_path")}: instance mask is not an RLE dict')
-            rle = _rle(seg)
-            x, y, bw, bh = (float(v) for v in mask_utils.toBbox(rle))
-            annotations.append(dict(id=len(annotations) + 1, image_id=int(info['img_id']),
-                                    category_id=int(inst['bbox_label']) + 1,
-                                    segmentation={'size': [h, w], 'counts': rle['counts'].decode()},
-                                    area=float(mask_utils.area(rle)), bbox=[x, y, bw, bh],
-                                    iscrowd=int(inst.get('ignore_flag', 0))))
-    categories = [dict(id=i + 1, name=name) for i, name in enumerate(classes)]
-    return dict(images=images, annotations=annotations, categories=categories)
 
 
 def gt_as_results(gt: Mapping, score: float = 1.0) -> list:
@@ -61,20 +36,17 @@ def gt_as_results(gt: Mapping, score: float = 1.0) -> list:
             for a in gt['annotations'] if not a.get('iscrowd', 0)]
 
 
-def contest_ap50(gt: Mapping, results: Sequence[Mapping], max_dets: int = 100) -> float:
+def contest_ap50(gt: Mapping, results: Sequence[Mapping], max_dets: int = CONTEST_MAX_DETS) -> float:
     """COCO segm AP at IoU 0.5 by plain pycocotools, as the contest computes it (``maxDets`` 1, 10, ``max_dets``).
 
     Returns 0.0 when there is no prediction.
     """
-    from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     if not results:
         return 0.0
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and the 12-line summary
-        coco_gt = COCO()
-        coco_gt.dataset = {k: list(v) for k, v in gt.items() if k in ('images', 'annotations', 'categories')}
-        coco_gt.createIndex()
+        coco_gt = _coco_gt(gt)
         coco_dt = coco_gt.loadRes([dict(r) for r in results])
         ev = COCOeval(coco_gt, coco_dt, iouType='segm')
         ev.params.maxDets = [1, 10, max_dets]
@@ -134,64 +106,69 @@ class Matching:
     gt_matched_category: np.ndarray
 
 
+def _coco_gt(gt: Mapping) -> Any:
+    from pycocotools.coco import COCO
+
+    coco_gt = COCO()
+    coco_gt.dataset = {k: list(v) for k, v in gt.items() if k in ('images', 'annotations', 'categories')}
+    coco_gt.createIndex()
+    return coco_gt
+
+
 def match_detections(gt: Mapping, results: Sequence[Mapping], iou_thr: float = 0.5,
                      class_aware: bool = True) -> Matching:
-    """Greedy one-to-one matching per image, highest score first (as COCO does), at ``iou_thr`` mask IoU.
+    """COCO's own matching at ``iou_thr`` mask IoU (pycocotools ``COCOeval.evaluateImg``: greedy, best score
+    first, one GT per detection), read back from its ``dtMatches`` arrays.
 
     Args:
-        gt: COCO ground truth dict.
+        gt: COCO ground truth dict (crowd regions are COCO's "ignore": a detection on one is not a match).
         results: predictions in the submission format (order kept in the output arrays).
         iou_thr: minimum mask IoU of a match.
-        class_aware: match only a GT of the same category (False: any category, for the confusion matrix).
+        class_aware: match only a GT of the same category (False: COCO's ``useCats=0``, for the confusion matrix).
     """
-    gts_by_img: dict = {}
-    for a in gt['annotations']:
-        if not a.get('iscrowd', 0):
-            gts_by_img.setdefault(a['image_id'], []).append(a)
-    dets_by_img: dict = {}
-    for i, r in enumerate(results):
-        dets_by_img.setdefault(r['image_id'], []).append(i)
-    num_gt = sum(len(v) for v in gts_by_img.values())
+    from pycocotools.cocoeval import COCOeval
+
+    anns = [a for a in gt['annotations'] if not a.get('iscrowd', 0)]
+    gt_index = {a['id']: i for i, a in enumerate(anns)}
+    gt_cat = np.array([a['category_id'] for a in anns], np.int64)
+    gt_matched_cat = np.zeros(len(anns), np.int64)
     det_matched = np.zeros(len(results), bool)
     det_gt_cat = np.zeros(len(results), np.int64)
     det_iou = np.zeros(len(results))
-    gt_cat = np.zeros(num_gt, np.int64)
-    gt_matched_cat = np.zeros(num_gt, np.int64)
-    offset = 0
-    gt_offset = {}
-    for img_id, anns in gts_by_img.items():
-        gt_offset[img_id] = offset
-        gt_cat[offset:offset + len(anns)] = [a['category_id'] for a in anns]
-        offset += len(anns)
-    for img_id, det_idx in dets_by_img.items():
-        anns = gts_by_img.get(img_id, [])
-        if not anns:
+    if not results or not anns:
+        return Matching(det_matched, det_gt_cat, det_iou, gt_cat, gt_matched_cat)
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco_gt = _coco_gt(gt)
+        coco_dt = coco_gt.loadRes([dict(r) for r in results])  # detection ids are 1..D in input order
+        ev = COCOeval(coco_gt, coco_dt, iouType='segm')
+        ev.params.iouThrs = np.array([float(iou_thr)])
+        ev.params.maxDets = [len(results)]
+        ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ['all']
+        ev.params.useCats = int(class_aware)
+        ev.evaluate()
+    for e in ev.evalImgs:
+        if e is None:
             continue
-        det_idx = sorted(det_idx, key=lambda i: -results[i]['score'])
-        ious = mask_utils.iou([_rle(results[i]['segmentation']) for i in det_idx],
-                              [_rle(a['segmentation']) for a in anns], [0] * len(anns))
-        ious = np.asarray(ious).reshape(len(det_idx), len(anns))
-        cats = np.array([a['category_id'] for a in anns])
-        taken = np.zeros(len(anns), bool)
-        base = gt_offset[img_id]
-        for row, i in enumerate(det_idx):
-            cand = ious[row].copy()
-            if class_aware:
-                cand[cats != results[i]['category_id']] = -1
-            det_iou[i] = max(cand.max(), 0.0)
-            cand[taken] = -1
-            j = int(cand.argmax())
-            if cand[j] >= iou_thr:
-                taken[j] = True
-                det_matched[i] = True
-                det_gt_cat[i] = cats[j]
-                det_iou[i] = cand[j]
-                gt_matched_cat[base + j] = results[i]['category_id']
+        key = (e['image_id'], e['category_id'])
+        gts = (ev._gts[key] if class_aware else
+               [g for cat in ev.params.catIds for g in ev._gts[e['image_id'], cat]])
+        ious = np.asarray(ev.ious.get(key, []), np.float64).reshape(len(e['dtIds']), -1) \
+            if len(ev.ious.get(key, [])) else np.zeros((len(e['dtIds']), 0))
+        column = {g['id']: j for j, g in enumerate(gts)}
+        for row, (dt_id, gt_id, ignored) in enumerate(zip(e['dtIds'], e['dtMatches'][0], e['dtIgnore'][0])):
+            d = int(dt_id) - 1
+            if gt_id > 0 and not ignored:
+                det_matched[d] = True
+                det_gt_cat[d] = coco_gt.anns[int(gt_id)]['category_id']
+                det_iou[d] = ious[row, column[int(gt_id)]]
+                gt_matched_cat[gt_index[int(gt_id)]] = results[d]['category_id']
+            else:
+                det_iou[d] = float(ious[row].max()) if ious.shape[1] else 0.0
     return Matching(det_matched, det_gt_cat, det_iou, gt_cat, gt_matched_cat)
 
 
 def score_threshold_sweep(gt: Mapping, results: Sequence[Mapping], thresholds: Iterable[float],
-                          max_dets: int = 100) -> list:
+                          max_dets: int = CONTEST_MAX_DETS) -> list:
     """Contest AP50 after dropping detections below each score threshold.
 
     Returns:
@@ -281,8 +258,7 @@ def plot_score_histogram(scores: np.ndarray, matched: np.ndarray, out_png: str, 
         ax.set_ylabel('contest AP50 (segm, maxDets 100)')
         ax.set_title(f'best {best["ap50"]:.4f} at {best["score_thr"]:g}')
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=100)
+    save_figure(fig, out_png, dpi=100)
     plt.close(fig)
     return out_png
 
@@ -303,8 +279,7 @@ def plot_confusion(conf: np.ndarray, classes: Sequence[str], out_png: str) -> st
     ax.set_xlabel('predicted class')
     ax.set_ylabel('ground-truth class')
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=100)
+    save_figure(fig, out_png, dpi=100)
     plt.close(fig)
     return out_png
 

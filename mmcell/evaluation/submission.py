@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
-import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,10 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 import numpy as np
 import pycocotools.mask as mask_utils
 
-SUBMISSION_JSON = 'test-results.json'
-# Plain pycocotools keeps the best 100 detections per image and category (maxDets=100) for the contest AP50.
-CONTEST_MAX_DETS = 100
-NUM_CLASSES = 4
+from mmcell.datasets.metainfo import CONTEST_MAX_DETS, NUM_CLASSES, SUBMISSION_JSON  # noqa: F401
 
 Results = list  # list[dict] in the submission format
 Source = Union[str, 'os.PathLike[str]', Sequence[Mapping[str, Any]]]
@@ -39,16 +35,28 @@ class SubmissionError(ValueError):
     """A submission (or the predictions it is made from) breaks the contest format: ``"<path>: <problem>"``."""
 
 
+#: Score threshold of label images and cell tables (``mmcell segment``, ``predict.py --save-labels``): people read
+#: those, so only confident cells go in. A submission keeps nearly everything (``SubmissionOptions.score_thr`` 0):
+#: AP ranks detections by score, and a low-scoring true positive still adds recall.
+LABEL_SCORE_THR = 0.5
+
+
 @dataclass
 class SubmissionOptions:
     """What goes into a submission.
 
+    The one home of what a submission keeps; the model's own limits (``test_cfg.rcnn.score_thr``,
+    ``max_per_img``, ``mask_thr_binary``) live in its config and apply first. ``tools/predict.py``,
+    ``tools/ensemble.py`` and ``CellSubmissionMetric`` (``tools/test.py``) take their defaults from here.
+
     Args:
-        score_thr: drop detections scoring below this (the contest favours keeping nearly all, ~0).
+        score_thr: drop detections scoring below this (default 0: the contest ranks by score, so keep everything
+            the model returns; the model's ``test_cfg.rcnn.score_thr`` already dropped the noise).
         mask_thr: threshold for soft (float) masks; boolean masks are used as they are.
-        max_per_img: keep at most this many detections per image, best first (None: all the model returns).
+        max_per_img: keep at most this many detections per image, best first (None: all the model returns, i.e.
+            ``test_cfg.rcnn.max_per_img``).
         border_margin: if not None, drop detections whose box lies within this many pixels of the image border
-            (see :func:`mmcell.engine.hooks.border_filter.boxes_touching_border`).
+            (see :func:`mmcell.evaluation.postprocess.boxes_touching_border`).
         keep_empty: keep detections whose mask is empty after thresholding (they can only be false positives).
     """
 
@@ -57,6 +65,29 @@ class SubmissionOptions:
     max_per_img: int | None = None
     border_margin: float | None = None
     keep_empty: bool = False
+
+
+def add_submission_args(parser: Any, border: bool = True) -> Any:
+    """``--score-thr``, ``--mask-thr``, ``--max-per-img`` (and ``--border-margin``) with the defaults of
+    :class:`SubmissionOptions`; read back with :func:`submission_options_of`."""
+    defaults = SubmissionOptions()
+    parser.add_argument('--score-thr', type=float, default=defaults.score_thr,
+                        help=f'drop detections below this score (default {defaults.score_thr:g}: AP ranks by score, '
+                             'keep everything the model returns)')
+    parser.add_argument('--mask-thr', type=float, default=defaults.mask_thr, help='threshold of soft masks')
+    parser.add_argument('--max-per-img', type=int, default=defaults.max_per_img,
+                        help="keep at most this many detections per image (default: the model's "
+                             'test_cfg.rcnn.max_per_img)')
+    if border:
+        parser.add_argument('--border-margin', type=float, default=defaults.border_margin,
+                            help='drop detections whose box is within this many px of the image border')
+    return parser
+
+
+def submission_options_of(args: Any) -> SubmissionOptions:
+    """:class:`SubmissionOptions` from :func:`add_submission_args` flags."""
+    return SubmissionOptions(score_thr=args.score_thr, mask_thr=args.mask_thr, max_per_img=args.max_per_img,
+                             border_margin=getattr(args, 'border_margin', None))
 
 
 @dataclass
@@ -173,7 +204,7 @@ def encode_instances(image_id: int, height: int, width: int, labels: Any, scores
 
     keep = np.flatnonzero(scores >= opts.score_thr)
     if opts.border_margin is not None and len(keep):
-        from mmcell.engine.hooks.border_filter import boxes_touching_border
+        from mmcell.evaluation.postprocess import boxes_touching_border
 
         boxes = bboxes if bboxes is not None else _mask_boxes(masks if rles is None else rles, height, width)
         touching = boxes_touching_border(boxes, height, width, opts.border_margin)
@@ -259,12 +290,27 @@ def _write_bytes(fh: Any, data: bytes, chunk: int = 1 << 20) -> None:
         fh.write(data[start:start + chunk])
 
 
+def check_submission_path(out_file: str | os.PathLike) -> str:
+    """Fail before any inference when ``out_file`` is no submission name or cannot be written (one line)."""
+    from mmcell.utils.fileio import OutputPathError, check_output_path
+
+    out_file = os.fspath(out_file)
+    if not out_file.endswith(('.json', '.zip')):
+        raise SubmissionError(f'{out_file}: a submission must end with .zip (Codabench) or .json')
+    try:
+        check_output_path(out_file)
+    except OutputPathError as err:
+        raise SubmissionError(str(err)) from None
+    return out_file
+
+
 def write_submission(results: Results, out_file: str | os.PathLike, images: Sequence[Mapping] | None = None,
                      validate: bool = True, num_classes: int = NUM_CLASSES) -> SubmissionReport:
     """Write ``results`` atomically as ``test-results.json`` (``.json``) or a zip holding it (``.zip``).
 
-    The data go to a temp file in the destination folder, are re-read and validated there, and only a valid file
-    replaces ``out_file`` (``os.replace``): an existing submission is never truncated or overwritten by a broken one.
+    The data go to a temp file in the destination folder (:func:`mmcell.utils.fileio.atomic_write`), are re-read
+    and validated there, and only a valid file replaces ``out_file``: an existing submission is never truncated
+    or overwritten by a broken one.
 
     Args:
         results: submission entries (see :func:`encode_instances`).
@@ -276,18 +322,15 @@ def write_submission(results: Results, out_file: str | os.PathLike, images: Sequ
     Returns:
         the :class:`SubmissionReport` of the written file.
     """
-    out_file = os.fspath(out_file)
-    if not out_file.endswith(('.json', '.zip')):
-        raise SubmissionError(f'{out_file}: a submission must end with .zip (Codabench) or .json')
-    out_dir = osp.dirname(osp.abspath(out_file))
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(out_file)}.', suffix='.tmp', dir=out_dir)
-    except OSError as err:
-        raise SubmissionError(f'{out_file}: cannot write here ({err.strerror or err})') from None
-    try:
-        data = _serialize(results)
-        with os.fdopen(fd, 'wb') as fh:
+    from mmcell.utils.fileio import OutputPathError, atomic_write
+
+    out_file = check_submission_path(out_file)
+    data = _serialize(results)
+    report = SubmissionReport(source=out_file, num_detections=len(results))
+
+    def write(tmp: str) -> None:
+        nonlocal report
+        with open(tmp, 'wb') as fh:
             if out_file.endswith('.zip'):
                 with zipfile.ZipFile(fh, 'w', compression=zipfile.ZIP_DEFLATED) as zf, \
                         zf.open(SUBMISSION_JSON, 'w') as member:
@@ -296,20 +339,17 @@ def write_submission(results: Results, out_file: str | os.PathLike, images: Sequ
                 _write_bytes(fh, data)
             fh.flush()
             os.fsync(fh.fileno())
-        report = SubmissionReport(source=out_file)
         if validate:
             report = validate_submission(tmp, images, num_classes=num_classes)
             report.source = out_file
             report.raise_for_errors()
-        else:
-            report.num_detections = len(results)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a submission is an ordinary file
-        os.replace(tmp, out_file)
+
+    try:
+        atomic_write(out_file, write)
+    except OutputPathError as err:
+        raise SubmissionError(str(err)) from None
     except OSError as err:
         raise SubmissionError(f'{out_file}: cannot write ({err.strerror or err})') from None
-    finally:
-        if osp.exists(tmp):
-            os.unlink(tmp)
     return report
 
 

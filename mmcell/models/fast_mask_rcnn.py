@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -257,6 +257,25 @@ def mask_probs_of(mask_head: nn.Module, mask_preds: Tensor, labels: Tensor) -> T
         return mask_preds.new_zeros((0, *mask_preds.shape[2:]))
     channel = torch.zeros_like(labels) if getattr(mask_head, 'class_agnostic', False) else labels
     return mask_preds[torch.arange(len(labels)), channel].sigmoid()
+
+
+def detect_boxes(det: nn.Module, img: Tensor, sample: Any) -> Tuple[Tuple[Tensor], Any, InstanceData]:
+    """Preprocess one ``(C, H, W)`` image, run backbone + RPN + box head of a two-stage detector, no rescale.
+
+    The detector sequence that TTA views (:class:`mmcell.models.CellTTAModel`) and tiles
+    (:class:`mmcell.models.TiledDetector`) share: they then map the boxes back themselves and run the mask head
+    on the returned features once the boxes are final.
+
+    Returns:
+        ``(features, preprocessed sample, detections)`` with detections in the (augmented / tile) image's pixels.
+    """
+    batch = det.data_preprocessor(dict(inputs=[img], data_samples=[sample]), False)
+    feats = det.extract_feat(batch['inputs'])
+    sample = batch['data_samples'][0]
+    rpn = det.rpn_head.predict(feats, [sample], rescale=False)
+    res = det.roi_head.predict_bbox(feats, [sample.metainfo], rpn, rcnn_test_cfg=det.roi_head.test_cfg,
+                                    rescale=False)[0]
+    return feats, sample, res
 
 
 @MODELS.register_module()

@@ -11,7 +11,6 @@ These functions compute the same numbers with a few large tensor ops:
 """
 from __future__ import annotations
 
-import math
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -292,15 +291,3 @@ def paste_masks_dense(mask_probs: Tensor, boxes: Tensor, img_h: int, img_w: int,
         for j, (i, (x0, y0, x1, y1)) in enumerate(zip(idx.tolist(), regions.tolist())):
             out[i, y0:y1, x0:x1] = crop[j, :y1 - y0, :x1 - x0]
     return out
-
-
-def rle_area_bbox(rles: Sequence[dict]) -> Tuple[np.ndarray, np.ndarray]:
-    """Areas and tight xywh boxes of COCO RLEs (pycocotools, vectorised in C)."""
-    if len(rles) == 0:
-        return np.zeros(0), np.zeros((0, 4))
-    return mask_util.area(list(rles)).astype(np.float64), mask_util.toBbox(list(rles))
-
-
-def sampling_grid_size(roi_size: float, out_size: int) -> int:
-    """mmcv's adaptive sampling count per bin side (exposed for tests and docs)."""
-    return int(math.ceil(roi_size / out_size))

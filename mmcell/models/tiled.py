@@ -20,7 +20,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .fast_mask_rcnn import mask_probs_of, paste_instance_masks
+from .fast_mask_rcnn import detect_boxes, mask_probs_of, paste_instance_masks
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> List[int]:
@@ -46,6 +46,10 @@ def tile_cores(starts: List[int], tile: int, length: int) -> List[Tuple[float, f
 @MODELS.register_module()
 class TiledDetector(BaseModel):
     """Wrap a two-stage mask detector for tiled inference (see the module docstring).
+
+    Reachable from a config, so ``tools/test.py`` runs it like ``predict.py --tile``::
+
+        model = dict(type='TiledDetector', module=dict(type='MaskRCNN', ...), tile_size=1024, overlap=128)
 
     Args:
         module: the detector (config or module).
@@ -87,12 +91,7 @@ class TiledDetector(BaseModel):
         det = self.module
         th, tw = img.shape[-2:]
         tile_sample = DetDataSample(metainfo=dict(img_shape=(th, tw), ori_shape=(th, tw), scale_factor=(1.0, 1.0)))
-        batch = det.data_preprocessor(dict(inputs=[img], data_samples=[tile_sample]), False)
-        feats = det.extract_feat(batch['inputs'])
-        tile_sample = batch['data_samples'][0]
-        rpn = det.rpn_head.predict(feats, [tile_sample], rescale=False)
-        res = det.roi_head.predict_bbox(feats, [tile_sample.metainfo], rpn, rcnn_test_cfg=det.roi_head.test_cfg,
-                                        rescale=False)[0]
+        feats, _, res = detect_boxes(det, img, tile_sample)
         if len(res) == 0:
             return res.bboxes, res.scores, res.labels, res.bboxes.new_zeros((0, 28, 28))
         rois = torch.cat([res.bboxes.new_zeros((len(res), 1)), res.bboxes], 1)

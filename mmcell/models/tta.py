@@ -16,8 +16,9 @@ Config::
     tta_pipeline = [LoadCellImage, dict(type='TestTimeAug', transforms=[[Resize(scale_factor=s) ...],
                     [PackDetInputs(meta_keys=(..., 'scale_factor'))]])]
 
-``tools/test.py --tta`` wraps ``cfg.model`` into ``cfg.tta_model`` and uses ``cfg.tta_pipeline``; a plain test
-pipeline (one scale) works as well, and :func:`tta_pipeline_of` derives a multi-scale one from a test pipeline.
+``tools/test.py --tta``, ``tools/predict.py --tta`` and ``mmcell segment --tta`` all wrap the model through
+:func:`mmcell.apis.inference_config` (the config's ``tta_model``, and ``tta_pipeline`` unless scales are given;
+:func:`tta_pipeline_of` derives a multi-scale pipeline from a test pipeline). A plain test pipeline works as well.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from mmengine.model import BaseTTAModel
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .fast_mask_rcnn import mask_probs_of, paste_instance_masks
+from .fast_mask_rcnn import detect_boxes, mask_probs_of, paste_instance_masks
 from .fusion import fuse_boxes
 
 FLIPS = {'none': (False, False), 'horizontal': (True, False), 'vertical': (False, True),
@@ -105,8 +106,8 @@ class CellTTAModel(BaseTTAModel):
         module: the detector (config or module).
         flips: any of ``'none'``, ``'horizontal'``, ``'vertical'``, ``'diagonal'``.
         rotations: multiples of 90 degrees, e.g. ``[0, 1, 2, 3]``.
-        tta_cfg: ``iou_thr`` (box fusion, 0.55), ``max_per_img`` (1000), ``score_thr`` (0), ``mask_thr_binary``
-            (0.5), ``mask_format`` (``'bitmap'`` or ``'rle'``).
+        tta_cfg: ``iou_thr`` (box fusion, 0.55), ``max_per_img`` and ``mask_thr_binary`` (default: the
+            detector's ``test_cfg.rcnn``), ``score_thr`` (0), ``mask_format`` (``'bitmap'`` or ``'rle'``).
         data_preprocessor: unused (each view goes through the module's own preprocessor).
     """
 
@@ -117,8 +118,11 @@ class CellTTAModel(BaseTTAModel):
         if bad or not flips:
             raise ValueError(f'CellTTAModel: flips must be among {sorted(FLIPS)}, got {list(flips)}')
         self.geoms = [(*FLIPS[f], int(r) % 4) for f, r in itertools.product(flips, rotations)]
-        cfg = dict(iou_thr=0.55, max_per_img=1000, score_thr=0.0, mask_thr_binary=0.5, mask_format='bitmap')
-        cfg.update(tta_cfg or {})
+        # limits and thresholds default to the wrapped detector's test_cfg.rcnn (their one home)
+        rcnn = getattr(getattr(self.module, 'roi_head', None), 'test_cfg', None) or {}
+        cfg = dict(iou_thr=0.55, max_per_img=rcnn.get('max_per_img', 1000), score_thr=0.0,
+                   mask_thr_binary=rcnn.get('mask_thr_binary', 0.5), mask_format='bitmap')
+        cfg.update({k: v for k, v in (tta_cfg or {}).items() if v is not None})
         self.tta_cfg = cfg
 
     def merge_preds(self, data_samples_list):  # the work happens in test_step (masks need the features)
@@ -144,12 +148,8 @@ class CellTTAModel(BaseTTAModel):
         h, w = sample.metainfo['img_shape'][:2]
         aug_img = augment_image(img, hflip, vflip, rot)
         aug_sample.set_metainfo(dict(img_shape=tuple(aug_img.shape[-2:])))
-        batch = det.data_preprocessor(dict(inputs=[aug_img], data_samples=[aug_sample]), False)
-        feats = det.extract_feat(batch['inputs'])
-        aug_sample = batch['data_samples'][0]
+        feats, aug_sample, res = detect_boxes(det, aug_img, aug_sample)
         meta = aug_sample.metainfo
-        rpn = det.rpn_head.predict(feats, [aug_sample], rescale=False)
-        res = det.roi_head.predict_bbox(feats, [meta], rpn, rcnn_test_cfg=det.roi_head.test_cfg, rescale=False)[0]
         boxes = deaugment_boxes(res.bboxes, h, w, hflip, vflip, rot)
         boxes = self._undo_pipeline_flip(boxes, sample.metainfo, h, w)
         scale = boxes.new_tensor(sample.metainfo['scale_factor']).repeat(2)

@@ -48,27 +48,35 @@ def _checkpoint_safe_globals() -> list:
 
 
 def torch_load_checkpoint(f: Any, map_location: Any = None, source: str | None = None) -> Any:
-    """``torch.load`` for mmengine checkpoints on torch >= 2.6.
+    """``torch.load`` for mmengine checkpoints on torch >= 2.6, without running code from the file.
 
     torch 2.6 made ``weights_only=True`` the default, and mmengine 0.10.7 calls ``torch.load`` without the
     argument, so ``--resume`` and ``load_from`` fail with an ``UnpicklingError`` on the message hub
-    (open-mmlab/mmengine#1615). We first load with ``weights_only=True`` and an allow-list of the types mmengine
-    itself writes; a checkpoint that needs more (e.g. saved by another toolbox) is loaded as torch < 2.6 did,
-    with a warning naming the file, because the user chose to load that local file.
+    (open-mmlab/mmengine#1615). We load with ``weights_only=True`` and an allow-list of exactly the types mmengine
+    itself writes. A file that needs more (another toolbox's pickle, or a crafted file) is refused with one line
+    naming it, unless checkpoints are trusted explicitly (:func:`mmcell.utils.checkpoint.checkpoints_trusted`:
+    ``--trust-checkpoint`` or ``MMCELL_TRUST_CHECKPOINTS=1``); then it is loaded as torch < 2.6 did, with a warning.
+
+    Raises:
+        CheckpointError: refused, not a checkpoint, truncated (one line naming ``source``).
     """
+    from .checkpoint import checkpoints_trusted, describe_load_error
+
+    source = source or str(f)
     try:
         with torch.serialization.safe_globals(_checkpoint_safe_globals()):
             return torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if hasattr(f, 'seek'):
-            f.seek(0)
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        # torch's message opens with advice; the line naming the refused global is the useful one
-        first_line = next((ln for ln in lines if 'GLOBAL' in ln or 'Unsupported' in ln), lines[0] if lines else '')
-        print_log(f'{source or f}: not loadable with weights_only=True ({first_line}); '
-                  'loading it as a full pickle (only load checkpoints you trust)', logger='current',
-                  level=30)
-        return torch.load(f, map_location=map_location, weights_only=False)
+        refusal = describe_load_error(source, err)
+        if 'Weights only load failed' not in str(err) or not checkpoints_trusted():
+            raise refusal from None
+    except Exception as err:  # noqa: BLE001  (KeyError/RuntimeError/EOFError... for files that are no checkpoint)
+        raise describe_load_error(source, err) from None
+    if hasattr(f, 'seek'):
+        f.seek(0)
+    print_log(f'{source}: not loadable with weights_only=True; loading it as a full pickle because checkpoints '
+              'are trusted (--trust-checkpoint / MMCELL_TRUST_CHECKPOINTS)', logger='current', level=30)
+    return torch.load(f, map_location=map_location, weights_only=False)
 
 
 def _load_from_local(filename: str, map_location: Any = None) -> Any:

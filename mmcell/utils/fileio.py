@@ -40,7 +40,8 @@ def current_umask() -> int:
 
 
 def _first_existing(folder: str) -> str:
-    while folder and not osp.isdir(folder):
+    """The nearest existing path at or above ``folder`` (a file there means the folder cannot be made)."""
+    while folder and not osp.exists(folder):
         parent = osp.dirname(folder)
         if parent == folder:
             break
@@ -137,6 +138,21 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
 def write_json(path: PathLike, obj: Any, indent: Optional[int] = None) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+def append_text(path: PathLike, text: str, header: str = '') -> Path:
+    """Append ``text`` to ``path`` atomically (the old content plus ``text`` replace the file in one rename).
+
+    ``header`` starts a file that does not exist yet (e.g. ``'# Benchmarks\n'`` for ``benchmarks/RESULTS.md``).
+    """
+    old = Path(path).read_text(encoding='utf-8') if osp.isfile(path) else header
+    joined = (old.rstrip('\n') + '\n\n' if old.strip() else '') + text
+    return atomic_write_text(path, joined if joined.endswith('\n') else joined + '\n')
+
+
+def save_figure(fig: Any, path: PathLike, **savefig_kwargs: Any) -> Path:
+    """``fig.savefig`` through :func:`atomic_write` (the temp file keeps the suffix: matplotlib picks the format)."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, **savefig_kwargs))
 
 
 @contextlib.contextmanager

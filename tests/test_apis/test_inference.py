@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +83,7 @@ def test_predict_release_writes_a_valid_submission(model, release, tmp_path):
     assert ids <= {img['id'] for img in images}
 
 
-def test_predict_tool_json_and_bad_input(trained_quickstart, release, tmp_path, capsys):
+def test_predict_tool_writes_a_bare_json(trained_quickstart, release, tmp_path, capsys):
     root, images = release
     spec = importlib.util.spec_from_file_location('predict_tool', REPO / 'tools' / 'predict.py')
     tool = importlib.util.module_from_spec(spec)
@@ -98,41 +97,54 @@ def test_predict_tool_json_and_bad_input(trained_quickstart, release, tmp_path, 
     assert max(sum(r['image_id'] == img['id'] for r in results) for img in images) <= 5
     assert 'valid' in capsys.readouterr().out
 
-    # Each bad input stops with one line naming the problem; an existing submission is left untouched.
-    before = out.read_bytes()
-    no_ids = tmp_path / 'no_ids'
-    shutil.copytree(root / 'test_release', no_ids / 'test_release')
-    extra = tmp_path / 'extra'
-    shutil.copytree(root / 'test_release', extra / 'test_release')
-    shutil.copy(root / 'test_image_name_to_ids.json', extra)
-    shutil.copy(next((root / 'test_release').glob('*.tif')), extra / 'test_release' / 'not-listed.tif')
-    empty = tmp_path / 'empty'
-    (empty / 'test_release').mkdir(parents=True)
-    (empty / 'test_image_name_to_ids.json').write_text('[]')
-    blocker = tmp_path / 'a_file'
-    blocker.write_text('x')
-    cases = [
-        (['--data-root', str(no_ids), '--out', str(out)], 'test ids file not found'),
-        (['--data-root', str(extra), '--out', str(out)], 'not-listed.tif'),
-        (['--data-root', str(empty), '--out', str(out)], 'no test images'),
-        (['--data-root', str(root), '--out', str(blocker / 'x.zip')], 'cannot write'),
-        (['--data-root', str(root), '--out', str(tmp_path / 'x.txt')], '.zip (Codabench) or .json'),
-        (['--data-root', str(root), '--out', str(out), '--cfg-options',
-          'model.roi_head.bbox_head.num_classes=3', 'model.roi_head.mask_head.num_classes=3'],
-         'trained for 4 classes'),
-    ]
-    for extra_args, needle in cases:
-        with pytest.raises(SystemExit) as exc:
-            tool.main(base + extra_args)
-        message = str(exc.value)
-        assert needle in message and '\n' not in message, message
-    assert out.read_bytes() == before
+    # bad inputs of predict.py: one row each in tests/test_tools/test_bad_input_table.py
 
 
 def test_num_classes_mismatch_is_refused(trained_quickstart):
     opts = {'model.roi_head.bbox_head.num_classes': 2, 'model.roi_head.mask_head.num_classes': 2}
-    with pytest.raises(api.CheckpointMismatchError, match='trained for 4 classes .* num_classes=2'):
+    with pytest.raises(api.CheckpointError, match='trained for 4 classes .* num_classes=2'):
         api.init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint, cfg_options=opts)
-    with pytest.raises(FileNotFoundError, match='checkpoint file not found'):
+    with pytest.raises(api.CheckpointError, match='checkpoint file not found'):
         api.init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint + '.missing')
     assert issubclass(HW3FormatError, ValueError) and issubclass(SubmissionError, ValueError)
+    assert issubclass(api.CheckpointError, ValueError)
+
+
+def test_checkpoint_without_weights_never_predicts(trained_quickstart, tmp_path):
+    """``{'state_dict': {}}`` or a checkpoint missing part of the model is refused, never run on random weights."""
+    from mmcell.utils.checkpoint import read_checkpoint
+
+    empty = tmp_path / 'empty_state.pth'
+    torch.save({'state_dict': {}}, empty)
+    with pytest.raises(api.CheckpointError, match='state_dict is empty'):
+        api.init_cell_model(trained_quickstart.config, str(empty))
+    no_sd = tmp_path / 'no_state.pth'
+    torch.save({'meta': {'epoch': 1}}, no_sd)
+    with pytest.raises(api.CheckpointError, match='no state_dict'):
+        api.init_cell_model(trained_quickstart.config, str(no_sd))
+    partial = tmp_path / 'partial.pth'
+    ckpt = read_checkpoint(trained_quickstart.checkpoint)
+    ckpt['state_dict'] = {k: v for k, v in ckpt['state_dict'].items() if not k.startswith('roi_head.mask_head')}
+    torch.save(ckpt, partial)
+    with pytest.raises(api.CheckpointError, match=r'weights of the model .* are missing \(e.g. roi_head.mask_head'):
+        api.init_cell_model(trained_quickstart.config, str(partial))
+
+
+@pytest.mark.parametrize('variant', [dict(), dict(fast=False), dict(tta=True), dict(tile=128)])
+def test_one_builder_for_every_variant(trained_quickstart, variant):
+    """fast by default, --no-fast, TTA and tiling all come from the same builder with the checkpoint loaded."""
+    from mmcell.utils.checkpoint import detector_of, read_checkpoint
+
+    model = api.build_inference_model(trained_quickstart.config, trained_quickstart.checkpoint, device='cpu',
+                                      **variant)
+    expected = {'tta': 'CellTTAModel', 'tile': 'TiledDetector'}
+    wrapper = next((v for k, v in expected.items() if k in variant), None)
+    detector = detector_of(model)
+    assert type(model).__name__ == (wrapper or type(detector).__name__)
+    assert type(detector).__name__ == ('MaskRCNN' if variant.get('fast') is False else 'FastMaskRCNN')
+    weights = read_checkpoint(trained_quickstart.checkpoint)['state_dict']
+    key = 'roi_head.mask_head.conv_logits.weight'
+    assert torch.equal(detector.state_dict()[key], weights[key])
+    assert model.dataset_meta['classes'] == ('epithelial', 'lymphocyte', 'macrophage', 'neutrophil')
+    if wrapper == 'CellTTAModel':  # limits come from the detector's test_cfg (their one home)
+        assert model.tta_cfg['max_per_img'] == detector.roi_head.test_cfg.max_per_img

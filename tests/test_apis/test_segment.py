@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import csv
 import glob
+import os
 import os.path as osp
+import stat
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -79,8 +81,14 @@ def test_segment_api_and_cli(trained_quickstart, tmp_path):
 
     test_dir = osp.join(trained_quickstart.data_root, 'test_release')
     out = tmp_path / 'labels'
-    results = segment(test_dir, trained_quickstart.config, trained_quickstart.checkpoint, out_dir=str(out),
-                      score_thr=0.05, progress=False)
+    old_umask = os.umask(0o022)
+    try:
+        results = segment(test_dir, trained_quickstart.config, trained_quickstart.checkpoint, out_dir=str(out),
+                          score_thr=0.05, progress=False)
+    finally:
+        os.umask(old_umask)
+    # ordinary files, as `open(path, 'w')` would make them (they were private 0600 before mmcell.utils.fileio)
+    assert {stat.S_IMODE(os.stat(p).st_mode) for seg in results for p in seg.files.values()} == {0o644}
     assert len(results) == len(glob.glob(osp.join(test_dir, '*.tif')))
     for seg in results:
         labels = tifffile.imread(seg.files['labels'])

@@ -13,7 +13,8 @@ pytest.importorskip('mmcv.ops')
 from mmdet.structures import DetDataSample  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
-from mmcell.engine.hooks.border_filter import BorderFilterHook, boxes_touching_border, filter_border_instances  # noqa: E402,E501
+from mmcell.engine.hooks.border_filter import BorderFilterHook  # noqa: E402
+from mmcell.evaluation.postprocess import boxes_touching_border, filter_border_instances  # noqa: E402
 
 
 def test_boxes_touching_border():

@@ -25,10 +25,9 @@ def trained_pair(trained_quickstart):
 
     cfg = Config.fromfile(trained_quickstart.config)
     cfg.model.test_cfg.rcnn.score_thr = 0.0
-    upstream = init_cell_model(cfg, trained_quickstart.checkpoint)
-    fast_cfg = copy.deepcopy(cfg)
-    fast_cfg.model = fast_inference_model_cfg(cfg.model, mask_format='rle')
-    fast = init_cell_model(fast_cfg, trained_quickstart.checkpoint)
+    upstream = init_cell_model(cfg, trained_quickstart.checkpoint, fast=False)  # --no-fast: mmdet's own modules
+    fast = init_cell_model(cfg, trained_quickstart.checkpoint, precision='fp32')  # the builder's default route
+    assert type(upstream).__name__ == 'MaskRCNN' and type(fast).__name__ == 'FastMaskRCNN'
     path = sorted(glob.glob(osp.join(trained_quickstart.data_root, 'test_release', '*.tif')))[0]
     rgb = read_image_rgb(path)
     batch = make_sample_batch(rgb.shape[0], rgb.shape[1], scale=2.0, img=rgb[..., ::-1].transpose(2, 0, 1))

@@ -119,3 +119,26 @@ def test_bounded_memory_on_2500x735_at_2x():
     assert len(out) == 1000 and out.masks.shape == (1000, h, w)
     dense_bytes = 1000 * h * w  # what dense bool masks alone would take
     assert peak[0] - base < 1.2e9 < dense_bytes, f'peak grew by {(peak[0] - base) / 1e9:.2f} GB'
+
+
+def test_tiled_test_config_runs_with_tools_test(trained_quickstart, tmp_path):
+    """``model = dict(type='TiledDetector', module=...)`` in a config: tools/test.py runs it and scores it."""
+    import pickle
+    import sys
+
+    from conftest import run_tool
+
+    tiled_cfg = tmp_path / 'tiled.py'
+    tiled_cfg.write_text(f'_base_ = [{trained_quickstart.config!r}]\n'
+                         "model = dict(_delete_=True, type='TiledDetector', module=_base_.model, tile_size=96, "
+                         'overlap=32)\n')
+    out = tmp_path / 'preds.pkl'
+    proc = run_tool(sys.executable, 'tools/test.py', str(tiled_cfg), trained_quickstart.checkpoint,
+                    '--work-dir', str(tmp_path / 'work'), '--out', str(out))
+    log = proc.stdout + proc.stderr
+    assert 'coco/segm_mAP_50' in log and 'TiledDetector' in log
+    with open(out, 'rb') as fh:
+        preds = pickle.load(fh)
+    assert len(preds) and all(all(tuple(m['size']) == tuple(p['ori_shape']) for m in p['pred_instances']['masks'])
+                              for p in preds)
+    assert any(max(p['ori_shape']) > 96 for p in preds)  # some images really were cut into tiles

@@ -1,6 +1,7 @@
 """Checkpoints written by mmengine load on torch >= 2.6 through mmcell's registered loaders."""
 import collections
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import mmcell  # noqa: F401  (applies the shims)
+from mmcell.utils.checkpoint import TRUST_ENV, CheckpointError, trust_checkpoints
 from mmcell.utils.compat import torch_load_checkpoint
 
 
@@ -69,12 +71,57 @@ class _Foreign:  # a type no allow-list knows: stands for checkpoints of other t
         self.value = value
 
 
-def test_unknown_types_fall_back_with_a_warning(tmp_path, mmengine_messages):
+class _WritesMarker:
+    """What a crafted checkpoint does: a ``__reduce__`` that runs a shell command when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
+
+
+def test_crafted_payload_is_refused_and_does_not_run(tmp_path, monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'crafted.pth'
+    torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': {'x': _WritesMarker(marker)}}, path)
+    with pytest.raises(CheckpointError) as err:
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    message = str(err.value)
+    assert not marker.exists(), 'the payload ran'
+    assert '\n' not in message and str(path) in message
+    assert 'system' in message and '--trust-checkpoint' in message and TRUST_ENV in message
+
+
+def test_unknown_types_are_refused_unless_trusted(tmp_path, monkeypatch, mmengine_messages):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
     path = tmp_path / 'foreign.pth'
     torch.save({'extra': _Foreign(5)}, path)
-    ckpt = torch_load_checkpoint(str(path), 'cpu', source=str(path))
-    assert ckpt['extra'].value == 5
-    assert any(str(path) in m and 'full pickle' in m and '_Foreign' in m for m in mmengine_messages)
+    with pytest.raises(CheckpointError, match='_Foreign'):
+        torch_load_checkpoint(str(path), 'cpu', source=str(path))
+    # the explicit opt-ins load an ordinary full-pickle checkpoint, with a warning naming the file
+    with trust_checkpoints():
+        assert torch_load_checkpoint(str(path), 'cpu', source=str(path))['extra'].value == 5
+    assert any(str(path) in m and 'full pickle' in m for m in mmengine_messages)
+    monkeypatch.setenv(TRUST_ENV, '1')
+    assert CheckpointLoader.load_checkpoint(str(path), map_location='cpu')['extra'].value == 5
+
+
+@pytest.mark.parametrize('content, problem', [
+    (b'just some text\n', 'not a PyTorch checkpoint'),
+    (b'', 'truncated or corrupt'),
+    ('truncated', 'truncated or corrupt'),
+])
+def test_broken_files_are_one_line(tmp_path, content, problem):
+    path = tmp_path / 'broken.pth'
+    if content == 'truncated':
+        torch.save(_mmengine_like_checkpoint(), path)
+        content = path.read_bytes()[:len(path.read_bytes()) // 2]
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert problem in str(err.value) and str(path) in str(err.value) and '\n' not in str(err.value)
 
 
 def test_http_weights_offline_fail_with_one_clear_line(tmp_path):

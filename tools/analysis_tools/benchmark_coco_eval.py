@@ -11,21 +11,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import os.path as osp
 import platform
 import sys
-import tempfile
 import time
 
 import numpy as np
 import pycocotools.mask as pmask
+from faster_coco_eval import COCO as FastCOCO
 from pycocotools.coco import COCO as PyCOCO
 from pycocotools.cocoeval import COCOeval as PyCOCOeval
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from faster_coco_eval import COCO as FastCOCO  # noqa: E402
-
-from mmcell.evaluation.metrics.cell_coco_metric import average_precision, evaluate_coco  # noqa: E402
+from mmcell.evaluation.metrics.cell_coco_metric import average_precision, evaluate_coco
+from mmcell.utils.fileio import append_text
 
 MAX_DETS = [100, 1000]
 
@@ -87,15 +84,6 @@ def run_faster(gt: dict, dets: list, iou_type: str) -> tuple:
     return time.perf_counter() - tic, ev.eval['precision'], ev.params.iouThrs
 
 
-def append_results(path: str, text: str) -> None:
-    """Append to ``path`` atomically (temp file in the same folder, then os.replace)."""
-    old = open(path).read() if osp.isfile(path) else '# Benchmarks\n'
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        f.write(old.rstrip('\n') + '\n\n' + text)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--images', type=int, default=100)
@@ -144,7 +132,7 @@ def main() -> None:
                 f'- command: `{command}`\n'
                 f'- scene: {args.images} images {args.size}x{args.size}, {args.gts} nuclei and {args.dets} '
                 f'detections per image, 4 classes; evaluate + accumulate with maxDets (100, 1000)\n\n{table}\n')
-        append_results(args.results, text)
+        append_text(args.results, text, header='# Benchmarks\n')
         print(f'appended to {args.results}')
 
 

@@ -27,9 +27,9 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmcell.models.fast_mask_rcnn import fast_inference_model_cfg  # noqa: E402
-from mmcell.utils import register_all_modules  # noqa: E402
+from mmcell.models.fast_mask_rcnn import fast_inference_model_cfg
+from mmcell.utils import register_all_modules
+from mmcell.utils.fileio import append_text
 
 RESULTS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'benchmarks', 'RESULTS.md')
 
@@ -177,9 +177,9 @@ def main(argv=None) -> None:
         if not args.no_append:
             cmd = 'python tools/analysis_tools/benchmark_inference.py ' + ' '.join(
                 sys.argv[1:] if argv is None else argv)
-            with open(RESULTS, 'a') as fh:
-                fh.write(f'\n## Cheaper mask heads: AP50 change on the synthetic test split ({datetime.date.today()})\n'
-                         f'- Machine: 2-core CPU dev box, no GPU. Command: `{cmd.strip()}`\n\n{table}\n')
+            append_text(RESULTS, f'## Cheaper mask heads: AP50 change on the synthetic test split '
+                                 f'({datetime.date.today()})\n'
+                                 f'- Machine: 2-core CPU dev box, no GPU. Command: `{cmd.strip()}`\n\n{table}\n')
         return
     register_all_modules()
     upstream, fast = build_models(args.config, args.dets, args.variants, args.seed)
@@ -241,8 +241,7 @@ def main(argv=None) -> None:
              f'{args.dets} detections forced (score_thr 0, max_per_img {args.dets}). Upstream returns dense masks; '
              f'"upstream+RLE" adds the pycocotools encoding a submission needs; mmcell returns RLE directly.\n\n'
              f'{table}\n')
-    with open(RESULTS, 'a') as fh:
-        fh.write(entry)
+    append_text(RESULTS, entry)
     print(f'appended to {RESULTS}')
 
 

@@ -33,6 +33,7 @@ from mmcell.datasets import CellInstanceDataset, make_synthetic_hw3
 from mmcell.datasets.hw3_annotations import load_train_annotations
 from mmcell.datasets.hw3_format import find_class_files, read_class_map
 from mmcell.datasets.transforms import LoadCellAnnotations, LoadCellImage
+from mmcell.utils.fileio import append_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,8 +126,7 @@ def main() -> None:
         f'{second:.3f} s', ''])
     print(text)
     if not args.no_append:
-        with open(args.results, 'a') as f:
-            f.write('\n' + text)
+        append_text(args.results, text)
         print(f'appended to {args.results}')
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 import cv2
@@ -21,6 +20,7 @@ from tqdm import tqdm
 from mmcell.datasets.analysis import draw_gt_contours
 from mmcell.datasets.hw3_annotations import load_train_annotations, split_samples
 from mmcell.datasets.hw3_format import HW3FormatError, read_image_rgb
+from mmcell.utils.fileio import atomic_write
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,6 +33,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--max-images', type=int, default=20, help='0 for all')
     parser.add_argument('--min-side', type=int, default=384, help='upscale until the short side reaches this')
     return parser.parse_args(argv)
+
+
+def _imwrite(path: str, image: np.ndarray) -> None:
+    if not cv2.imwrite(path, image):
+        raise OSError(f'{path}: could not write PNG')
 
 
 def main(argv=None) -> None:
@@ -50,11 +55,7 @@ def main(argv=None) -> None:
             plain = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
             gap = np.full((plain.shape[0], 8, 3), 255, np.uint8)
             panel = np.concatenate([plain, gap, overlay], axis=1)[..., ::-1]  # cv2 writes BGR
-            path = out / f'{s["name"]}.png'
-            tmp = path.with_name(f'.{path.stem}.tmp.png')
-            if not cv2.imwrite(str(tmp), panel):
-                raise OSError(f'{path}: could not write PNG')
-            os.replace(tmp, path)
+            atomic_write(out / f'{s["name"]}.png', lambda tmp, panel=panel: _imwrite(tmp, panel))
     except (HW3FormatError, ValueError, OSError) as err:
         raise SystemExit(str(err).splitlines()[0]) from None
     n_inst = sum(len(s['instances']) for s in samples)

@@ -7,19 +7,16 @@ Writes ``class_confusion.png`` and ``class_pr.md`` under ``--out-dir`` (default 
 """
 from __future__ import annotations
 
-import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
-from score_hist import add_source_args, load_source  # noqa: E402
-
-from mmcell.evaluation import analysis  # noqa: E402
+from mmcell.apis.analysis import add_source_args, load_source
+from mmcell.evaluation import analysis
+from mmcell.utils import ToolArgumentParser
+from mmcell.utils.fileio import atomic_write_text
 
 
 def main(argv: list | None = None) -> None:
-    parser = argparse.ArgumentParser(description='Per-class precision/recall and class confusion matrix')
+    parser = ToolArgumentParser(description='Per-class precision/recall and class confusion matrix')
     add_source_args(parser)
     parser.add_argument('--iou-thr', type=float, default=0.5)
     parser.add_argument('--score-thr', type=float, default=0.5, help='detections below this score are ignored')
@@ -33,8 +30,7 @@ def main(argv: list | None = None) -> None:
     conf_rows = [dict(zip(header, [name] + row.tolist())) for name, row in zip(list(classes) + ['(false pos.)'], conf)]
     text = (f'# per class at IoU {args.iou_thr:g}, score >= {args.score_thr:g}\n\n{analysis.format_table(rows)}\n\n'
             f'# class confusion of matched instances (class-agnostic matching)\n\n{analysis.format_table(conf_rows)}\n')
-    with open(osp.join(out_dir, 'class_pr.md'), 'w') as fh:
-        fh.write(text)
+    atomic_write_text(osp.join(out_dir, 'class_pr.md'), text)
     print(text)
     print(f'wrote {png} and class_pr.md')
 

@@ -10,22 +10,18 @@ the validation with the best contest AP50 (``coco/segm_mAP_50``). ``--markdown``
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os.path as osp
 import sys
 from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config
 
+from mmcell.evaluation.runs import RunError, find_config, read_scalars
+
 # Keys that differ between any two runs and say nothing about the experiment.
 IGNORED_PREFIXES = ('work_dir', 'launcher', 'resume', 'load_from', 'randomness', 'env_cfg', 'log_', 'visualizer',
                     'default_hooks.logger', 'experiment_name')
 KEY_METRIC = 'coco/segm_mAP_50'
-
-
-class RunError(ValueError):
-    """A work dir that cannot be read (message: '<path>: <problem>')."""
 
 
 def flatten(cfg: Any, prefix: str = '') -> Dict[str, Any]:
@@ -55,30 +51,6 @@ def config_diff(base: Dict[str, Any], cfg: Dict[str, Any]) -> List[str]:
         elif base[key] != cfg[key]:
             changes.append(f'{key}: {base[key]!r} -> {cfg[key]!r}')
     return changes
-
-
-def find_config(work_dir: str) -> str:
-    configs = sorted(glob.glob(osp.join(work_dir, '*.py')))
-    if not configs:
-        raise RunError(f'{work_dir}: no dumped config (*.py); is this a tools/train.py work dir?')
-    return configs[0]
-
-
-def read_scalars(work_dir: str) -> List[dict]:
-    """All scalar records of the work dir's runs, oldest run first (a resumed run adds a second timestamp)."""
-    paths = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not paths:
-        raise RunError(f'{work_dir}: no */vis_data/scalars.json log found')
-    records = []
-    for path in paths:
-        with open(path) as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise RunError(f'{path}: line {n} is not JSON ({err.msg})') from None
-    return records
 
 
 def summarize_run(work_dir: str) -> dict:

@@ -9,13 +9,10 @@ writes one figure: losses against iteration on the left, validation metrics agai
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
-import sys
-import tempfile
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_runs import RunError, read_scalars  # noqa: E402
+from mmcell.evaluation.runs import RunError, read_scalars
+from mmcell.utils.fileio import save_figure
 
 DEFAULT_METRICS = ('coco/segm_mAP_50', 'coco/segm_mAP_50_md1000', 'coco/segm_mAP', 'coco/bbox_mAP_50')
 
@@ -50,13 +47,8 @@ def plot_curves(work_dir: str, out: str, losses=None, metrics=DEFAULT_METRICS) -
     if vals:
         ax_val.legend(fontsize=8)
     fig.tight_layout()
-    out_dir = osp.dirname(osp.abspath(out))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.png')
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
+    save_figure(fig, out, dpi=100)
     plt.close(fig)
-    os.replace(tmp, out)
     return out
 
 

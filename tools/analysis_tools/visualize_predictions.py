@@ -8,19 +8,17 @@ real contest have no labels: their GT panel stays empty.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import os.path as osp
-import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
-from mmcell.evaluation import analysis  # noqa: E402
+from mmcell.evaluation import analysis
+from mmcell.utils import ToolArgumentParser, exit_on_bad_input
+from mmcell.utils.fileio import atomic_write, check_output_path
 
 
 def main(argv: list | None = None) -> None:
-    parser = argparse.ArgumentParser(description='original | GT | prediction overlays')
+    parser = ToolArgumentParser(description='original | GT | prediction overlays')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--split', default='val', choices=['val', 'test'])
@@ -29,23 +27,24 @@ def main(argv: list | None = None) -> None:
     parser.add_argument('--show-scores', action='store_true', help='write each prediction\'s score')
     parser.add_argument('--gt', help='COCO ground truth json (default: the split\'s own labels)')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load a checkpoint that weights_only refuses (it can run code: only files you trust)')
     parser.add_argument('--out-dir')
     args = parser.parse_args(argv)
 
     import mmcv
     import pycocotools.mask as mask_utils
 
-    from mmcell.apis.inference import init_cell_model, masks_to_numpy, predict_split
+    from mmcell.apis.analysis import predict_split
+    from mmcell.apis.inference import init_cell_model, masks_to_numpy
     from mmcell.datasets.hw3_format import read_image_rgb
 
-    try:
-        model = init_cell_model(args.config, args.checkpoint, device=args.device)
-        pred = predict_split(model, args.split, max_images=args.num, gt_file=args.gt)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(str(err)) from None
     out_dir = args.out_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0], 'analysis',
                                        f'vis_{args.split}')
-    os.makedirs(out_dir, exist_ok=True)
+    exit_on_bad_input(check_output_path, out_dir, is_dir=True)
+    model = exit_on_bad_input(init_cell_model, args.config, args.checkpoint, device=args.device,
+                              trust_checkpoint=args.trust_checkpoint)
+    pred = exit_on_bad_input(predict_split, model, args.split, max_images=args.num, gt_file=args.gt)
     palette = model.dataset_meta.get('palette')
     for info, sample in zip(pred.infos, pred.samples):
         h, w = int(info['height']), int(info['width'])
@@ -60,7 +59,7 @@ def main(argv: list | None = None) -> None:
         out = osp.join(out_dir, osp.splitext(osp.basename(info['img_path']))[0] + '.png')
         if osp.basename(info['img_path']) == 'image.tif':  # train/<uuid>/image.tif: name it by its folder
             out = osp.join(out_dir, osp.basename(osp.dirname(info['img_path'])) + '.png')
-        mmcv.imwrite(canvas[..., ::-1], out)
+        atomic_write(out, lambda tmp, canvas=canvas: mmcv.imwrite(canvas[..., ::-1], tmp))
     print(f'wrote {len(pred.infos)} overlays to {out_dir}')
 
 

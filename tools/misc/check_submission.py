@@ -6,17 +6,16 @@ Exit status 0 when valid (images without detections are listed, not an error), 1
 """
 from __future__ import annotations
 
-import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
-from mmcell.datasets.hw3_format import read_test_ids  # noqa: E402
-from mmcell.evaluation.submission import validate_submission  # noqa: E402
+from mmcell.datasets.hw3_format import read_test_ids
+from mmcell.evaluation.submission import validate_submission
+from mmcell.utils import ToolArgumentParser, one_line
 
 
 def main(argv: list | None = None) -> int:
-    parser = argparse.ArgumentParser(description='Validate a contest submission')
+    parser = ToolArgumentParser(description='Validate a contest submission')
     parser.add_argument('file', help='submission .zip or .json')
     parser.add_argument('--data-root', help='folder with test_release/ and test_image_name_to_ids.json')
     parser.add_argument('--ids', help='ids json (default DATA_ROOT/test_image_name_to_ids.json)')
@@ -29,8 +28,8 @@ def main(argv: list | None = None) -> int:
             images = read_test_ids(args.ids or osp.join(root, 'test_image_name_to_ids.json'),
                                    args.img_dir or osp.join(root, 'test_release'))
         report = validate_submission(args.file, images)
-    except (ValueError, FileNotFoundError) as err:  # HW3FormatError, SubmissionError
-        raise SystemExit(str(err)) from None
+    except (ValueError, OSError) as err:  # HW3FormatError, SubmissionError
+        raise SystemExit(one_line(err)) from None
     print(report.summary())
     return 0 if report.ok else 1
 

@@ -11,25 +11,25 @@ split_seed = 0
 dataset_type = 'CellInstanceDataset'
 backend_args = None
 
-# Geometric augmentations run at the native resolution, before the resize: cheaper, and alpha/sigma of the
-# elastic warp are in native nucleus pixels (~20 px nuclei).
-train_pipeline = [
+# Pipeline pieces that child configs reuse (`[*_base_.pre_transform, *_base_.augment, ...]`).
+pre_transform = [
     dict(type='LoadCellImage'),
     dict(type='LoadCellAnnotations', with_bbox=True, with_mask=True),
+]
+# Geometric augmentations run at the native resolution, before the resize: cheaper, and alpha/sigma of the
+# elastic warp are in native nucleus pixels (~20 px nuclei).
+augment = [
     dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),
     dict(type='RandomRot90', prob=0.5),
     dict(type='ElasticTransform', alpha=30.0, sigma=12.0, prob=0.3),
     dict(type='HEDStainJitter', theta=0.05, bias=0.05, prob=0.5),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='PackDetInputs'),
 ]
 # 'instances' (original-size boxes and RLE masks) travel to CellCocoMetric, which scores without a json file.
-test_pipeline = [
-    dict(type='LoadCellImage'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
-]
+test_pack = dict(type='PackDetInputs',
+                 meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances'))
+train_pipeline = [*pre_transform, *augment, dict(type='Resize', scale=img_scale, keep_ratio=True),
+                  dict(type='PackDetInputs')]
+test_pipeline = [pre_transform[0], dict(type='Resize', scale=img_scale, keep_ratio=True), test_pack]
 
 train_dataloader = dict(
     batch_size=batch_size,
@@ -43,7 +43,7 @@ train_dataloader = dict(
         split='train',
         val_ratio=val_ratio,
         seed=split_seed,
-        filter_cfg=dict(filter_empty_gt=True, min_size=2),
+        filter_cfg=dict(filter_empty_gt=True),  # degenerate boxes: the dataset's min_instance_size
         pipeline=train_pipeline,
         backend_args=backend_args))
 val_dataloader = dict(
@@ -61,12 +61,9 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
+# The test loader is the val loader on the release folder (CellTestDataset: contest ids, no labels).
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=num_workers,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
+    val_dataloader,
     dataset=dict(
         type='CellTestDataset',
         data_root=data_root,
@@ -89,5 +86,5 @@ tta_pipeline = [
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale=img_scale, keep_ratio=True),
          dict(type='Resize', scale=(int(img_scale[0] * 1.25), int(img_scale[1] * 1.25)), keep_ratio=True)],
-        [test_pipeline[-1]]]),
+        [test_pack]]),
 ]

@@ -9,24 +9,16 @@ max_long_side = 4000  # large enough that the short side, not the long one, sets
 crop_size = (1024, 1024)
 # ----------------------------------------
 train_pipeline = [
-    dict(type='LoadCellImage'),
-    dict(type='LoadCellAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),
-    dict(type='RandomRot90', prob=0.5),
-    dict(type='ElasticTransform', alpha=30.0, sigma=12.0, prob=0.3),
-    dict(type='HEDStainJitter', theta=0.05, bias=0.05, prob=0.5),
+    *_base_.pre_transform,
+    *_base_.augment,
     dict(type='RandomChoiceResize', scales=[(max_long_side, s) for s in range(short_sides[0], short_sides[1] + 1, 40)],
          keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, recompute_bbox=True, allow_negative_crop=False),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='PackDetInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadCellImage'),
-    dict(type='Resize', scale=(max_long_side, test_short_side), keep_ratio=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
-]
+test_pipeline = [_base_.pre_transform[0], dict(type='Resize', scale=(max_long_side, test_short_side), keep_ratio=True),
+                 _base_.test_pack]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

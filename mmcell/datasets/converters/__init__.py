@@ -27,9 +27,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ...utils.fileio import atomic_dir, write_json
+from ..coco_gt import coco_categories, samples_to_coco
 from ..hw3_format import HW3FormatError, PathLike, parse_sample, write_class_map, write_image_tif
+from ..metainfo import CLASSES as CLASS_NAMES
 from .common import ConvertedImage
-from .hw3_coco import CLASS_NAMES, coco_categories, hw3_to_coco, samples_to_coco
+from .hw3_coco import hw3_to_coco
 
 #: ``--format`` name -> module under mmcell.datasets.converters
 FORMATS = ('monuseg', 'monusac', 'pannuke', 'conic', 'dsb2018', 'labels')
@@ -193,7 +195,7 @@ def write_test_release_gt(root: Path, stems: Sequence[str], class_names: Sequenc
     write_json(root / TEST_IDS_FILE, [dict(file_name=f'{s["name"]}.tif', id=img_ids[s['name']], height=s['height'],
                                            width=s['width']) for s in samples])
     write_json(root / TEST_GT_FILE, samples_to_coco(samples, img_ids, file_name='{name}.tif',
-                                                    class_names=class_names))
+                                                    classes=class_names))
 
 
 __all__ = ['CLASS_NAMES', 'coco_categories', 'hw3_to_coco', 'samples_to_coco', 'FORMATS', 'convert_to_hw3',

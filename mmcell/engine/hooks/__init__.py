@@ -1,4 +1,5 @@
 """Hooks registered into mmdet HOOKS."""
-from .border_filter import BorderFilterHook, boxes_touching_border, filter_border_instances
+from .border_filter import BorderFilterHook
+from .load_report import LoadFromReportHook
 
-__all__ = ['BorderFilterHook', 'boxes_touching_border', 'filter_border_instances']
+__all__ = ['BorderFilterHook', 'LoadFromReportHook']

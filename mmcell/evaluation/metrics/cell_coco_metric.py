@@ -23,7 +23,6 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 from faster_coco_eval import COCO, COCOeval_faster
-from faster_coco_eval.core import mask as mask_util
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS
 from mmdet.structures.mask import encode_mask_results
@@ -31,9 +30,9 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 from terminaltables import AsciiTable
 
+from mmcell.datasets.metainfo import CONTEST_MAX_DETS, DENSE_MAX_DETS
+
 #: maxDets of one evaluation pass: 100 is the contest (pycocotools default), 1000 the honest dense figure.
-CONTEST_MAX_DETS = 100
-DENSE_MAX_DETS = 1000
 _MAXDET_INDEX = {CONTEST_MAX_DETS: 0, DENSE_MAX_DETS: 1}
 
 
@@ -168,27 +167,14 @@ class CellCocoMetric(CocoMetric):
         return ['nucleus'] if self.class_agnostic else list(self.dataset_meta['classes'])
 
     def gt_to_coco_dict(self, gts: Sequence[dict]) -> dict:
-        """COCO ground truth from the dataset's instances (category id = label + 1, area from the mask)."""
-        images, annotations = [], []
-        for gt in gts:
-            images.append(dict(id=gt['img_id'], width=gt['width'], height=gt['height'], file_name=''))
-            for ann in gt['anns']:
-                x1, y1, x2, y2 = (float(v) for v in ann['bbox'])
-                cat_id = 1 if self.class_agnostic else int(ann['bbox_label']) + 1
-                coco_ann = dict(id=len(annotations) + 1, image_id=gt['img_id'], category_id=cat_id,
-                                bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1),
-                                iscrowd=int(ann.get('ignore_flag', 0)))
-                mask = ann.get('mask')
-                if mask is not None:
-                    if isinstance(mask, dict):
-                        mask = dict(mask)
-                        if isinstance(mask['counts'], bytes):
-                            mask['counts'] = mask['counts'].decode()
-                        coco_ann['area'] = float(mask_util.area(mask))
-                    coco_ann['segmentation'] = mask
-                annotations.append(coco_ann)
-        categories = [dict(id=i + 1, name=name) for i, name in enumerate(self._classes())]
-        return dict(images=images, annotations=annotations, categories=categories)
+        """COCO ground truth from the dataset's instances (mmcell's one builder, ``coco_ground_truth``)."""
+        from mmcell.datasets.coco_gt import coco_ground_truth
+
+        def instances(anns: list) -> list:
+            return [dict(a, bbox_label=0) for a in anns] if self.class_agnostic else anns
+
+        return coco_ground_truth((dict(img_id=gt['img_id'], height=gt['height'], width=gt['width'], file_name='',
+                                       instances=instances(gt['anns'])) for gt in gts), self._classes())
 
     def predictions_to_coco(self, preds: Sequence[dict], cat_ids: Sequence[int]) -> Dict[str, List[dict]]:
         """COCO result dicts per iou type; segm results carry no bbox so their area is the mask area."""

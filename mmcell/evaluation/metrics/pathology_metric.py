@@ -67,7 +67,7 @@ class CellPathologyMetric(BaseMetric):
             category id K = ``class<K>.tif`` = label K - 1). If None, the ground truth comes from the data samples
             (``'instances'`` in ``PackDetInputs.meta_keys``, as the val pipelines of mmcell keep it).
         score_thr: predictions scoring below are dropped before painting. Default
-            :data:`mmcell.apis.labels.LABEL_SCORE_THR` (0.5), the threshold of ``mmcell segment``, so the figures
+            ``LABEL_SCORE_THR`` (0.5, mmcell.evaluation.submission), the threshold of ``mmcell segment``, so the figures
             describe the label images users get; AJI/PQ count every kept false positive, so the near-zero
             thresholds used for AP would only lower them.
         match_iou: IoU above which a GT and a predicted instance match (PQ, F1).
@@ -80,7 +80,7 @@ class CellPathologyMetric(BaseMetric):
     def __init__(self, ann_file: Optional[str] = None, score_thr: Optional[float] = None,
                  match_iou: float = MATCH_IOU, classwise: bool = True, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        from mmcell.apis.labels import LABEL_SCORE_THR
+        from mmcell.evaluation.submission import LABEL_SCORE_THR
 
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.score_thr = LABEL_SCORE_THR if score_thr is None else float(score_thr)

@@ -23,9 +23,9 @@ class CellSubmissionMetric(BaseMetric):
     Args:
         out_dir: folder for the two files; None uses the run's log folder (``work_dir/<timestamp>/``).
         zip_name: name of the zip.
-        score_thr, mask_thr, max_per_img, border_margin: see
-            :class:`mmcell.evaluation.submission.SubmissionOptions`.
         collect_device, prefix: as in mmengine's ``BaseMetric``.
+        **options: ``score_thr``, ``mask_thr``, ``max_per_img``, ``border_margin``: fields (and defaults) of
+            :class:`mmcell.evaluation.submission.SubmissionOptions`.
 
     Returns (as metrics): ``submission/num_detections`` and ``submission/images_without_detections``.
     """
@@ -33,16 +33,21 @@ class CellSubmissionMetric(BaseMetric):
     default_prefix: Optional[str] = 'submission'
     format_only = True
 
-    def __init__(self, out_dir: Optional[str] = None, zip_name: str = 'submission.zip', score_thr: float = 0.0,
-                 mask_thr: float = 0.5, max_per_img: Optional[int] = None, border_margin: Optional[float] = None,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+    def __init__(self, out_dir: Optional[str] = None, zip_name: str = 'submission.zip', collect_device: str = 'cpu',
+                 prefix: Optional[str] = None, **options) -> None:
+        from mmcell.utils.fileio import check_output_path
+
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not zip_name.endswith('.zip'):
             raise ValueError(f'CellSubmissionMetric: zip_name must end with .zip, got {zip_name}')
+        if out_dir is not None:
+            check_output_path(out_dir, is_dir=True)  # the Runner builds metrics before the test loop runs
         self.out_dir = out_dir
         self.zip_name = zip_name
-        self.options = SubmissionOptions(score_thr=score_thr, mask_thr=mask_thr, max_per_img=max_per_img,
-                                         border_margin=border_margin)
+        try:
+            self.options = SubmissionOptions(**options)
+        except TypeError as err:
+            raise ValueError(f'CellSubmissionMetric: {err}') from None
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         num_classes = len((self.dataset_meta or {}).get('classes', ())) or 4

@@ -1,0 +1,272 @@
+"""The README's bad-input table, row by row, through the real command-line entry points.
+
+Every row runs a command (``tools/*.py`` ``main(argv)`` or ``mmcell ...``) on one bad input and asserts what a user
+sees: a non-zero exit, exactly one line, naming the bad file (or flag), no traceback, and no output left behind.
+The crafted-checkpoint rows also run as real subprocesses and check that the payload did not run.
+``python tests/test_tools/test_bad_input_table.py`` is not needed: ``ROWS`` is the table (README "Bad input").
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip('mmcv.ops')
+
+from mmcell.utils.checkpoint import TRUST_ENV  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = {'train': 'tools/train.py', 'test': 'tools/test.py', 'predict': 'tools/predict.py',
+         'ensemble': 'tools/ensemble.py', 'check_submission': 'tools/misc/check_submission.py'}
+
+
+def _main(command: str):
+    if command == 'segment':
+        from mmcell.cli import main
+
+        return lambda argv: main(['segment', *argv])
+    spec = importlib.util.spec_from_file_location(f'tool_{command}', REPO / TOOLS[command])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+class _Payload:
+    """A crafted checkpoint's ``meta``: unpickling it runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
+
+
+@pytest.fixture(scope='module')
+def bad(trained_quickstart, tmp_path_factory):
+    """Every bad file of the table, made once."""
+    root = tmp_path_factory.mktemp('bad_inputs')
+    data = Path(trained_quickstart.data_root)
+    ckpt = torch.load(trained_quickstart.checkpoint, weights_only=False)  # our own trusted file
+    files = dict(config=trained_quickstart.config, ckpt=trained_quickstart.checkpoint, data=str(data),
+                 marker=str(root / 'payload-ran'), out=str(root / 'out.zip'))
+    text = root / 'notes.pth'
+    text.write_text('this is not a checkpoint\n')
+    truncated = root / 'truncated.pth'
+    raw = Path(trained_quickstart.checkpoint).read_bytes()
+    truncated.write_bytes(raw[:len(raw) // 3])
+    crafted = root / 'crafted.pth'
+    torch.save(dict(ckpt, meta=dict(ckpt['meta'], payload=_Payload(Path(files['marker'])))), crafted)
+    empty_sd = root / 'empty_state.pth'
+    torch.save({'state_dict': {}}, empty_sd)
+    no_sd = root / 'no_state.pth'
+    torch.save({'meta': {'epoch': 1}}, no_sd)
+    partial = root / 'partial.pth'
+    torch.save(dict(ckpt, state_dict={k: v for k, v in ckpt['state_dict'].items() if 'mask_head' not in k}), partial)
+    blocker = root / 'a_file'
+    blocker.write_text('x')
+    no_ids = root / 'no_ids'
+    shutil.copytree(data / 'test_release', no_ids / 'test_release')
+    unlisted = root / 'unlisted'
+    shutil.copytree(data / 'test_release', unlisted / 'test_release')
+    shutil.copy(data / 'test_image_name_to_ids.json', unlisted)
+    shutil.copy(next((data / 'test_release').glob('*.tif')), unlisted / 'test_release' / 'not-listed.tif')
+    empty_release = root / 'empty_release'
+    (empty_release / 'test_release').mkdir(parents=True)
+    (empty_release / 'test_image_name_to_ids.json').write_text('[]')
+    no_images = root / 'no_images'
+    no_images.mkdir()
+    (no_images / 'readme.txt').write_text('x')
+    broken_tif = root / 'broken.tif'
+    tif = next((data / 'test_release').glob('*.tif')).read_bytes()
+    broken_tif.write_bytes(tif[:len(tif) // 4])
+    sub_text = root / 'sub.json'
+    sub_text.write_text('{not json')
+    sub_dict = root / 'dict.json'
+    sub_dict.write_text(json.dumps({'image_id': 1}))
+    sub_zip = root / 'wrong.zip'
+    with zipfile.ZipFile(sub_zip, 'w') as zf:
+        zf.writestr('results.json', '[]')
+    sub_ok = root / 'empty.json'
+    sub_ok.write_text('[]')
+    submission_cfg = root / 'submission_cfg.py'
+    submission_cfg.write_text(f'_base_ = [{trained_quickstart.config!r}]\n'
+                              "test_evaluator = dict(_delete_=True, type='CellSubmissionMetric', "
+                              f'out_dir={str(blocker)!r})\n')
+    files.update(text=str(text), truncated=str(truncated), crafted=str(crafted), empty_sd=str(empty_sd),
+                 no_sd=str(no_sd), partial=str(partial), blocker=str(blocker), no_ids=str(no_ids),
+                 unlisted=str(unlisted), empty_release=str(empty_release), no_images=str(no_images),
+                 broken_tif=str(broken_tif), sub_text=str(sub_text), sub_dict=str(sub_dict), sub_zip=str(sub_zip),
+                 sub_ok=str(sub_ok), submission_cfg=str(submission_cfg), work=str(root / 'work'),
+                 missing=str(root / 'missing.pth'), missing_cfg=str(root / 'missing.py'),
+                 missing_img=str(root / 'missing.tif'))
+    return files
+
+
+def _release(f):
+    return ['--data-root', f['data']]
+
+
+# (command, bad input, argv from the files, what the line says, the file it must name (a key of `bad`) or None)
+ROWS = [
+    ('train', 'config file missing', lambda f: [f['missing_cfg']], 'config file not found', 'missing_cfg'),
+    ('train', 'load_from file missing', lambda f: [f['config'], '--work-dir', f['work'], '--cfg-options',
+                                                   f'load_from={f["missing"]}'],
+     'checkpoint file not found', 'missing'),
+    ('train', '--resume file is not a checkpoint', lambda f: [f['config'], '--work-dir', f['work'], '--data-root',
+                                                              f['data'], '--resume', f['text']],
+     'not a PyTorch checkpoint', 'text'),
+    ('train', '--resume checkpoint that would run code', lambda f: [f['config'], '--work-dir', f['work'],
+                                                                    '--data-root', f['data'], '--resume', f['crafted']],
+     'refused', 'crafted'),
+    ('train', '--amp without a CUDA GPU', lambda f: [f['config'], '--work-dir', f['work'], '--amp'],
+     '--amp needs a CUDA GPU', None),
+    ('train', 'unknown flag', lambda f: [f['config'], '--epochs', '3'], 'unrecognized arguments: --epochs', None),
+    ('test', 'checkpoint missing', lambda f: [f['config'], f['missing']], 'checkpoint file not found', 'missing'),
+    ('test', 'checkpoint is a text file', lambda f: [f['config'], f['text'], '--work-dir', f['work']],
+     'not a PyTorch checkpoint', 'text'),
+    ('test', 'checkpoint truncated', lambda f: [f['config'], f['truncated'], '--work-dir', f['work']],
+     'truncated or corrupt', 'truncated'),
+    ('test', 'checkpoint with an empty state_dict', lambda f: [f['config'], f['empty_sd'], '--work-dir', f['work']],
+     'state_dict is empty', 'empty_sd'),
+    ('test', 'checkpoint that would run code', lambda f: [f['config'], f['crafted'], '--work-dir', f['work']],
+     '--trust-checkpoint', 'crafted'),
+    ('test', 'checkpoint of another class count', lambda f: [f['config'], f['ckpt'], '--work-dir', f['work'],
+                                                             '--cfg-options', 'model.roi_head.bbox_head.num_classes=3',
+                                                             'model.roi_head.mask_head.num_classes=3'],
+     'trained for 4 classes', 'ckpt'),
+    ('test', '--out not a .pkl', lambda f: [f['config'], f['ckpt'], '--out', 'preds.json'], 'must end with .pkl',
+     None),
+    ('test', '--tta with --tile', lambda f: [f['config'], f['ckpt'], '--tta', '--tile', '128'],
+     'cannot be combined', None),
+    ('test', 'submission out_dir is a file', lambda f: [f['submission_cfg'], f['ckpt'], '--work-dir', f['work']],
+     'not a folder', 'blocker'),
+    ('predict', 'config file missing', lambda f: [f['missing_cfg'], f['ckpt'], *_release(f), '--out', f['out']],
+     'config file not found', 'missing_cfg'),
+    ('predict', 'checkpoint missing', lambda f: [f['config'], f['missing'], *_release(f), '--out', f['out']],
+     'checkpoint file not found', 'missing'),
+    ('predict', 'checkpoint truncated', lambda f: [f['config'], f['truncated'], *_release(f), '--out', f['out']],
+     'truncated or corrupt', 'truncated'),
+    ('predict', 'checkpoint that would run code', lambda f: [f['config'], f['crafted'], *_release(f), '--out',
+                                                             f['out']], 'refused', 'crafted'),
+    ('predict', 'checkpoint without state_dict', lambda f: [f['config'], f['no_sd'], *_release(f), '--out', f['out']],
+     'no state_dict', 'no_sd'),
+    ('predict', 'checkpoint missing model weights', lambda f: [f['config'], f['partial'], *_release(f), '--out',
+                                                               f['out']], 'are missing', 'partial'),
+    ('predict', 'no ids json', lambda f: [f['config'], f['ckpt'], '--data-root', f['no_ids'], '--out', f['out']],
+     'test ids file not found', 'no_ids'),
+    ('predict', 'test image not in the ids json', lambda f: [f['config'], f['ckpt'], '--data-root', f['unlisted'],
+                                                             '--out', f['out']], 'not-listed.tif', 'unlisted'),
+    ('predict', 'empty test folder', lambda f: [f['config'], f['ckpt'], '--data-root', f['empty_release'], '--out',
+                                                f['out']], 'no test images', 'empty_release'),
+    ('predict', '--out in a folder that cannot be made', lambda f: [f['config'], f['ckpt'], *_release(f), '--out',
+                                                                    f['blocker'] + '/x.zip'], 'not a folder',
+     'blocker'),
+    ('predict', '--out not .zip/.json', lambda f: [f['config'], f['ckpt'], *_release(f), '--out', 'results.txt'],
+     '.zip (Codabench) or .json', None),
+    ('predict', '--save-labels is a file', lambda f: [f['config'], f['ckpt'], *_release(f), '--out', f['out'],
+                                                      '--save-labels', f['blocker']], 'not a folder', 'blocker'),
+    ('predict', '--models spec without checkpoint', lambda f: [f['config'], f['ckpt'], *_release(f), '--out',
+                                                               f['out'], '--models', f['config']],
+     'expected CONFIG:CHECKPOINT', 'config'),
+    ('predict', '--tta with --tile', lambda f: [f['config'], f['ckpt'], *_release(f), '--out', f['out'], '--tta',
+                                                '--tile', '128'], 'cannot be combined', None),
+    ('segment', 'image missing', lambda f: [f['missing_img'], '--config', f['config'], '--checkpoint', f['ckpt'],
+                                            '--out', f['work']], 'no such image or folder', 'missing_img'),
+    ('segment', 'folder without images', lambda f: [f['no_images'], '--config', f['config'], '--checkpoint',
+                                                    f['ckpt'], '--out', f['work']], 'no images found', 'no_images'),
+    ('segment', '--out is a file', lambda f: [f['data'] + '/test_release', '--config', f['config'], '--checkpoint',
+                                              f['ckpt'], '--out', f['blocker']], 'not a folder', 'blocker'),
+    ('segment', 'checkpoint is a text file', lambda f: [f['data'] + '/test_release', '--config', f['config'],
+                                                        '--checkpoint', f['text'], '--out', f['work']],
+     'not a PyTorch checkpoint', 'text'),
+    ('segment', 'truncated image', lambda f: [f['broken_tif'], '--config', f['config'], '--checkpoint', f['ckpt'],
+                                              '--out', f['work']], '', 'broken_tif'),
+    ('segment', 'tile overlap not below the tile size', lambda f: [f['data'] + '/test_release', '--config',
+                                                                   f['config'], '--checkpoint', f['ckpt'], '--out',
+                                                                   f['work'], '--tile', '64', '--tile-overlap', '64'],
+     'must be smaller than tile_size', None),
+    ('segment', 'missing required flag', lambda f: [f['missing_img']], 'the following arguments are required', None),
+    ('ensemble', 'weight is not a number', lambda f: ['--models', f'{f["config"]}:{f["ckpt"]}:heavy', *_release(f),
+                                                      '--out', f['out']], 'must be a number', 'ckpt'),
+    ('ensemble', 'second checkpoint missing', lambda f: ['--models', f'{f["config"]}:{f["ckpt"]}',
+                                                         f'{f["config"]}:{f["missing"]}', *_release(f), '--out',
+                                                         f['out']], 'checkpoint file not found', 'missing'),
+    ('ensemble', 'no ids json', lambda f: ['--models', f'{f["config"]}:{f["ckpt"]}', '--data-root', f['no_ids'],
+                                           '--out', f['out']], 'test ids file not found', 'no_ids'),
+    ('ensemble', 'checkpoint that would run code', lambda f: ['--models', f'{f["config"]}:{f["crafted"]}',
+                                                              *_release(f), '--out', f['out']], 'refused', 'crafted'),
+    ('check_submission', 'file missing', lambda f: [f['missing'] + '.zip'], 'file not found', 'missing'),
+    ('check_submission', 'not JSON', lambda f: [f['sub_text']], 'not valid JSON/zip', 'sub_text'),
+    ('check_submission', 'JSON is not a list', lambda f: [f['sub_dict']], 'must be a list', 'sub_dict'),
+    ('check_submission', 'zip without test-results.json', lambda f: [f['sub_zip']], 'test-results.json', 'sub_zip'),
+    ('check_submission', 'ids json missing', lambda f: [f['sub_ok'], '--data-root', f['no_ids']],
+     'test ids file not found', 'no_ids'),
+]
+
+
+@pytest.fixture(autouse=True)
+def _untrusted(monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+
+
+@pytest.mark.parametrize('command, bad_input, argv, needle, names', ROWS,
+                         ids=[f'{r[0]}: {r[1]}' for r in ROWS])
+def test_bad_input_row(command, bad_input, argv, needle, names, bad, capsys):
+    out = Path(bad['out'])
+    before = out.read_bytes() if out.exists() else None
+    with pytest.raises(SystemExit) as exc:
+        _main(command)(argv(bad))
+    printed = capsys.readouterr()
+    code = exc.value.code
+    message = code if isinstance(code, str) else printed.err.strip()
+    assert code not in (0, None), f'{command} accepted {bad_input}'
+    assert 'Traceback' not in printed.out + printed.err + message
+    lines = message.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert needle in lines[0], lines[0]
+    if names is not None:
+        assert bad[names] in lines[0], lines[0]
+    assert not Path(bad['marker']).exists(), 'a crafted checkpoint ran its payload'
+    assert (out.read_bytes() if out.exists() else None) == before, 'an output was written or replaced'
+
+
+@pytest.mark.parametrize('argv', [
+    lambda f: ['tools/predict.py', f['config'], f['crafted'], '--data-root', f['data'], '--out', f['out']],
+    lambda f: ['tools/train.py', f['config'], '--work-dir', f['work'] + '_sub', '--data-root', f['data'], '--resume',
+               f['crafted']],
+], ids=['predict', 'train --resume'])
+def test_crafted_checkpoint_does_not_run_in_a_real_process(argv, bad):
+    env = {k: v for k, v in os.environ.items() if k != TRUST_ENV}
+    proc = subprocess.run([sys.executable, *argv(bad)], cwd=REPO, env={**env, 'PYTHONPATH': str(REPO)},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert not Path(bad['marker']).exists(), 'the payload ran'
+    errors = [ln for ln in proc.stderr.splitlines() if 'refused' in ln]
+    assert len(errors) == 1 and bad['crafted'] in errors[0] and '--trust-checkpoint' in errors[0], proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+
+
+def test_trust_checkpoint_loads_an_ordinary_full_pickle(bad, tmp_path):
+    """The explicit opt-in: a checkpoint holding a type outside mmengine's allow-list loads with the flag."""
+    from mmcell.apis import init_cell_model
+
+    ckpt = torch.load(bad['ckpt'], weights_only=False)
+    foreign = tmp_path / 'foreign.pth'
+    torch.save(dict(ckpt, meta=dict(ckpt['meta'], note=Path('made/by/another/toolbox'))), foreign)
+    with pytest.raises(ValueError, match='refused'):
+        init_cell_model(bad['config'], str(foreign))
+    model = init_cell_model(bad['config'], str(foreign), trust_checkpoint=True)
+    key = 'roi_head.mask_head.conv_logits.weight'
+    assert torch.equal(model.state_dict()[key], ckpt['state_dict'][key])
+    out = tmp_path / 'trusted.zip'
+    _main('predict')([bad['config'], str(foreign), '--data-root', bad['data'], '--out', str(out),
+                      '--trust-checkpoint'])
+    assert zipfile.is_zipfile(out)
