@@ -2,6 +2,9 @@
 # per tile. Convert the release with `tools/dataset_converters/to_hw3.py --format monuseg SRC data/monuseg`; it is
 # then read as-is by CellInstanceDataset. Training sees random crops (cropped at the native scale, then resized by
 # `scale`), validation whole tiles. The fixed val split keeps one tile of three organs out (lung, breast, kidney).
+# Pipeline pieces (loading, augmentation, test packing) come from the HW3 base.
+_base_ = './hw3_instance.py'
+
 # ---- frequently modified parameters ----
 data_root = 'data/monuseg/'
 scale = 1.5  # network pixels per image pixel: ~20 px nuclei become ~30 px (more stride-4 features per nucleus)
@@ -14,54 +17,29 @@ model_mpp = 0.25  # microns per pixel of the training images (whole slides are r
 metainfo = dict(classes=('nucleus', ), palette=[(220, 20, 60)])
 native_crop = (int(round(crop_size[0] / scale)), int(round(crop_size[1] / scale)))
 
-pre_transform = [
-    dict(type='LoadCellImage'),
-    dict(type='LoadCellAnnotations', with_bbox=True, with_mask=True),
-]
 train_pipeline = [
-    *pre_transform,
+    *_base_.pre_transform,
     # cells cut by the crop keep their visible part; crops without a nucleus are drawn again
     dict(type='RandomCrop', crop_size=native_crop, allow_negative_crop=False, recompute_bbox=True),
     # a box that reaches into the crop by less than a pixel keeps no mask pixel: drop it (an empty box is a NaN
     # box-regression target)
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
-    dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),
-    dict(type='RandomRot90', prob=0.5),
-    dict(type='ElasticTransform', alpha=30.0, sigma=12.0, prob=0.3),
-    dict(type='HEDStainJitter', theta=0.05, bias=0.05, prob=0.5),
+    *_base_.augment,
     dict(type='Resize', scale_factor=scale, keep_ratio=True),
     dict(type='PackDetInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadCellImage'),
-    dict(type='Resize', scale_factor=scale, keep_ratio=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
-]
-monuseg_dataset = dict(type='CellInstanceDataset', data_root=data_root, metainfo=metainfo, class_agnostic=True,
-               val_names=val_names)
+test_pipeline = [_base_.pre_transform[0], dict(type='Resize', scale_factor=scale, keep_ratio=True), _base_.test_pack]
+monuseg_dataset = dict(data_root=data_root, metainfo=metainfo, class_agnostic=True, val_names=val_names)
 train_dataloader = dict(
     batch_size=batch_size,
     num_workers=num_workers,
-    persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(**monuseg_dataset, split='train', filter_cfg=dict(filter_empty_gt=True), pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=num_workers,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**monuseg_dataset, split='val', test_mode=True, pipeline=test_pipeline))
+    dataset=dict(**monuseg_dataset, filter_cfg=dict(filter_empty_gt=True), pipeline=train_pipeline))
+val_dataloader = dict(num_workers=num_workers, dataset=dict(**monuseg_dataset, pipeline=test_pipeline))
 # Held-out tiles (e.g. the MoNuSeg test set) converted with `to_hw3.py --format monuseg SRC OUT --test-release`:
 # `tools/test.py CONFIG CKPT --data-root OUT` scores OUT/test_release/*.tif against OUT/test_gt_coco.json.
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=num_workers,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CellTestDataset', data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+test_dataloader = dict(num_workers=num_workers,
+                       dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
 # Dense tiles: AP at maxDets 1000 (`coco/segm_mAP_50_md1000`) is the figure (the contest's 100 per image would
 # cap recall at ~0.24); AJI, AJI+ and PQ of the label images as the pathology papers report them.
 val_evaluator = [dict(type='CellCocoMetric', metric=['bbox', 'segm']), dict(type='CellPathologyMetric')]
