@@ -11,7 +11,9 @@ model = dict(
     # a 256 px crop at 1.5x holds ~40-100 nuclei: sample more positives for the box and mask heads
     train_cfg=dict(rcnn=dict(sampler=dict(num=512, pos_fraction=0.5))),
     # ~300-700 nuclei per 1000 px tile (1500 px at 1.5x)
-    test_cfg=dict(rpn=dict(nms_pre=4000, max_per_img=2000), rcnn=dict(score_thr=0.05, max_per_img=1000)))
+    # mask threshold 0.4: MoNuSeg outlines sit slightly outside the dark chromatin (val AP 0.354 vs 0.343 at 0.5)
+    test_cfg=dict(rpn=dict(nms_pre=4000, max_per_img=2000),
+                  rcnn=dict(score_thr=0.05, max_per_img=1000, mask_thr_binary=0.4)))
 default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=600, max_keep_ckpts=2, save_best='coco/segm_mAP_50_md1000',
                     rule='greater'))
