@@ -45,8 +45,10 @@ def _as_rles(masks: Any, height: int, width: int) -> List[dict]:
         raise ValueError(f'masks of shape {arr.shape} do not fit a {height}x{width} image')
     if len(arr) == 0:
         return []
-    return mask_util.encode(np.asfortranarray((arr >= 0.5 if arr.dtype.kind == 'f' else arr).astype(np.uint8)
-                                            .transpose(1, 2, 0)))
+    binary = arr >= 0.5 if arr.dtype.kind == 'f' else arr.astype(bool, copy=False)
+    # one mask at a time: a Fortran-order copy of the whole (H, W, N) stack costs ~6x the encoding itself
+    # (3.1 s vs 0.5 s for 500 masks of 1000x1000, benchmark_pathology_metrics.py)
+    return [mask_util.encode(np.asfortranarray(m.view(np.uint8)[:, :, None]))[0] for m in binary]
 
 
 def label_image(masks: Any, scores: Sequence[float], labels: Sequence[int], height: int, width: int,

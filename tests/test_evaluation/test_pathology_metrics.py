@@ -227,3 +227,15 @@ def test_cell_pathology_metric_reads_a_coco_ground_truth(tmp_path):
     assert out['aji'] == pytest.approx(28 / 52)  # score_thr 0.1 keeps the 0.2 split part
     with pytest.raises(FileNotFoundError, match='missing.json: ground-truth annotation file not found'):
         METRICS.build(dict(type='CellPathologyMetric', ann_file=str(tmp_path / 'missing.json')))
+
+
+def test_dense_masks_of_any_dtype_paint_the_same_label_image():
+    from mmcell.apis.labels import label_image
+
+    masks = np.zeros((3, 10, 20), bool)
+    masks[0, 0:4, 0:10] = masks[1, 2:8, 5:15] = masks[2, 6:10, 12:20] = True
+    scores, labels = [0.9, 0.8, 0.7], [0, 1, 0]
+    expected, _, _ = label_image(masks, scores, labels, 10, 20)
+    assert (expected == 1).sum() == 40 and (expected == 2).sum() == 60 - 10  # overlaps go to the higher score
+    for variant in (masks.astype(np.uint8) * 255, masks.astype(np.float32) * 0.9, torch.from_numpy(masks)):
+        np.testing.assert_array_equal(label_image(variant, scores, labels, 10, 20)[0], expected)

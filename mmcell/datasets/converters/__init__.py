@@ -73,8 +73,9 @@ def parse_class_map(spec: Optional[Sequence[str]], class_names: Sequence[str]) -
         elif key.isdigit() and int(key) in mapping:
             src = int(key)
         else:
-            raise ValueError(f'--class-map {entry}: unknown source class {key!r} (known: '
-                             f'{", ".join(f"{k}={n}" for k, n in enumerate(class_names, start=1))})')
+            known = ', '.join(f'{k}={n}' for k, n in enumerate(class_names, start=1)) if len(class_names) <= 10 \
+                else f'1..{len(class_names)}'
+            raise ValueError(f'--class-map {entry}: unknown source class {key!r} (known: {known})')
         mapping[src] = int(value)
     return mapping
 

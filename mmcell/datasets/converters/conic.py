@@ -14,7 +14,7 @@ import numpy as np
 
 from ..hw3_format import HW3FormatError, PathLike
 from .common import ConvertedImage, instances_from_label_map, majority_class
-from .npy_arrays import NpyItem, check_images_array, find_npy_items, npy_rgb
+from .npy_arrays import NpyItem, find_npy_items, npy_rgb
 
 CLASS_NAMES = ('Neutrophil', 'Epithelial', 'Lymphocyte', 'Plasma', 'Eosinophil', 'Connective')
 LABEL_FILE = 'labels.npy'
@@ -22,15 +22,7 @@ LABEL_FILE = 'labels.npy'
 
 def find_items(src: PathLike) -> List[NpyItem]:
     """One item per patch of every ``images.npy`` + ``labels.npy`` pair below ``src``."""
-    def check(images: np.ndarray, labels: np.ndarray, images_path, labels_path) -> None:
-        check_images_array(images, images_path)
-        if labels.ndim != 4 or labels.shape[3] != 2 or labels.shape[:3] != images.shape[:3]:
-            raise HW3FormatError(labels_path, f'expected shape (N, H, W, 2) matching images {images.shape[:3]}, '
-                                 f'got {labels.shape}')
-        if labels.dtype.kind not in 'fiu':
-            raise HW3FormatError(labels_path, f'unsupported dtype {labels.dtype} (expected integer ids)')
-
-    return find_npy_items(src, LABEL_FILE, check)
+    return find_npy_items(src, LABEL_FILE, channels=2)
 
 
 def load_item(item: NpyItem) -> ConvertedImage:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List, NamedTuple
+from typing import List, NamedTuple
 
 import numpy as np
 
@@ -40,12 +40,23 @@ def npy_rgb(item: NpyItem) -> np.ndarray:
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
-def find_npy_items(src: PathLike, annotation_file: str,
-                   check: Callable[[np.ndarray, np.ndarray, Path, Path], None]) -> List[NpyItem]:
-    """Pair every ``images.npy`` below ``src`` with the ``annotation_file`` whose parent folder has the same name.
+def check_annotation_array(images: np.ndarray, annotations: np.ndarray, images_path: Path, path: Path,
+                           channels: int) -> None:
+    """The annotation array must be (N, H, W, ``channels``) over the same patches as ``images``, with numeric ids."""
+    check_images_array(images, images_path)
+    if annotations.ndim != 4 or annotations.shape[3] != channels or annotations.shape[:3] != images.shape[:3]:
+        raise HW3FormatError(path, f'expected shape (N, H, W, {channels}) matching images {images.shape[:3]}, '
+                             f'got {annotations.shape}')
+    if annotations.dtype.kind not in 'fiu':
+        raise HW3FormatError(path, f'unsupported dtype {annotations.dtype} (expected integer or float ids)')
+
+
+def find_npy_items(src: PathLike, annotation_file: str, channels: int) -> List[NpyItem]:
+    """Pair every ``images.npy`` below ``src`` with the ``annotation_file`` (``channels`` per pixel) whose parent
+    folder has the same name.
 
     Raises:
-        HW3FormatError: an array without its partner, two arrays of one name, or a failed ``check``.
+        HW3FormatError: an array without its partner, two arrays of one name, or arrays of the wrong shape/dtype.
     """
     def by_parent(name: str) -> dict:
         found = {}
@@ -66,7 +77,7 @@ def find_npy_items(src: PathLike, annotation_file: str,
         if key not in annotations:
             raise HW3FormatError(path, f'no {annotation_file} in a folder named {key!r} below {src}')
         imgs, anns = load_npy(path), load_npy(annotations[key])
-        check(imgs, anns, path, annotations[key])
+        check_annotation_array(imgs, anns, path, annotations[key], channels)
         items += [NpyItem(f'{key}_{i:04d}', i, imgs, anns, path, annotations[key]) for i in range(len(imgs))]
     if not items:
         raise HW3FormatError(src, f'no {IMAGES_FILE} + {annotation_file} pair found')

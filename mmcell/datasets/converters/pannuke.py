@@ -16,7 +16,7 @@ import numpy as np
 
 from ..hw3_format import HW3FormatError, PathLike
 from .common import ConvertedImage, paint_instances
-from .npy_arrays import NpyItem, check_images_array, find_npy_items, npy_rgb
+from .npy_arrays import NpyItem, find_npy_items, npy_rgb
 
 CLASS_NAMES = ('Neoplastic', 'Inflammatory', 'Connective', 'Dead', 'Epithelial')
 MASK_FILE = 'masks.npy'
@@ -24,15 +24,7 @@ MASK_FILE = 'masks.npy'
 
 def find_items(src: PathLike) -> List[NpyItem]:
     """One item per patch of every fold (``images.npy`` + ``masks.npy``) below ``src``."""
-    def check(images: np.ndarray, masks: np.ndarray, images_path, masks_path) -> None:
-        check_images_array(images, images_path)
-        if masks.ndim != 4 or masks.shape[3] != 6 or masks.shape[:3] != images.shape[:3]:
-            raise HW3FormatError(masks_path, f'expected shape (N, H, W, 6) matching images {images.shape[:3]}, '
-                                 f'got {masks.shape}')
-        if masks.dtype.kind not in 'fiu':
-            raise HW3FormatError(masks_path, f'unsupported dtype {masks.dtype} (expected integer or float ids)')
-
-    return find_npy_items(src, MASK_FILE, check)
+    return find_npy_items(src, MASK_FILE, channels=6)
 
 
 def load_item(item: NpyItem) -> ConvertedImage:
