@@ -49,7 +49,8 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
         fast: switch a Mask R-CNN to :mod:`mmcell.models.fast_mask_rcnn` (same checkpoints, same masks, faster on
             CPU); other detectors keep mmdet's modules. ``False`` (``--no-fast``) runs mmdet's own.
         mask_format: ``'rle'`` (memory ~ boxes) or ``'bitmap'`` masks in the fast path and the wrappers.
-        precision: fast mask head precision: ``'fp32'``, ``'bf16'``, ``'int8'`` or ``'auto'``.
+        precision: fast mask head precision: ``'fp32'``, ``'bf16'``, ``'int8'`` or ``'auto'`` (the config's
+            ``FastFCNMaskHead.precision`` if it sets one, else bf16 on CPUs with native AVX512-BF16, else fp32).
         device: where the model will run (for ``precision='auto'``).
         tta: wrap in ``CellTTAModel`` (the config's ``tta_model`` if it has one, else flips none/h/v).
         tta_scales: TTA scale multipliers of the test resize; None: the config's ``tta_pipeline`` if any, else 1.0.
@@ -76,6 +77,8 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
     model.setdefault('backbone', {})['init_cfg'] = None
     model.pop('pretrained', None)
     model.pop('init_cfg', None)
+    if precision == 'auto' and (model.get('roi_head') or {}).get('mask_head', {}).get('precision'):
+        precision = model['roi_head']['mask_head']['precision']  # a config that chose its fast mask head keeps it
     if fast:
         try:
             model = fast_inference_model_cfg(model, precision=_cpu_precision(precision, device),

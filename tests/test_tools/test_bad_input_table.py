@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -215,6 +216,19 @@ ROWS = [
 @pytest.fixture(autouse=True)
 def _untrusted(monkeypatch):
     monkeypatch.delenv(TRUST_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _log_to_this_tests_stdout():
+    """mmengine's loggers live across in-process runs; point their console handlers at this test's captured
+    stdout (a handler still holding an earlier test's closed capture prints a "--- Logging error ---" traceback
+    that a real one-process CLI run never has)."""
+    from mmengine.logging import MMLogger
+
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stdout  # setStream would flush the closed one
 
 
 @pytest.mark.parametrize('command, bad_input, argv, needle, names', ROWS,

@@ -68,10 +68,11 @@ def measure_ap(config: str, checkpoint: str, data_root: str, variants: list) -> 
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     results = {}
     for name in ['upstream'] + [v for v in variants if v in ('fp32', 'bf16', 'int8')]:
-        options = [] if name == 'upstream' else FAST_OPTIONS + [f'model.roi_head.mask_head.precision={name}']
+        options = ['--no-fast'] if name == 'upstream' else \
+            ['--cfg-options'] + FAST_OPTIONS + [f'model.roi_head.mask_head.precision={name}']
         with tempfile.TemporaryDirectory() as work:
             cmd = [sys.executable, osp.join(repo, 'tools', 'test.py'), config, checkpoint, '--work-dir', work,
-                   '--data-root', data_root] + (['--cfg-options'] + options if options else [])
+                   '--data-root', data_root] + options
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
         found = re.findall(r'coco/segm_mAP_50: ([0-9.]+)|coco/segm_mAP_50=([0-9.]+)', proc.stdout + proc.stderr)
         if proc.returncode != 0 or not found:
