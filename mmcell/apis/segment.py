@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from .labels import CellSegmentation, cell_table, label_image, save_labels
+from .exporters import DEFAULT_SCORE_THR, CellSegmentation, cell_table, label_image, save_labels
 
 IMAGE_EXTS = ('.tif', '.tiff', '.png', '.jpg', '.jpeg', '.bmp')
 PathLike = Union[str, os.PathLike]
@@ -109,7 +109,7 @@ def _read_rgb(path: str) -> Optional[np.ndarray]:
     return None if img is None else img
 
 
-def segmentation_of(sample: Any, image_path: str, class_names: Sequence[str] = (), score_thr: float = 0.5,
+def segmentation_of(sample: Any, image_path: str, class_names: Sequence[str] = (), score_thr: float = DEFAULT_SCORE_THR,
                     image: Optional[np.ndarray] = None) -> CellSegmentation:
     """Label image, class map and cell table of one prediction (``DetDataSample`` in original pixels)."""
     pred = sample.pred_instances
@@ -123,7 +123,7 @@ def segmentation_of(sample: Any, image_path: str, class_names: Sequence[str] = (
 
 
 def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike, Config], checkpoint: str,
-            out_dir: Optional[str] = None, device: str = 'cpu', score_thr: float = 0.5, tta: bool = False,
+            out_dir: Optional[str] = None, device: str = 'cpu', score_thr: float = DEFAULT_SCORE_THR, tta: bool = False,
             tile: Optional[int] = None, fast: bool = True, cfg_options: Optional[dict] = None,
             progress: bool = True, **model_kwargs) -> List[CellSegmentation]:
     """Segment cells: per image a label image, a class map and a table of cells.
@@ -139,7 +139,7 @@ def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike,
         progress: show a progress bar.
 
     Returns:
-        one :class:`mmcell.apis.labels.CellSegmentation` per image (``files`` set when ``out_dir`` is given).
+        one :class:`mmcell.apis.exporters.CellSegmentation` per image (``files`` set when ``out_dir`` is given).
     """
     from .inference import predict_images
 
@@ -166,7 +166,7 @@ class LabelSaver(torch.nn.Module):
     forward pass. ``cfg`` and ``dataset_meta`` are the wrapped model's.
     """
 
-    def __init__(self, model: torch.nn.Module, out_dir: str, score_thr: float = 0.5) -> None:
+    def __init__(self, model: torch.nn.Module, out_dir: str, score_thr: float = DEFAULT_SCORE_THR) -> None:
         super().__init__()
         self.model, self.out_dir, self.score_thr = model, out_dir, score_thr
         self.cfg, self.dataset_meta = model.cfg, model.dataset_meta

@@ -2,6 +2,7 @@
 from .compat import apply_compat, torch_load_checkpoint
 from .setup_env import (
                         add_runner_args,
+                        init_dist_from_env,
                         load_config,
                         load_runner_config,
                         prepare_launch,
@@ -9,5 +10,5 @@ from .setup_env import (
                         set_data_root,
 )
 
-__all__ = ['apply_compat', 'torch_load_checkpoint', 'add_runner_args', 'load_config', 'load_runner_config',
-           'prepare_launch', 'register_all_modules', 'set_data_root']
+__all__ = ['apply_compat', 'torch_load_checkpoint', 'add_runner_args', 'init_dist_from_env', 'load_config',
+           'load_runner_config', 'prepare_launch', 'register_all_modules', 'set_data_root']
