@@ -468,7 +468,9 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         SlideError, OutputPathError, ValueError: one line naming the file or flag.
     """
     from mmcell.datasets.slide import worker_count
-    from mmcell.utils import init_dist_from_env, load_config
+    from mmcell.utils import init_dist_from_env, load_config, register_all_modules
+
+    register_all_modules()  # the tile pipeline is built from mmdet's registries
 
     paths = [str(slides)] if isinstance(slides, (str, os.PathLike)) else [str(s) for s in slides]
     if not paths:
@@ -480,7 +482,10 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
     part_index, part_count = shard if shard is not None else (rank, world)
     out_root = check_output_path(out_dir, is_dir=True)
     for path in paths:  # fail on the first bad slide before any long work
-        SlideReader(path, mpp=mpp).close()
+        reader = SlideReader(path, mpp=mpp)
+        reader.close()
+        if reader.mpp is None:
+            raise SlideError(f'{path}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
     if model is None:
         cfg = load_config(config, cfg_options)
         if world > 1 and str(device).startswith('cuda'):

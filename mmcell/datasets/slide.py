@@ -10,7 +10,8 @@
   pixels with :func:`mmcell.models.tiled.tile_starts` / :func:`tile_cores` (the rule :class:`TiledDetector` uses);
   tiles without tissue are skipped.
 - :class:`SlideTileDataset`: reads one tile at the pyramid level nearest the model's mpp, resamples it exactly to the
-  model's mpp and runs the config's test pipeline, in DataLoader workers.
+  model's mpp and runs the config's test pipeline (its resize made the identity: ``model_mpp`` is the resolution
+  of the network input), in DataLoader workers.
 
 Every error is a :class:`SlideError` whose message is one line naming the slide.
 """
@@ -397,7 +398,10 @@ class SlideTileDataset(torch.utils.data.Dataset):
     def __init__(self, reader: SlideReader, tiling: SlideTiling, tile_ids: Sequence[int],
                  pipeline: Sequence[dict]) -> None:
         self.reader, self.tiling, self.tile_ids = reader, tiling, list(tile_ids)
-        self.pipeline_cfg = [dict(p) for p in pipeline]
+        # Tiles are read at the model's mpp already: the config's resize (an image-size rule for the training
+        # data) becomes the identity, and the image comes from memory.
+        self.pipeline_cfg = [dict(type='mmdet.Resize', scale_factor=1.0, keep_ratio=True)
+                             if str(p.get('type', '')).endswith('Resize') else dict(p) for p in pipeline]
         self.pipeline_cfg[0] = dict(type='mmdet.LoadImageFromNDArray')
         self._pipeline = None
 

@@ -136,22 +136,26 @@ def write_synthetic_slide(out_path: Union[str, Path], size: Union[int, Tuple[int
 
     def level0_tiles(level1: Optional[np.ndarray]) -> Iterator[np.ndarray]:
         for ty in range(math.ceil(height / tile)):
+            # a whole row first: the writer stops pulling after the last tile, so nothing may follow a yield
             row_cells: List[Cell] = []
+            row_imgs = []
             for tx in range(math.ceil(width / tile)):
                 img, cells = draw(tx, ty)
                 for c in cells:
                     c.id = next_id[0]
                     next_id[0] += 1
                 row_cells += cells
+                row_imgs.append(img)
                 if level1 is not None:
                     _downsample_into(level1, img, tx * tile, ty * tile, 4)
-                if bar is not None:
-                    bar.update()
-                yield img
             if row_cells:
                 packed = pack_cells(row_cells)
                 chunks.append(CellChunk(min(c.y1 for c in row_cells),
                                         max(c.y1 + c.mask.shape[0] for c in row_cells), lambda p=packed: p))
+            for img in row_imgs:
+                if bar is not None:
+                    bar.update()
+                yield img
 
     def write(tmp: str) -> None:
         with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:

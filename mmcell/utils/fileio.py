@@ -40,7 +40,7 @@ def current_umask() -> int:
 
 
 def _first_existing(folder: str) -> str:
-    while folder and not osp.isdir(folder):
+    while folder and not osp.exists(folder):
         parent = osp.dirname(folder)
         if parent == folder:
             break
