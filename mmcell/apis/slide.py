@@ -569,6 +569,41 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
     return results
 
 
+def whole_image_cells(slide: str, config: Any, checkpoint: Optional[str], score_thr: float = DEFAULT_SCORE_THR,
+                      region: Optional[Sequence[int]] = None, mpp: Optional[float] = None,
+                      device: str = 'cpu') -> Tuple[np.ndarray, np.ndarray, Dict[int, float]]:
+    """The reference for the seams: the model run once on a whole region (default: the whole slide) held in memory,
+    read and resampled as the tiles are, painted like ``mmcell segment`` (overlaps to the higher score).
+
+    Returns ``(ids, classes, scores)``: region-sized label image and class map (level-0 px) and ``id -> score``.
+    """
+    from mmcell.datasets.slide import SlideTileDataset
+    from mmcell.utils import load_config, register_all_modules
+
+    from .segment import build_inference_model, segmentation_of
+
+    register_all_modules()
+    reader = SlideReader(slide, mpp=mpp)
+    if reader.mpp is None:
+        raise SlideError(f'{slide}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
+    cfg = load_config(config)
+    model_mpp = model_mpp_of(cfg)
+    rx, ry, rw, rh = region if region is not None else (0, 0, *reader.dimensions)
+    side = int(math.ceil(max(rw, rh) * reader.mpp / model_mpp))
+    tiling = plan_tiles(reader, model_mpp, side, 0, None, (rx, ry, rw, rh))
+    model = build_inference_model(cfg, checkpoint, device=device, fast=True, mask_format='rle',
+                                  cfg_options=detection_limits(cfg, side))
+    pipeline = (model.cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
+                or model.cfg.get('test_pipeline'))
+    item = SlideTileDataset(reader, tiling, [0], pipeline)[0]
+    if 'error' in item:
+        raise SlideError(item['error'])
+    with torch.no_grad():
+        out = model.test_step(dict(inputs=[item['inputs']], data_samples=[item['data_samples']]))[0].cpu()
+    seg = segmentation_of(out, slide, (), score_thr)
+    return seg.labels.astype(np.uint32), seg.classes, {int(r['id']): float(r['score']) for r in seg.table}
+
+
 def _barrier(world: int) -> None:
     if world > 1:
         import torch.distributed as dist
@@ -588,4 +623,5 @@ def _jsonable_meta(meta: Optional[dict]) -> Optional[dict]:
     return dict(classes=list(meta.get('classes', ())), palette=[list(map(int, c)) for c in meta.get('palette', ())])
 
 
-__all__ = ['segment_slide', 'merge_slide', 'SlideResult', 'parse_shard', 'model_mpp_of', 'OutputPathError']
+__all__ = ['segment_slide', 'merge_slide', 'whole_image_cells', 'SlideResult', 'parse_shard', 'model_mpp_of',
+           'OutputPathError']
