@@ -257,8 +257,11 @@ def _run_tiles(model: torch.nn.Module, reader: SlideReader, tiling: SlideTiling,
                 for item in batch:
                     if 'error' in item:
                         raise SlideError(item['error'])
-                outputs = model.test_step(dict(inputs=[b['inputs'] for b in batch],
-                                               data_samples=[b['data_samples'] for b in batch]))
+                # a short last batch is padded with copies: every tile goes through a batch of the same size,
+                # so its result does not depend on where a run (or a rank, or a resumed run) cut the tile list
+                padded = batch + [batch[-1]] * (batch_size - len(batch))
+                outputs = model.test_step(dict(inputs=[b['inputs'] for b in padded],
+                                               data_samples=[b['data_samples'].clone() for b in padded]))
                 for item, out in zip(batch, outputs):
                     data, n = tile_record(out.cpu(), tiling, item['tile_id'], score_thr, item['rgb'])
                     log.append(data, dict(tile=int(item['tile_id']), cells=n))
@@ -514,10 +517,10 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         tiling = plan_tiles(reader, model_mpp, tile, overlap, tissue, region)
         args = dict(model_mpp=model_mpp, tile=tile, overlap=overlap, score_thr=score_thr,
                     region=[int(v) for v in region] if region is not None else None,
-                    config=str(getattr(cfg, 'filename', config)), checkpoint=_checkpoint_key(checkpoint))
+                    config=_abs(getattr(cfg, 'filename', None) or config), checkpoint=_checkpoint_key(checkpoint))
         plan = _plan(reader, tiling, args, tissue.area_mm2)
         work = SlideWork(slide_dir)
-        if overwrite and rank == 0 and part_index == 0 and work.dir.exists():
+        if overwrite and shard is None and rank == 0 and work.dir.exists():  # shards never delete others' work
             import shutil
             shutil.rmtree(work.dir)
         _barrier(world)
@@ -608,6 +611,12 @@ def _barrier(world: int) -> None:
     if world > 1:
         import torch.distributed as dist
         dist.barrier()
+
+
+def _abs(path: Any) -> Optional[str]:
+    if path is None:
+        return None
+    return osp.abspath(str(path)) if osp.isfile(str(path)) else str(path)
 
 
 def _checkpoint_key(checkpoint: Optional[str]) -> Optional[dict]:

@@ -214,7 +214,7 @@ def _cli(*args: str, timeout: float = 600, **popen) -> subprocess.CompletedProce
 def test_resume_after_kill_equals_an_uninterrupted_run(trained_quickstart, slide, slide_run, tmp_path):
     args = ['segment-slide', slide['slide'], '--config', trained_quickstart.config, '--checkpoint',
             trained_quickstart.checkpoint, '--out', str(tmp_path), '--tile', '256', '--overlap', '64',
-            '--score-thr', '0.3', '--batch-size', '1']
+            '--score-thr', '0.3']
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
     proc = subprocess.Popen([sys.executable, '-m', 'mmcell.cli', *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
