@@ -5,7 +5,8 @@ Images (``mmcell segment``):
 - :func:`label_image` paints instances into a uint16 (uint32 past 65535 instances) label image, 0 = background,
   overlaps going to the higher score, plus a class map (uint8, contest class id 1..K, 0 = background).
 - :func:`cell_table` measures every painted instance: id, class, score, area, centroid, bbox, mean intensity.
-- :func:`save_labels` writes ``<stem>_labels.tif``, ``<stem>_classes.tif`` and ``<stem>_cells.csv`` atomically.
+- :func:`save_labels` writes ``<stem>_labels.tif``, ``<stem>_classes.tif``, ``<stem>_cells.csv`` and
+  ``<stem>_cells.geojson`` (QuPath detections, the Feature builder of the slides) atomically.
 
 Masks may be dense ``(N, H, W)`` arrays/tensors or COCO RLEs (``RLEMasks``); RLEs are painted from their runs,
 so a big image with many instances never needs N full-size masks.
@@ -36,7 +37,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 
 from mmcell.datasets.rle import rle_runs
-from mmcell.utils.fileio import atomic_write
+from mmcell.utils.fileio import atomic_write, atomic_write_text
 
 DEFAULT_SCORE_THR = 0.5  # cells scoring below are left out of label images, tables and GeoJSON (one home)
 TABLE_COLUMNS = ('id', 'class_id', 'class', 'score', 'area', 'centroid_x', 'centroid_y', 'bbox_x1', 'bbox_y1',
@@ -159,13 +160,14 @@ def cell_table(ids: np.ndarray, order: np.ndarray, scores: Sequence[float], labe
     return rows
 
 
-def save_labels(seg: CellSegmentation, out_dir: str) -> dict:
-    """Write ``<stem>_labels.tif`` (label image), ``<stem>_classes.tif`` (class map), ``<stem>_cells.csv``."""
+def save_labels(seg: CellSegmentation, out_dir: str, dataset_meta: Optional[dict] = None) -> dict:
+    """Write ``<stem>_labels.tif`` (label image), ``<stem>_classes.tif`` (class map), ``<stem>_cells.csv`` and
+    ``<stem>_cells.geojson`` (the cells as QuPath detections, as ``segment-slide`` writes them)."""
     import tifffile
 
     stem = osp.splitext(osp.basename(seg.image_path))[0]
     files = dict(labels=osp.join(out_dir, f'{stem}_labels.tif'), classes=osp.join(out_dir, f'{stem}_classes.tif'),
-                 table=osp.join(out_dir, f'{stem}_cells.csv'))
+                 table=osp.join(out_dir, f'{stem}_cells.csv'), geojson=osp.join(out_dir, f'{stem}_cells.geojson'))
     atomic_write(files['labels'], lambda p: tifffile.imwrite(p, seg.labels, compression='zlib'))
     atomic_write(files['classes'], lambda p: tifffile.imwrite(p, seg.classes, compression='zlib'))
 
@@ -176,6 +178,15 @@ def save_labels(seg: CellSegmentation, out_dir: str) -> dict:
             writer.writerows(seg.table)
 
     atomic_write(files['table'], write_csv)
+    _, colors = class_names_colors(dataset_meta)
+    features = []
+    for row in seg.table:
+        x1, y1, x2, y2 = row['bbox_x1'], row['bbox_y1'], row['bbox_x2'], row['bbox_y2']
+        rings = cell_polygon(seg.labels[y1:y2, x1:x2] == row['id'], x1, y1)
+        features.append(geojson_feature(row, rings, colors[(row['class_id'] - 1) % len(colors)],
+                                        cell_uuid(stem, row['id'])))
+    atomic_write_text(files['geojson'], json.dumps(dict(type='FeatureCollection', features=features),
+                                                   ensure_ascii=False))
     seg.files = files
     return files
 
@@ -268,19 +279,21 @@ def cell_row(cell: Cell, mpp: float, class_names: Sequence[str], slide_key: str,
             'mean_hematoxylin': hem, 'mean_eosin': eos}
 
 
-def geojson_feature(row: dict, rings: list, color: Sequence[int]) -> dict:
-    """A QuPath detection Feature for a table row and its polygon rings."""
-    def finite(v: float) -> Optional[float]:
-        return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+# QuPath measurement name <- table column (those a row has and that are finite)
+GEOJSON_MEASUREMENTS = (('Label', 'id'), ('Area µm^2', 'area_um2'), ('Area px', 'area'),
+                        ('Perimeter µm', 'perimeter_um'), ('Score', 'score'),
+                        ('Hematoxylin OD mean', 'mean_hematoxylin'), ('Eosin OD mean', 'mean_eosin'),
+                        ('Red mean', 'mean_r'), ('Green mean', 'mean_g'), ('Blue mean', 'mean_b'))
 
-    measurements = {'Label': row['id'], 'Area µm^2': row['area_um2'], 'Perimeter µm': row['perimeter_um'],
-                    'Score': row['score'], 'Hematoxylin OD mean': finite(row['mean_hematoxylin']),
-                    'Eosin OD mean': finite(row['mean_eosin']), 'Red mean': finite(row['mean_r']),
-                    'Green mean': finite(row['mean_g']), 'Blue mean': finite(row['mean_b'])}
-    return {'type': 'Feature', 'id': row['uuid'], 'geometry': {'type': 'Polygon', 'coordinates': rings},
+
+def geojson_feature(row: dict, rings: list, color: Sequence[int], object_id: Optional[str] = None) -> dict:
+    """A QuPath detection Feature for a table row (slide or image table) and its polygon rings."""
+    measurements = {name: row[key] for name, key in GEOJSON_MEASUREMENTS
+                    if isinstance(row.get(key), (int, float)) and math.isfinite(row[key])}
+    return {'type': 'Feature', 'id': object_id or row['uuid'], 'geometry': {'type': 'Polygon', 'coordinates': rings},
             'properties': {'objectType': 'detection',
                            'classification': {'name': row['class'], 'color': [int(c) for c in color]},
-                           'measurements': {k: v for k, v in measurements.items() if v is not None}}}
+                           'measurements': measurements}}
 
 
 def open_stream(path: str):

@@ -152,7 +152,7 @@ def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike,
         sample = predict_images(model, [path], progress=False)[0]
         seg = segmentation_of(sample, path, names, score_thr, _read_rgb(path))
         if out_dir is not None:
-            save_labels(seg, out_dir)
+            save_labels(seg, out_dir, model.dataset_meta)
         if progress:
             print(f'{path}: {len(seg.table)} cells' + (f' -> {seg.files["labels"]}' if seg.files else ''))
         results.append(seg)
@@ -176,5 +176,6 @@ class LabelSaver(torch.nn.Module):
         names = tuple((self.dataset_meta or {}).get('classes', ()))
         for out in outputs:
             path = out.metainfo.get('img_path', f"image_{out.metainfo.get('img_id', 0)}.tif")
-            save_labels(segmentation_of(out, path, names, self.score_thr, _read_rgb(path)), self.out_dir)
+            save_labels(segmentation_of(out, path, names, self.score_thr, _read_rgb(path)), self.out_dir,
+                        self.dataset_meta)
         return outputs

@@ -166,7 +166,8 @@ def test_trained_model_outputs_agree(slide_run):
     feature = out['features'][0]
     assert set(feature['properties']['measurements']) >= {'Area µm^2', 'Perimeter µm', 'Score',
                                                            'Hematoxylin OD mean', 'Eosin OD mean'}
-    assert all(float(r['mean_hematoxylin']) > float(r['mean_eosin']) - 0.5 for r in out['rows'])
+    hematoxylin = np.mean([float(r['mean_hematoxylin']) for r in out['rows']])
+    assert hematoxylin > np.mean([float(r['mean_eosin']) for r in out['rows']])  # nuclei are hematoxylin-dark
 
 
 def test_slide_path_matches_whole_image_inference(trained_quickstart, slide, slide_run, tmp_path):
@@ -200,8 +201,9 @@ def test_region_limits_the_work_and_keeps_slide_coordinates(trained_quickstart, 
     assert_outputs_agree(out)
     assert out['ids'].shape == (900, 1100) and res.tiles < slide_run.tiles
     x, y, w, h = region
-    for r in out['rows']:
-        assert x <= float(r['centroid_x']) < x + w + 64 and y <= float(r['centroid_y']) < y + h + 64
+    assert out['rows']
+    for r in out['rows']:  # the box centre is in the region (tile cores partition it), the mask is around it
+        assert x - 16 <= float(r['centroid_x']) < x + w + 16 and y - 16 <= float(r['centroid_y']) < y + h + 16
     assert out['summary']['region'] == list(region)
 
 

@@ -4,8 +4,8 @@
         [--tissue-mm2 0.5] [--seam-size 4096] [--work-dir work_dirs/benchmark_slide] [--no-append]
 
 1. Synthetic slides (``make_synthetic_slide``) of growing size with the **same tissue area**, so the model does the
-   same work and only the slide grows: peak RSS of the ``segment-slide`` process tree (main + DataLoader worker,
-   sampled every 0.1 s), wall time, mm^2 of tissue per minute.
+   same work and only the slide grows: peak memory of the ``segment-slide`` process tree (main + DataLoader worker,
+   sum of PSS so shared pages count once, sampled every 0.1 s), wall time, mm^2 of tissue per minute.
 2. Seams: a ``seam-size`` x ``seam-size`` slide full of tissue, segmented by tiles and by one whole-image pass of the
    same model (:func:`mmcell.apis.slide.whole_image_cells`): AP50 of both against the ground truth and of the
    tiles against the whole image.
@@ -34,15 +34,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
+    """Memory of a process and all its descendants (from /proc): the sum of their PSS (proportional set size), so
+    pages a forked DataLoader worker shares with its parent count once; RSS where PSS is not available."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f'/proc/{p}/status') as fh:
-                for line in fh:
-                    if line.startswith('VmRSS:'):
-                        total += int(line.split()[1]) * 1024
+            try:
+                with open(f'/proc/{p}/smaps_rollup') as fh:
+                    total += sum(int(line.split()[1]) * 1024 for line in fh if line.startswith('Pss:'))
+            except FileNotFoundError:
+                with open(f'/proc/{p}/status') as fh:
+                    total += sum(int(line.split()[1]) * 1024 for line in fh if line.startswith('VmRSS:'))
             for task in os.listdir(f'/proc/{p}/task'):
                 with open(f'/proc/{p}/task/{task}/children') as fh:
                     todo += [int(c) for c in fh.read().split()]
@@ -181,7 +184,7 @@ def main() -> None:
              f'Machine: {machine()} (2-core CPU dev box, shared); command: `{cmd}`; tile {args.tile}, overlap '
              f'{args.overlap}, score thr {args.score_thr}. Synthetic slides at 0.25 um/px, the same tissue area '
              f'each ({args.tissue_mm2} mm^2 asked), so the model work is constant and only the slide grows.\n',
-             '| slide (px) | tissue mm^2 | tiles | cells | wall s | peak RSS, process tree (GiB) | mm^2 tissue / min |',
+             '| slide (px) | tissue mm^2 | tiles | cells | wall s | peak memory, tree PSS (GiB) | mm^2 tissue / min |',
              '|---|---|---|---|---|---|---|']
     for r in rows:
         lines.append(f'| {r["size"]}^2 | {r["tissue"]:.3f} | {r["tiles"]} | {r["cells"]} | {r["seconds"]:.0f} | '
