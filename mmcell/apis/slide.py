@@ -489,6 +489,8 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         reader.close()
         if reader.mpp is None:
             raise SlideError(f'{path}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
+        if mpp is not None and reader.metadata_mpp and abs(mpp / reader.metadata_mpp - 1) > 0.05 and progress:
+            print(f'{path}: --mpp {mpp:g} overrides the metadata ({reader.metadata_mpp:g} um/px)', flush=True)
     if model is None:
         cfg = load_config(config, cfg_options)
         if world > 1 and str(device).startswith('cuda'):

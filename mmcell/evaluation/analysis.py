@@ -394,6 +394,8 @@ def crop_rle(crop: np.ndarray, x1: int, y1: int, height: int, width: int) -> dic
     counts = np.empty(2 * len(starts) + 1, np.int64)
     counts[0::2] = np.r_[starts, height * width] - np.r_[0, ends]
     counts[1::2] = ends - starts
+    if counts[-1] == 0:  # ends at the last pixel: no trailing background run (as pycocotools writes it)
+        counts = counts[:-1]
     return mask_utils.frPyObjects({'size': [height, width], 'counts': counts.tolist()}, height, width)
 
 
