@@ -17,7 +17,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 import torch
-from conftest import REPO, quickstart_config
+from conftest import REPO, TrainedRun, quickstart_config, run_tool
 
 from mmcell.datasets.synthetic_slide import read_ground_truth, write_synthetic_slide
 
@@ -84,6 +84,24 @@ def slide(tmp_path_factory):
                                  seed=3, tissue_fraction=0.5)
 
 
+@pytest.fixture(scope='module')
+def slide_model(tmp_path_factory) -> TrainedRun:
+    """The quickstart trained for 8 short epochs on 32 synthetic images (~1 min on 2 cores): a model good enough
+    (AP50 ~0.4 on the test slide) that seams and AP comparisons mean something; the session's 9-iteration model
+    scores every nucleus below 0.2."""
+    from mmcell.datasets.synthetic import make_synthetic_hw3
+
+    root = make_synthetic_hw3(tmp_path_factory.mktemp('slide_train') / 'data', num_train=32, num_test=0, seed=0,
+                              min_size=128, max_size=320)
+    work_dir = tmp_path_factory.mktemp('slide_model')
+    run_tool(sys.executable, 'tools/train.py', quickstart_config(), '--work-dir', str(work_dir), '--data-root',
+             str(root), '--cfg-options', 'train_cfg.max_epochs=8', 'train_cfg.val_interval=8',
+             'default_hooks.checkpoint.interval=8', 'randomness.seed=0')
+    config = sorted(str(p) for p in work_dir.glob('*.py'))[0]
+    return TrainedRun(config=config, checkpoint=str(work_dir / 'epoch_8.pth'), work_dir=str(work_dir),
+                      data_root=str(root))
+
+
 class OracleModel(torch.nn.Module):
     """A perfect per-tile detector: the ground truth visible in each tile, cut at the tile border as a real model
     sees it, scored by the visible fraction. With tiles overlapping by more than twice a nucleus, the slide path must
@@ -147,13 +165,13 @@ def test_oracle_tiles_give_back_the_ground_truth_exactly(slide, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- trained model
 @pytest.fixture(scope='module')
-def slide_run(trained_quickstart, slide, tmp_path_factory):
+def slide_run(slide_model, slide, tmp_path_factory):
     """One uninterrupted run of the trained quickstart model on the slide (the reference for the other tests)."""
     from mmcell.apis import segment_slide
 
     out = tmp_path_factory.mktemp('slide_run')
-    (res,) = segment_slide(slide['slide'], trained_quickstart.config, trained_quickstart.checkpoint, out,
-                           tile=256, overlap=64, score_thr=0.3, progress=False)
+    (res,) = segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint, out,
+                           tile=256, overlap=64, progress=False)
     return res
 
 
@@ -170,14 +188,14 @@ def test_trained_model_outputs_agree(slide_run):
     assert hematoxylin > np.mean([float(r['mean_eosin']) for r in out['rows']])  # nuclei are hematoxylin-dark
 
 
-def test_slide_path_matches_whole_image_inference(trained_quickstart, slide, slide_run, tmp_path):
+def test_slide_path_matches_whole_image_inference(slide_model, slide, slide_run, tmp_path):
     """Same model, whole image in one pass vs tiles + seams: AP50 against the ground truth agrees within 0.005 and
     the slide's cells are the whole image's cells (AP50 of one scored against the other)."""
     from mmcell.apis.slide import whole_image_cells
     from mmcell.evaluation.analysis import contest_ap50, label_image_to_coco
 
     whole_ids, whole_classes, whole_scores = whole_image_cells(
-        slide['slide'], trained_quickstart.config, trained_quickstart.checkpoint, score_thr=0.3)
+        slide['slide'], slide_model.config, slide_model.checkpoint)
     out = read_outputs(slide_run.out_dir)
     tiled = label_image_to_coco(out['ids'], out['classes'], {int(r['id']): float(r['score']) for r in out['rows']})
     whole = label_image_to_coco(whole_ids, whole_classes, whole_scores)
@@ -186,17 +204,17 @@ def test_slide_path_matches_whole_image_inference(trained_quickstart, slide, sli
     agreement = contest_ap50(whole[0], tiled[1], 10000)
     print(f'AP50 whole {ap_whole:.4f} tiled {ap_tiled:.4f} (delta {ap_tiled - ap_whole:+.4f}); '
           f'AP50 of tiled vs whole {agreement:.4f}; cells {len(whole[1])} vs {len(tiled[1])}')
-    assert len(whole[1]) > 20 and ap_whole > 0.05
+    assert len(whole[1]) > 100 and ap_whole > 0.2
     assert abs(ap_tiled - ap_whole) <= 0.005
     assert agreement > 0.95
 
 
-def test_region_limits_the_work_and_keeps_slide_coordinates(trained_quickstart, slide, slide_run, tmp_path):
+def test_region_limits_the_work_and_keeps_slide_coordinates(slide_model, slide, slide_run, tmp_path):
     from mmcell.apis import segment_slide
 
     region = (300, 250, 500, 400)
-    (res,) = segment_slide(slide['slide'], trained_quickstart.config, trained_quickstart.checkpoint, tmp_path,
-                           tile=256, overlap=64, score_thr=0.3, region=region, progress=False)
+    (res,) = segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint, tmp_path,
+                           tile=256, overlap=64, region=region, progress=False)
     out = read_outputs(res.out_dir)
     assert_outputs_agree(out)
     assert out['ids'].shape == (900, 1100) and res.tiles < slide_run.tiles
@@ -213,10 +231,10 @@ def _cli(*args: str, timeout: float = 600, **popen) -> subprocess.CompletedProce
                           text=True, timeout=timeout, **popen)
 
 
-def test_resume_after_kill_equals_an_uninterrupted_run(trained_quickstart, slide, slide_run, tmp_path):
-    args = ['segment-slide', slide['slide'], '--config', trained_quickstart.config, '--checkpoint',
-            trained_quickstart.checkpoint, '--out', str(tmp_path), '--tile', '256', '--overlap', '64',
-            '--score-thr', '0.3']
+def test_resume_after_kill_equals_an_uninterrupted_run(slide_model, slide, slide_run, tmp_path):
+    args = ['segment-slide', slide['slide'], '--config', slide_model.config, '--checkpoint',
+            slide_model.checkpoint, '--out', str(tmp_path), '--tile', '256', '--overlap', '64',
+            ]
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
     proc = subprocess.Popen([sys.executable, '-m', 'mmcell.cli', *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -241,12 +259,12 @@ def test_resume_after_kill_equals_an_uninterrupted_run(trained_quickstart, slide
     assert again.returncode == 0 and 'skipped' in again.stdout
 
 
-def test_two_processes_and_shards_equal_one(trained_quickstart, slide, slide_run, tmp_path):
+def test_two_processes_and_shards_equal_one(slide_model, slide, slide_run, tmp_path):
     from mmcell.apis import merge_slide, segment_slide
 
-    common = dict(tile=256, overlap=64, score_thr=0.3, progress=False)
+    common = dict(tile=256, overlap=64, progress=False)
     for i in range(2):
-        (res,) = segment_slide(slide['slide'], trained_quickstart.config, trained_quickstart.checkpoint,
+        (res,) = segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint,
                                tmp_path / 'shards', shard=f'{i}/2', **common)
         assert res.status == 'shard done' and res.tiles_run in (res.tiles // 2, res.tiles - res.tiles // 2)
         assert not (tmp_path / 'shards' / 'tissue' / 'summary.json').exists()
@@ -255,22 +273,22 @@ def test_two_processes_and_shards_equal_one(trained_quickstart, slide, slide_run
     # torchrun, 2 ranks (gloo on CPU)
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'PYTHON': sys.executable, 'PORT': '29533'}
     proc = subprocess.run(['bash', 'tools/dist_segment_slide.sh', '2', slide['slide'], '--config',
-                           trained_quickstart.config, '--checkpoint', trained_quickstart.checkpoint, '--out',
-                           str(tmp_path / 'dist'), '--tile', '256', '--overlap', '64', '--score-thr', '0.3'],
+                           slide_model.config, '--checkpoint', slide_model.checkpoint, '--out',
+                           str(tmp_path / 'dist'), '--tile', '256', '--overlap', '64'],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert_same_outputs(read_outputs(tmp_path / 'dist' / 'tissue'), read_outputs(slide_run.out_dir))
 
 
 # ---------------------------------------------------------------------------------------------- bad input
-def test_small_and_empty_slides_work(trained_quickstart, tmp_path):
+def test_small_and_empty_slides_work(slide_model, tmp_path):
     from mmcell.apis import segment_slide
 
     small = write_synthetic_slide(tmp_path / 'small.ome.tif', (300, 200), tissue_fraction=1.0, seed=5)
     glass = write_synthetic_slide(tmp_path / 'glass.ome.tif', 700, tissue_fraction=0.0)
-    res_small, res_glass = segment_slide([small['slide'], glass['slide']], trained_quickstart.config,
-                                         trained_quickstart.checkpoint, tmp_path / 'out', tile=512,
-                                         score_thr=0.3, progress=False)
+    res_small, res_glass = segment_slide([small['slide'], glass['slide']], slide_model.config,
+                                         slide_model.checkpoint, tmp_path / 'out', tile=512,
+                                         progress=False)
     assert res_small.tiles == 1 and res_small.status == 'done'
     out = read_outputs(res_small.out_dir)
     assert out['ids'].shape == (200, 300)
@@ -281,7 +299,7 @@ def test_small_and_empty_slides_work(trained_quickstart, tmp_path):
 
 
 @pytest.mark.parametrize('case', ['not-a-slide', 'corrupt-tile', 'no-mpp', 'unwritable-out', 'bad-shard'])
-def test_bad_input_is_one_line_and_writes_nothing(case, trained_quickstart, slide, tmp_path):
+def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_path):
     import tifffile
 
     out = tmp_path / 'out'
@@ -315,8 +333,8 @@ def test_bad_input_is_one_line_and_writes_nothing(case, trained_quickstart, slid
         path = Path(slide['slide'])
         extra = ['--shard', '2/2']
         expected = '--shard 2/2: need 0 <= I < N'
-    proc = _cli('segment-slide', str(path), '--config', trained_quickstart.config, '--checkpoint',
-                trained_quickstart.checkpoint, '--out', str(out), '--tile', '256', '--overlap', '64', *extra)
+    proc = _cli('segment-slide', str(path), '--config', slide_model.config, '--checkpoint',
+                slide_model.checkpoint, '--out', str(out), '--tile', '256', '--overlap', '64', *extra)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()  # progress bars may come first; the error is the last line
     assert expected in lines[-1] and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
@@ -326,11 +344,11 @@ def test_bad_input_is_one_line_and_writes_nothing(case, trained_quickstart, slid
         assert 'Traceback' not in proc.stderr and (stem_dir / '.work' / 'plan.json').exists()
 
 
-def test_merge_refuses_unfinished_work(trained_quickstart, slide, tmp_path):
+def test_merge_refuses_unfinished_work(slide_model, slide, tmp_path):
     from mmcell.apis import merge_slide, segment_slide
     from mmcell.datasets.slide import SlideError
 
-    segment_slide(slide['slide'], trained_quickstart.config, trained_quickstart.checkpoint, tmp_path,
+    segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint, tmp_path,
                   tile=256, overlap=64, shard='1/3', progress=False)
     with pytest.raises(SlideError, match=r'tiles are not finished yet'):
         merge_slide(tmp_path / 'tissue', progress=False)
