@@ -31,7 +31,7 @@ import os.path as osp
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -276,8 +276,11 @@ def _run_tiles(model: torch.nn.Module, reader: SlideReader, tiling: SlideTiling,
 
 
 # ------------------------------------------------------------------------------------------------ merge
-def _resolve_rows(tiling: SlideTiling, finished: Dict[int, Tuple[Path, dict]]):
-    """Yield the resolved :class:`Cell` list of each tile row, ids in the fixed order (see the module docstring)."""
+def _resolve_rows(tiling: SlideTiling, read_record: Callable[[int], bytes]):
+    """Yield the resolved :class:`Cell` list of each tile row, ids in the fixed order (see the module docstring).
+
+    ``read_record(tile_id)`` returns the bytes :func:`tile_record` made for that tile.
+    """
     from scipy import ndimage
 
     index = {rc: t for t, rc in enumerate(tiling.tiles)}
@@ -286,8 +289,7 @@ def _resolve_rows(tiling: SlideTiling, finished: Dict[int, Tuple[Path, dict]]):
 
     def load(tile_id: int) -> Optional[dict]:
         if tile_id not in cache:
-            data_file, meta = finished[tile_id]
-            rec = _load_npz(AppendLog.read_record(data_file, meta))
+            rec = _load_npz(read_record(tile_id))
             rec['key'] = np.full(len(rec['scores']), tile_id, np.int64)
             rec['idx'] = np.arange(len(rec['scores']), dtype=np.int64)
             cache[tile_id] = rec
@@ -393,7 +395,7 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
         chunks: List[CellChunk] = []
         with CellWriter(str(tmp / 'cells.geojson.gz'), str(tmp / 'cells.csv.gz'), mpp, names, colors,
                         slide_key) as writer, open(scratch, 'wb') as sfh:
-            for cells in _resolve_rows(tiling, finished):
+            for cells in _resolve_rows(tiling, lambda t: AppendLog.read_record(*finished[t])):
                 for cell in cells:
                     row = writer.add(cell)
                     preview.add(row, cell.label)
@@ -578,14 +580,15 @@ def whole_image_cells(slide: str, config: Any, checkpoint: Optional[str], score_
                       region: Optional[Sequence[int]] = None, mpp: Optional[float] = None,
                       device: str = 'cpu') -> Tuple[np.ndarray, np.ndarray, Dict[int, float]]:
     """The reference for the seams: the model run once on a whole region (default: the whole slide) held in memory,
-    read and resampled as the tiles are, painted like ``mmcell segment`` (overlaps to the higher score).
+    read, resampled and post-processed (overlaps, duplicates) exactly as the tiles are, so that a difference from
+    the slide path comes from tiling alone.
 
     Returns ``(ids, classes, scores)``: region-sized label image and class map (level-0 px) and ``id -> score``.
     """
     from mmcell.datasets.slide import SlideTileDataset
     from mmcell.utils import load_config, register_all_modules
 
-    from .segment import build_inference_model, segmentation_of
+    from .segment import build_inference_model
 
     register_all_modules()
     reader = SlideReader(slide, mpp=mpp)
@@ -605,8 +608,17 @@ def whole_image_cells(slide: str, config: Any, checkpoint: Optional[str], score_
         raise SlideError(item['error'])
     with torch.no_grad():
         out = model.test_step(dict(inputs=[item['inputs']], data_samples=[item['data_samples']]))[0].cpu()
-    seg = segmentation_of(out, slide, (), score_thr)
-    return seg.labels.astype(np.uint32), seg.classes, {int(r['id']): float(r['score']) for r in seg.table}
+    record, _ = tile_record(out, tiling, 0, score_thr, item['rgb'])
+    ids = np.zeros((rh, rw), np.uint32)
+    classes = np.zeros((rh, rw), np.uint8)
+    scores = {}
+    for cells in _resolve_rows(tiling, lambda t: record):
+        for c in cells:
+            h, w = c.mask.shape
+            ids[c.y1 - ry:c.y1 - ry + h, c.x1 - rx:c.x1 - rx + w][c.mask] = c.id
+            classes[c.y1 - ry:c.y1 - ry + h, c.x1 - rx:c.x1 - rx + w][c.mask] = c.label + 1
+            scores[c.id] = c.score
+    return ids, classes, scores
 
 
 def _barrier(world: int) -> None:

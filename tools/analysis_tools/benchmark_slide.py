@@ -97,9 +97,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', required=True)
     parser.add_argument('--checkpoint', required=True)
-    parser.add_argument('--sizes', type=int, nargs='+', default=[4096, 16384, 32768])
+    parser.add_argument('--sizes', type=int, nargs='*', default=[4096, 16384, 32768],
+                        help='memory/speed slide sides (none: skip)')
     parser.add_argument('--tissue-mm2', type=float, default=0.5, help='tissue area of every memory/speed slide')
     parser.add_argument('--seam-size', type=int, default=4096, help='side of the seam / resume slide (0: skip)')
+    parser.add_argument('--no-resume', action='store_true', help='skip the kill -9 / resume check')
     parser.add_argument('--tile', type=int, default=1024)
     parser.add_argument('--overlap', type=int, default=128)
     parser.add_argument('--score-thr', type=float, default=0.5)
@@ -163,6 +165,7 @@ def main() -> None:
                     cells_tiled=len(tiled_res), gt=len(gt['annotations']), whole_seconds=whole_seconds,
                     tiled_seconds=tiled_seconds)
         print(seam, flush=True)
+    if args.seam_size and not args.no_resume:
         # resume: kill -9 after a third of the tiles, run again, compare
         res_dir = work / 'seam_resume'
         manifest = res_dir / slide_dir.name / '.work' / 'tiles-0of1.jsonl'
