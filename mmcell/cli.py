@@ -1,13 +1,18 @@
 """The ``mmcell`` console command (declared in pyproject.toml as ``mmcell = mmcell.cli:main``).
 
     mmcell segment IMAGES... --config CFG --checkpoint CKPT --out DIR [--score-thr 0.5] [--tta] [--tile 1024]
+    mmcell segment-slide SLIDES... --config CFG --checkpoint CKPT --out DIR [--mpp M] [--region X Y W H] [--shard I/N]
+    mmcell merge-slide DIR/<stem>
 
-writes, per image, ``<stem>_labels.tif`` (uint16 instance labels, 0 = background), ``<stem>_classes.tif``
+``segment`` writes, per image, ``<stem>_labels.tif`` (uint16 instance labels, 0 = background), ``<stem>_classes.tif``
 (class id per pixel) and ``<stem>_cells.csv`` (id, class, score, area, centroid, bbox, mean intensity).
 Each subcommand is argparse plus one call into :mod:`mmcell.apis`; bad input exits with one line.
+``segment-slide`` writes, per slide, ``DIR/<stem>/`` with ``cells.geojson.gz`` (QuPath), ``cells.csv.gz``,
+``labels.ome.tif`` and ``preview.png`` (see :mod:`mmcell.apis.slide`).
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import List, Optional
 
@@ -36,13 +41,76 @@ def _segment(args) -> None:
     print(f'{len(results)} image(s), {sum(len(r.table) for r in results)} cells -> {args.out}')
 
 
+def _segment_slide_parser(sub) -> None:
+    p = sub.add_parser('segment-slide', help='whole-slide images -> QuPath GeoJSON, cell table, label OME-TIFF',
+                       description='Segment every nucleus of whole-slide images (SVS, OME-TIFF, tiled TIFF, PNG) '
+                                   'into OUT/<stem>/: cells.geojson.gz, cells.csv.gz, labels.ome.tif, preview.png. '
+                                   'Resumable (run the same command again), distributed (torchrun or --shard).')
+    p.add_argument('slides', nargs='+', help='slide files')
+    p.add_argument('--config', required=True, help='mmcell model config (its model_mpp: the training resolution)')
+    p.add_argument('--checkpoint', required=True, help='trained weights (.pth)')
+    p.add_argument('--out', required=True, help='output folder (one sub-folder per slide)')
+    p.add_argument('--mpp', type=float, help='microns per level-0 pixel (overrides the slide metadata)')
+    p.add_argument('--tile', type=int, default=1024, help='tile side at the model resolution (px)')
+    p.add_argument('--overlap', type=int, default=128, help='tile overlap (px, >= twice the largest nucleus)')
+    p.add_argument('--batch-size', type=int, help='tiles per forward pass (default 2 on CPU, 8 on GPU)')
+    p.add_argument('--workers', type=int, help='DataLoader workers reading tiles (default 1)')
+    p.add_argument('--score-thr', type=float, help='leave out cells scoring below this (default 0.5)')
+    p.add_argument('--region', type=int, nargs=4, metavar=('X', 'Y', 'W', 'H'),
+                   help='only this level-0 rectangle (outputs keep slide coordinates)')
+    p.add_argument('--device', default='cpu', help='cpu or cuda:0')
+    p.add_argument('--shard', help='I/N: do every N-th tile from the I-th (SLURM arrays), then mmcell merge-slide')
+    p.add_argument('--overwrite', action='store_true', help='redo finished slides, discard unfinished other work')
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='load a checkpoint that weights_only refuses (it can run code: only files you trust)')
+
+
+def _merge_slide_parser(sub) -> None:
+    p = sub.add_parser('merge-slide', help='write the final files of a slide segmented by --shard jobs',
+                       description='Merge the finished tiles of OUT/<stem>/.work into the final files')
+    p.add_argument('slide_dirs', nargs='+', help='OUT/<stem> folders')
+
+
+def _run_segment_slide(args: argparse.Namespace) -> None:
+    from mmcell.apis.exporters import LABEL_SCORE_THR
+    from mmcell.apis.slide import segment_slide
+
+    results = segment_slide(args.slides, args.config, args.checkpoint, args.out, mpp=args.mpp, tile=args.tile,
+                            overlap=args.overlap, batch_size=args.batch_size,
+                            score_thr=LABEL_SCORE_THR if args.score_thr is None else args.score_thr,
+                            region=args.region, device=args.device, shard=args.shard, overwrite=args.overwrite,
+                            num_workers=args.workers, trust_checkpoint=args.trust_checkpoint)
+    done = [r for r in results if r.status == 'done']
+    if done:
+        print(f'{len(done)} slide(s), {sum(r.cells for r in done)} cells, '
+              f'{sum(r.tissue_mm2 for r in done):.3f} mm2 tissue -> {args.out}')
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     from mmcell.utils import ToolArgumentParser
 
     parser = ToolArgumentParser(prog='mmcell', description='mmcell: cell instance segmentation')
     sub = parser.add_subparsers(dest='command', required=True)
     _segment_parser(sub)
+    _segment_slide_parser(sub)
+    _merge_slide_parser(sub)
     args = parser.parse_args(argv)
+    if args.command in ('segment-slide', 'merge-slide'):
+        from mmcell.datasets.slide import SlideError
+        from mmcell.utils.fileio import OutputPathError
+
+        try:
+            if args.command == 'segment-slide':
+                _run_segment_slide(args)
+            else:
+                from mmcell.apis.slide import merge_slide
+
+                for slide_dir in args.slide_dirs:
+                    result = merge_slide(slide_dir)
+                    print(f'{slide_dir}: {result.cells} cells')
+        except (SlideError, OutputPathError, ValueError, FileNotFoundError) as err:
+            raise SystemExit(' '.join(str(err).split())) from None
+        return
     if args.command == 'segment':
         _segment(args)
 

@@ -10,7 +10,8 @@ from .inference import (
 )
 from .labels import CellSegmentation, cell_table, label_image, save_labels
 from .segment import LabelSaver, segment
+from .slide import SlideResult, merge_slide, segment_slide
 
 __all__ = ['init_cell_model', 'build_inference_model', 'inference_config', 'predict_images', 'predict_release',
            'predict_submission', 'CellSegmentation', 'cell_table', 'label_image', 'save_labels', 'LabelSaver',
-           'segment']
+           'segment', 'SlideResult', 'merge_slide', 'segment_slide']

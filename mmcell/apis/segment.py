@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from .exporters import CellSegmentation, cell_table, label_image, save_labels
 from .inference import build_inference_model, init_cell_model, predict_images
-from .labels import CellSegmentation, cell_table, label_image, save_labels
 
 __all__ = ['build_inference_model', 'find_images', 'segmentation_of', 'segment', 'LabelSaver']
 
@@ -89,7 +89,7 @@ def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike,
         progress: show a progress bar.
 
     Returns:
-        one :class:`mmcell.apis.labels.CellSegmentation` per image (``files`` set when ``out_dir`` is given).
+        one :class:`mmcell.apis.exporters.CellSegmentation` per image (``files`` set when ``out_dir`` is given).
     """
     from mmcell.utils.fileio import check_output_path
 
@@ -104,7 +104,7 @@ def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike,
         sample = predict_images(model, [path], progress=False)[0]
         seg = segmentation_of(sample, path, names, score_thr, _read_rgb(path))
         if out_dir is not None:
-            save_labels(seg, out_dir)
+            save_labels(seg, out_dir, model.dataset_meta)
         if progress:
             print(f'{path}: {len(seg.table)} cells' + (f' -> {seg.files["labels"]}' if seg.files else ''))
         results.append(seg)
@@ -128,5 +128,6 @@ class LabelSaver(torch.nn.Module):
         names = tuple((self.dataset_meta or {}).get('classes', ()))
         for out in outputs:
             path = out.metainfo.get('img_path', f"image_{out.metainfo.get('img_id', 0)}.tif")
-            save_labels(segmentation_of(out, path, names, self.score_thr, _read_rgb(path)), self.out_dir)
+            save_labels(segmentation_of(out, path, names, self.score_thr, _read_rgb(path)), self.out_dir,
+                        self.dataset_meta)
         return outputs

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
+import pycocotools.mask as mask_utils
 
 from mmcell.datasets.metainfo import CLASSES as DEFAULT_CLASSES
 from mmcell.datasets.metainfo import CONTEST_MAX_DETS
@@ -354,3 +355,50 @@ def render_comparison(image: np.ndarray, gt_masks: np.ndarray, gt_labels: Sequen
     pred_panel = panel(pred_masks, pred_labels, pred_scores, f'prediction ({len(pred_labels)})')
     gap = np.full((image.shape[0], 4, 3), 255, np.uint8)
     return np.concatenate([original, gap, gt_panel, gap, pred_panel], axis=1)
+
+
+def crop_rle(crop: np.ndarray, x1: int, y1: int, height: int, width: int) -> dict:
+    """COCO RLE (compressed) of a boolean ``crop`` placed at ``(x1, y1)`` in a ``height`` x ``width`` image,
+    built from the crop's pixels only (encoding a full-size mask per nucleus would walk the whole image)."""
+    ys, xs = np.nonzero(np.asarray(crop).T)  # transposed: column-major order of the image
+    lin = (ys + x1).astype(np.int64) * height + (xs + y1)
+    if not lin.size:
+        return mask_utils.frPyObjects({'size': [height, width], 'counts': [height * width]}, height, width)
+    breaks = np.flatnonzero(np.diff(lin) != 1)
+    starts = np.r_[lin[0], lin[breaks + 1]]
+    ends = np.r_[lin[breaks], lin[-1]] + 1
+    counts = np.empty(2 * len(starts) + 1, np.int64)
+    counts[0::2] = np.r_[starts, height * width] - np.r_[0, ends]
+    counts[1::2] = ends - starts
+    if counts[-1] == 0:  # ends at the last pixel: no trailing background run (as pycocotools writes it)
+        counts = counts[:-1]
+    return mask_utils.frPyObjects({'size': [height, width], 'counts': counts.tolist()}, height, width)
+
+
+def label_image_to_coco(ids: np.ndarray, classes: np.ndarray, scores: Optional[Mapping[int, float]] = None,
+                        class_names: Sequence[str] = DEFAULT_CLASSES) -> tuple:
+    """COCO ground truth (image id 1) and the same instances as results, from a label image + class map.
+
+    For scoring whole-slide outputs (``labels.ome.tif``) or slide ground truth (``*_gt.ome.tif``): instance ``i``
+    is ``ids == i`` with class ``classes`` there (1..K); ``scores`` maps ids to scores (default 1).
+    """
+    from scipy import ndimage
+
+    height, width = ids.shape
+    infos = dict(img_id=1, img_path='', height=height, width=width, instances=[])
+    results = []
+    boxes = ndimage.find_objects(ids.astype(np.int64))
+    for i, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        crop = ids[box] == i
+        rle = crop_rle(crop, box[1].start, box[0].start, height, width)
+        cls = int(np.bincount(classes[box][crop]).argmax())
+        infos['instances'].append(dict(mask=dict(size=[height, width], counts=rle['counts'].decode()),
+                                       bbox_label=cls - 1))
+        results.append(dict(image_id=1, category_id=cls, score=float((scores or {}).get(i, 1.0)),
+                            bbox=[float(v) for v in mask_utils.toBbox(rle)],
+                            segmentation=dict(size=[height, width], counts=rle['counts'].decode())))
+    from mmcell.datasets.coco_gt import coco_ground_truth
+
+    return coco_ground_truth([infos], class_names), results

@@ -43,6 +43,17 @@ def tile_cores(starts: List[int], tile: int, length: int) -> List[Tuple[float, f
     return cores
 
 
+def in_core(boxes, core: Tuple[Tuple[float, float], Tuple[float, float]]):
+    """Which boxes (``(n, 4)`` x1, y1, x2, y2; tensor or array) have their centre in ``core`` ((x0, x1), (y0, y1)).
+
+    The seam rule of tiled inference: a detection belongs to the one tile whose core holds its box centre (cores
+    partition the image, half-open intervals), so an object seen by two overlapping tiles is kept once.
+    """
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    (cx0, cx1), (cy0, cy1) = core
+    return (cx >= cx0) & (cx < cx1) & (cy >= cy0) & (cy < cy1)
+
+
 @MODELS.register_module()
 class TiledDetector(BaseModel):
     """Wrap a two-stage mask detector for tiled inference (see the module docstring).
@@ -103,9 +114,7 @@ class TiledDetector(BaseModel):
         """Tile detections in image pixels, keeping those whose box centre lies in the tile's core."""
         boxes, scores, labels, probs = self.detect_tile(img, x0, y0)
         boxes = boxes + boxes.new_tensor([x0, y0, x0, y0])
-        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-        (cx0, cx1), (cy0, cy1) = core
-        keep = (cx >= cx0) & (cx < cx1) & (cy >= cy0) & (cy < cy1)
+        keep = in_core(boxes, core)
         return boxes[keep], scores[keep], labels[keep], probs[keep]
 
     def predict_tiled(self, img: Tensor, sample: DetDataSample) -> DetDataSample:

@@ -181,3 +181,80 @@ def atomic_dir(out_dir: PathLike, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if osp.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class AppendLog:
+    """Append-only records that survive ``kill -9``: a data file plus a JSON-lines manifest beside it.
+
+    :meth:`append` writes the record's bytes at the end of the data file and fsyncs it, then appends one manifest
+    line ``{"offset", "length", **meta}`` and fsyncs that. A record exists only once its manifest line is complete,
+    so a process killed at any point leaves every listed record whole; bytes written after the last complete line
+    are ignored (and a restarted writer appends after them). Used for resumable whole-slide runs: one log per
+    worker, never two writers on one log.
+
+    Args:
+        data_path: the data file (created if missing).
+        manifest_path: its manifest (``.jsonl``).
+    """
+
+    def __init__(self, data_path: PathLike, manifest_path: PathLike) -> None:
+        self.data_path, self.manifest_path = Path(data_path), Path(manifest_path)
+        try:
+            os.makedirs(self.data_path.parent, exist_ok=True)
+            self._data = open(self.data_path, 'ab')
+            self._manifest = open(self.manifest_path, 'ab')
+        except OSError as err:
+            raise OutputPathError(f'{self.data_path}: cannot write here ({err.strerror or err})') from None
+        # a manifest cut in the middle of a line by a kill: end it so the next line starts clean
+        if self._manifest.tell() and not _ends_with_newline(self.manifest_path):
+            self._manifest.write(b'\n')
+
+    def append(self, data: bytes, meta: dict) -> None:
+        """Append one record (bytes + its JSON-serialisable ``meta``)."""
+        offset = self._data.seek(0, os.SEEK_END)
+        self._data.write(data)
+        self._data.flush()
+        os.fsync(self._data.fileno())
+        line = json.dumps(dict(meta, offset=offset, length=len(data))) + '\n'
+        self._manifest.write(line.encode('utf-8'))
+        self._manifest.flush()
+        os.fsync(self._manifest.fileno())
+
+    def close(self) -> None:
+        self._data.close()
+        self._manifest.close()
+
+    def __enter__(self) -> AppendLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def read_manifest(manifest_path: PathLike, data_path: PathLike) -> list:
+        """The complete records of a log: ``meta`` dicts (with ``offset`` / ``length``) whose bytes are all there."""
+        size = osp.getsize(data_path) if osp.exists(data_path) else 0
+        records = []
+        with open(manifest_path, 'rb') as fh:
+            for raw in fh:
+                if not raw.endswith(b'\n'):
+                    break  # cut by a kill
+                try:
+                    meta = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(meta, dict) and meta.get('offset', size) + meta.get('length', 0) <= size:
+                    records.append(meta)
+        return records
+
+    @staticmethod
+    def read_record(data_path: PathLike, meta: dict) -> bytes:
+        with open(data_path, 'rb') as fh:
+            fh.seek(int(meta['offset']))
+            return fh.read(int(meta['length']))
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, 'rb') as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b'\n'

@@ -5,7 +5,7 @@ import argparse
 import copy
 import datetime
 import os
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
 import torch.distributed as torch_dist
@@ -133,11 +133,27 @@ def prepare_launch(cfg: Config, launcher: str = 'none', amp: bool = False) -> Co
         wrapper.setdefault('type', 'MMDistributedDataParallel')
         wrapper['device_ids'] = None
         cfg.model_wrapper_cfg = wrapper
-        if launcher == 'pytorch' and not torch_dist.is_initialized():
-            timeout = datetime.timedelta(seconds=int(dist_cfg.get('timeout', 1800)))
-            torch_dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
-                                          world_size=int(os.environ['WORLD_SIZE']), timeout=timeout)
+        if launcher == 'pytorch':
+            init_dist_from_env(timeout_s=int(dist_cfg.get('timeout', 1800)))
     return cfg
+
+
+def init_dist_from_env(timeout_s: int = 1800) -> Tuple[int, int]:
+    """Join the torchrun process group (``RANK`` / ``WORLD_SIZE`` in the environment): nccl with CUDA, else gloo.
+
+    mmengine's ``_init_dist_pytorch`` calls ``torch.cuda.set_device`` unconditionally, so CPU machines need this.
+    Returns ``(rank, world_size)``; ``(0, 1)`` outside torchrun (no ``RANK`` in the environment).
+    """
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if 'RANK' not in os.environ:
+        return 0, 1
+    if not torch_dist.is_initialized():
+        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+        if backend == 'nccl':
+            torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
+        torch_dist.init_process_group(backend=backend, rank=int(os.environ['RANK']), world_size=world,
+                                      timeout=datetime.timedelta(seconds=timeout_s))
+    return torch_dist.get_rank(), torch_dist.get_world_size()
 
 
 def set_data_root(cfg: Config, data_root: str) -> Config:

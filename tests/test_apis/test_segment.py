@@ -102,6 +102,11 @@ def test_segment_api_and_cli(trained_quickstart, tmp_path):
         assert all(float(r['score']) >= 0.05 for r in rows)
         for r in rows[:5]:
             assert int(r['area']) == int((labels == int(r['id'])).sum())
+        import json
+        with open(seg.files['geojson']) as fh:  # the same cells as QuPath detections
+            features = json.load(fh)['features']
+        assert [f['properties']['measurements']['Label'] for f in features] == [int(r['id']) for r in rows]
+        assert all(f['properties']['objectType'] == 'detection' for f in features)
     assert sum(len(s.table) for s in results) > 0
     # the console command, tiled, writes the same kind of files
     main(['segment', test_dir, '--config', trained_quickstart.config, '--checkpoint', trained_quickstart.checkpoint,

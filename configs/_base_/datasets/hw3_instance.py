@@ -3,6 +3,9 @@
 # ---- frequently modified parameters ----
 data_root = 'data/hw3/hw3-data-release/'
 img_scale = (1333, 800)  # keep-ratio resize: the median 374x464 image is upscaled to a short side of ~800
+# microns per pixel of the network input, for whole slides (`mmcell segment-slide` reads tiles at this resolution
+# and skips the resize): MoNuSAC 40x scans (~0.25 um/px) upscaled ~2.1x (374 -> 800 px)
+model_mpp = 0.12
 batch_size = 2
 num_workers = 2
 val_ratio = 0.2

@@ -6,6 +6,7 @@ _base_ = './hw3_instance.py'
 short_sides = (800, 1000)
 test_short_side = 1000
 max_long_side = 4000  # large enough that the short side, not the long one, sets the scale
+model_mpp = 0.094  # whole slides: ~0.25 um/px scans upscaled ~2.7x (374 -> 1000 px at test time)
 crop_size = (1024, 1024)
 # ----------------------------------------
 train_pipeline = [

@@ -4,6 +4,7 @@ _base_ = './hw3_instance.py'
 
 # ---- frequently modified parameters ----
 data_root = 'data/synthetic/'
+model_mpp = 0.25  # synthetic images are drawn as 0.25 um/px scans (as make_synthetic_slide.py writes them)
 # ----------------------------------------
 # Base variables are resolved when the base is read, so the dicts that use data_root are restated here.
 train_dataloader = dict(dataset=dict(data_root=data_root))

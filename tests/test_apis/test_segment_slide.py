@@ -1,0 +1,357 @@
+"""``mmcell segment-slide`` / ``merge-slide``: seams, the three outputs agreeing, resume after kill -9, 2 processes
+== 1, shards + merge, regions, and one-line errors for bad input."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pycocotools.mask as mask_util
+import pytest
+import torch
+from conftest import REPO, TrainedRun, quickstart_config, run_tool
+
+from mmcell.datasets.synthetic_slide import read_ground_truth, write_synthetic_slide
+
+pytest.importorskip('mmcv.ops')
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def read_outputs(slide_dir) -> dict:
+    """Everything a user gets, decoded: label + class images, table rows, GeoJSON features, preview bytes."""
+    d = Path(slide_dir)
+    ids, classes = read_ground_truth(d / 'labels.ome.tif')
+    with gzip.open(d / 'cells.csv.gz', 'rt', newline='') as fh:
+        rows = list(csv.DictReader(fh))
+    with gzip.open(d / 'cells.geojson.gz', 'rt') as fh:
+        features = json.load(fh)['features']
+    return dict(ids=ids, classes=classes, rows=rows, features=features, summary=json.loads((d / 'summary.json')
+                .read_text()), raw={n: (d / n).read_bytes() for n in ('cells.csv.gz', 'cells.geojson.gz',
+                                                                         'preview.png')})
+
+
+def assert_same_outputs(a: dict, b: dict) -> None:
+    assert np.array_equal(a['ids'], b['ids']) and np.array_equal(a['classes'], b['classes'])
+    assert a['rows'] == b['rows'] and a['features'] == b['features']
+    assert a['raw'] == b['raw']  # byte for byte (gzip without names or times)
+
+
+def assert_outputs_agree(out: dict) -> None:
+    """The three records hold the same nuclei with the same ids, classes and areas."""
+    ids, classes, rows, features = out['ids'], out['classes'], out['rows'], out['features']
+    table_ids = [int(r['id']) for r in rows]
+    assert table_ids == list(range(1, len(rows) + 1))
+    assert set(np.unique(ids)) - {0} == set(table_ids)
+    assert len(features) == len(rows) == out['summary']['cells']
+    area = np.bincount(ids.ravel(), minlength=len(rows) + 1)
+    for row, feat in zip(rows, features):
+        i = int(row['id'])
+        assert feat['id'] == row['uuid'] and feat['properties']['measurements']['Label'] == i
+        assert feat['properties']['objectType'] == 'detection'
+        assert feat['properties']['classification']['name'] == row['class']
+        ring = feat['geometry']['coordinates'][0]
+        assert ring[0] == ring[-1] and len(ring) >= 4
+        assert area[i] == int(row['area_px'])
+        x1, y1, x2, y2 = (int(row[k]) for k in ('bbox_x1', 'bbox_y1', 'bbox_x2', 'bbox_y2'))
+        crop = ids[y1:y2, x1:x2] == i
+        assert crop.sum() == area[i]  # the bbox holds the whole nucleus
+        assert set(np.unique(classes[y1:y2, x1:x2][crop])) == {int(row['class_id'])}
+        xs = np.asarray(ring)[:, 0]
+        assert x1 <= xs.min() and xs.max() <= x2
+
+
+def instances_of(ids: np.ndarray, classes: np.ndarray) -> dict:
+    out = {}
+    for i in np.unique(ids):
+        if i:
+            m = ids == i
+            out[int(i)] = (m, int(classes[m][0]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope='module')
+def slide(tmp_path_factory):
+    return write_synthetic_slide(tmp_path_factory.mktemp('slides') / 'tissue.ome.tif', (1100, 900), mpp=0.25,
+                                 seed=3, tissue_fraction=0.5)
+
+
+@pytest.fixture(scope='module')
+def slide_model(tmp_path_factory) -> TrainedRun:
+    """The quickstart trained for 8 short epochs on 32 synthetic images (~1 min on 2 cores): a model good enough
+    (AP50 ~0.4 on the test slide) that seams and AP comparisons mean something; the session's 9-iteration model
+    scores every nucleus below 0.2."""
+    from mmcell.datasets.synthetic import make_synthetic_hw3
+
+    root = make_synthetic_hw3(tmp_path_factory.mktemp('slide_train') / 'data', num_train=32, num_test=0, seed=0,
+                              min_size=128, max_size=320)
+    work_dir = tmp_path_factory.mktemp('slide_model')
+    run_tool(sys.executable, 'tools/train.py', quickstart_config(), '--work-dir', str(work_dir), '--data-root',
+             str(root), '--cfg-options', 'train_cfg.max_epochs=8', 'train_cfg.val_interval=8',
+             'default_hooks.checkpoint.interval=8', 'randomness.seed=0')
+    config = sorted(str(p) for p in work_dir.glob('*.py'))[0]
+    return TrainedRun(config=config, checkpoint=str(work_dir / 'epoch_8.pth'), work_dir=str(work_dir),
+                      data_root=str(root))
+
+
+class OracleModel(torch.nn.Module):
+    """A perfect per-tile detector: the ground truth visible in each tile, cut at the tile border as a real model
+    sees it, scored by the visible fraction. With tiles overlapping by more than twice a nucleus, the slide path must
+    give back the ground truth exactly (every nucleus once, never cut at a seam)."""
+
+    def __init__(self, gt_path: str) -> None:
+        from mmengine.config import Config
+
+        super().__init__()
+        self.ids, self.classes = read_ground_truth(gt_path)
+        self.area = np.bincount(self.ids.ravel())
+        self.cfg = Config.fromfile(quickstart_config())
+        self.dataset_meta = dict(classes=('epithelial', 'lymphocyte', 'macrophage', 'neutrophil'))
+
+    def test_step(self, data):
+        from mmengine.structures import InstanceData
+
+        outs = []
+        for sample in data['data_samples']:
+            x, y = sample.tile_xy
+            h, w = sample.ori_shape
+            ids = self.ids[y:y + h, x:x + w]
+            keys = [int(v) for v in np.unique(ids) if v]
+            masks = [ids == k for k in keys]
+            boxes = []
+            for m in masks:
+                ys, xs = np.nonzero(m)
+                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+            pred = InstanceData()
+            pred.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+            pred.scores = torch.tensor([m.sum() / self.area[k] for k, m in zip(keys, masks)], dtype=torch.float32)
+            pred.labels = torch.tensor([int(self.classes[y:y + h, x:x + w][m][0]) - 1 for m in masks],
+                                       dtype=torch.long)
+            pred.masks = [mask_util.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
+            out = sample.clone()
+            out.pred_instances = pred
+            outs.append(out)
+        return outs
+
+
+# ---------------------------------------------------------------------------------------------- seams
+def test_oracle_tiles_give_back_the_ground_truth_exactly(slide, tmp_path):
+    """No duplicates, no cut cells: every ground-truth nucleus comes out once, pixel for pixel."""
+    from mmcell.apis import segment_slide
+
+    (res,) = segment_slide(slide['slide'], None, None, tmp_path, tile=256, overlap=112, score_thr=0.0,
+                           model=OracleModel(slide['ground_truth']), progress=False, num_workers=0)
+    assert res.status == 'done' and res.tiles > 9
+    out = read_outputs(res.out_dir)
+    assert_outputs_agree(out)
+    gt_ids, gt_classes = read_ground_truth(slide['ground_truth'])
+    gt = instances_of(gt_ids, gt_classes)
+    got = instances_of(out['ids'], out['classes'])
+    assert len(got) == len(gt) == slide['cells']
+    # one-to-one, identical masks and classes
+    pairs = {int(np.bincount(out['ids'][m]).argmax()): k for k, (m, _) in gt.items()}
+    assert len(pairs) == len(gt)
+    for got_id, gt_id in pairs.items():
+        assert np.array_equal(got[got_id][0], gt[gt_id][0]) and got[got_id][1] == gt[gt_id][1]
+
+
+# ---------------------------------------------------------------------------------------------- trained model
+@pytest.fixture(scope='module')
+def slide_run(slide_model, slide, tmp_path_factory):
+    """One uninterrupted run of the trained quickstart model on the slide (the reference for the other tests)."""
+    from mmcell.apis import segment_slide
+
+    out = tmp_path_factory.mktemp('slide_run')
+    (res,) = segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint, out,
+                           tile=256, overlap=64, progress=False)
+    return res
+
+
+def test_trained_model_outputs_agree(slide_run):
+    out = read_outputs(slide_run.out_dir)
+    assert out['summary']['cells'] > 20
+    assert_outputs_agree(out)
+    assert sorted(os.listdir(slide_run.out_dir)) == ['cells.csv.gz', 'cells.geojson.gz', 'labels.ome.tif',
+                                                     'preview.png', 'summary.json']  # .work removed
+    feature = out['features'][0]
+    assert set(feature['properties']['measurements']) >= {'Area µm^2', 'Perimeter µm', 'Score',
+                                                           'Hematoxylin OD mean', 'Eosin OD mean'}
+    hematoxylin = np.mean([float(r['mean_hematoxylin']) for r in out['rows']])
+    assert hematoxylin > np.mean([float(r['mean_eosin']) for r in out['rows']])  # nuclei are hematoxylin-dark
+
+
+def test_slide_path_matches_whole_image_inference(slide_model, slide, slide_run, tmp_path):
+    """Same model, whole image in one pass vs tiles + seams: AP50 against the ground truth agrees within 0.005 and
+    the slide's cells are the whole image's cells (AP50 of one scored against the other)."""
+    from mmcell.apis.slide import whole_image_cells
+    from mmcell.evaluation.analysis import contest_ap50, label_image_to_coco
+
+    whole_ids, whole_classes, whole_scores = whole_image_cells(
+        slide['slide'], slide_model.config, slide_model.checkpoint)
+    out = read_outputs(slide_run.out_dir)
+    tiled = label_image_to_coco(out['ids'], out['classes'], {int(r['id']): float(r['score']) for r in out['rows']})
+    whole = label_image_to_coco(whole_ids, whole_classes, whole_scores)
+    gt, _ = label_image_to_coco(*read_ground_truth(slide['ground_truth']))
+    ap_whole, ap_tiled = contest_ap50(gt, whole[1], 10000), contest_ap50(gt, tiled[1], 10000)
+    agreement = contest_ap50(whole[0], tiled[1], 10000)
+    print(f'AP50 whole {ap_whole:.4f} tiled {ap_tiled:.4f} (delta {ap_tiled - ap_whole:+.4f}); '
+          f'AP50 of tiled vs whole {agreement:.4f}; cells {len(whole[1])} vs {len(tiled[1])}')
+    assert len(whole[1]) > 100 and ap_whole > 0.2
+    assert abs(ap_tiled - ap_whole) <= 0.005
+    assert agreement > 0.95
+
+
+def test_region_limits_the_work_and_keeps_slide_coordinates(slide_model, slide, slide_run, tmp_path):
+    from mmcell.apis import segment_slide
+
+    region = (300, 250, 500, 400)
+    (res,) = segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint, tmp_path,
+                           tile=256, overlap=64, region=region, progress=False)
+    out = read_outputs(res.out_dir)
+    assert_outputs_agree(out)
+    assert out['ids'].shape == (900, 1100) and res.tiles < slide_run.tiles
+    x, y, w, h = region
+    assert out['rows']
+    for r in out['rows']:  # the box centre is in the region (tile cores partition it), the mask is around it
+        assert x - 16 <= float(r['centroid_x']) < x + w + 16 and y - 16 <= float(r['centroid_y']) < y + h + 16
+    assert out['summary']['region'] == list(region)
+
+
+def _cli(*args: str, timeout: float = 600, **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
+    return subprocess.run([sys.executable, '-m', 'mmcell.cli', *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout, **popen)
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(slide_model, slide, slide_run, tmp_path):
+    args = ['segment-slide', slide['slide'], '--config', slide_model.config, '--checkpoint',
+            slide_model.checkpoint, '--out', str(tmp_path), '--tile', '256', '--overlap', '64',
+            ]
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
+    proc = subprocess.Popen([sys.executable, '-m', 'mmcell.cli', *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = tmp_path / 'tissue' / '.work' / 'tiles-0of1.jsonl'
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and manifest.read_bytes().count(b'\n') >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, 'the run ended before it could be killed'
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = manifest.read_bytes().count(b'\n')
+    assert 3 <= done_before < slide_run.tiles
+    assert not (tmp_path / 'tissue' / 'summary.json').exists()
+    assert not (tmp_path / 'tissue' / 'cells.geojson.gz').exists()  # nothing final, nothing half-written
+    second = _cli(*args)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f'({done_before} done before)' in second.stdout or f'({done_before + 1} done before)' in second.stdout
+    assert_same_outputs(read_outputs(tmp_path / 'tissue'), read_outputs(slide_run.out_dir))
+    again = _cli(*args)  # finished: skipped
+    assert again.returncode == 0 and 'skipped' in again.stdout
+
+
+def test_two_processes_and_shards_equal_one(slide_model, slide, slide_run, tmp_path):
+    from mmcell.apis import merge_slide, segment_slide
+
+    common = dict(tile=256, overlap=64, progress=False)
+    for i in range(2):
+        (res,) = segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint,
+                               tmp_path / 'shards', shard=f'{i}/2', **common)
+        assert res.status == 'shard done' and res.tiles_run in (res.tiles // 2, res.tiles - res.tiles // 2)
+        assert not (tmp_path / 'shards' / 'tissue' / 'summary.json').exists()
+    merge_slide(tmp_path / 'shards' / 'tissue', progress=False)
+    assert_same_outputs(read_outputs(tmp_path / 'shards' / 'tissue'), read_outputs(slide_run.out_dir))
+    # torchrun, 2 ranks (gloo on CPU)
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'PYTHON': sys.executable, 'PORT': '29533'}
+    proc = subprocess.run(['bash', 'tools/dist_segment_slide.sh', '2', slide['slide'], '--config',
+                           slide_model.config, '--checkpoint', slide_model.checkpoint, '--out',
+                           str(tmp_path / 'dist'), '--tile', '256', '--overlap', '64'],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert_same_outputs(read_outputs(tmp_path / 'dist' / 'tissue'), read_outputs(slide_run.out_dir))
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def test_small_and_empty_slides_work(slide_model, tmp_path):
+    from mmcell.apis import segment_slide
+
+    small = write_synthetic_slide(tmp_path / 'small.ome.tif', (300, 200), tissue_fraction=1.0, seed=5)
+    glass = write_synthetic_slide(tmp_path / 'glass.ome.tif', 700, tissue_fraction=0.0)
+    res_small, res_glass = segment_slide([small['slide'], glass['slide']], slide_model.config,
+                                         slide_model.checkpoint, tmp_path / 'out', tile=512,
+                                         progress=False)
+    assert res_small.tiles == 1 and res_small.status == 'done'
+    out = read_outputs(res_small.out_dir)
+    assert out['ids'].shape == (200, 300)
+    assert_outputs_agree(out)
+    empty = read_outputs(res_glass.out_dir)
+    assert res_glass.tiles == 0 and empty['rows'] == [] and empty['features'] == [] and not empty['ids'].any()
+    assert empty['summary']['cells'] == 0 and empty['summary']['tissue_mm2'] == 0
+
+
+@pytest.mark.parametrize('case', ['not-a-slide', 'corrupt-tile', 'no-mpp', 'unwritable-out', 'bad-shard'])
+def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_path):
+    import tifffile
+
+    out = tmp_path / 'out'
+    extra = []
+    if case == 'not-a-slide':
+        path = tmp_path / 'report.svs'
+        path.write_text('hello')
+        expected = 'report.svs: not a slide'
+    elif case == 'corrupt-tile':
+        path = tmp_path / 'corrupt.ome.tif'
+        path.write_bytes(Path(slide['slide']).read_bytes())
+        with tifffile.TiffFile(str(path)) as tif:  # a tissue tile in the middle of level 0
+            page = tif.pages[0]
+            offset, count = page.dataoffsets[4], page.databytecounts[4]
+        with open(path, 'r+b') as fh:
+            fh.seek(offset)
+            fh.write(bytes(count))
+        expected = 'corrupt.ome.tif: cannot decode level 0'
+    elif case == 'no-mpp':
+        import cv2
+        path = tmp_path / 'field.png'
+        cv2.imwrite(str(path), np.full((300, 300, 3), 200, np.uint8))
+        expected = 'field.png: no microns per pixel'
+    elif case == 'unwritable-out':
+        path = Path(slide['slide'])
+        blocker = tmp_path / 'file'
+        blocker.write_text('x')
+        out = blocker / 'out'
+        expected = 'file/out: '
+    else:
+        path = Path(slide['slide'])
+        extra = ['--shard', '2/2']
+        expected = '--shard 2/2: need 0 <= I < N'
+    proc = _cli('segment-slide', str(path), '--config', slide_model.config, '--checkpoint',
+                slide_model.checkpoint, '--out', str(out), '--tile', '256', '--overlap', '64', *extra)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()  # progress bars may come first; the error is the last line
+    assert expected in lines[-1] and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    stem_dir = out / path.name.split('.')[0]
+    assert not any(stem_dir.glob('*.gz')) and not (stem_dir / 'labels.ome.tif').exists()
+    if case == 'corrupt-tile':
+        assert 'Traceback' not in proc.stderr and (stem_dir / '.work' / 'plan.json').exists()
+
+
+def test_merge_refuses_unfinished_work(slide_model, slide, tmp_path):
+    from mmcell.apis import merge_slide, segment_slide
+    from mmcell.datasets.slide import SlideError
+
+    segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint, tmp_path,
+                  tile=256, overlap=64, shard='1/3', progress=False)
+    with pytest.raises(SlideError, match=r'tiles are not finished yet'):
+        merge_slide(tmp_path / 'tissue', progress=False)
+    proc = _cli('merge-slide', str(tmp_path / 'nothing'))
+    assert proc.returncode != 0 and 'no .work/plan.json' in proc.stderr
+    assert osp.isdir(tmp_path / 'tissue' / '.work')
