@@ -37,9 +37,10 @@ model = dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=1000, max_per_img=500),
         rcnn=dict(sampler=dict(num=256))),
+    # room for a dense real 1000x1000 40x tile (~400-700 nuclei) when the demo model is scored on real tissue
     test_cfg=dict(
-        rpn=dict(nms_pre=1000, max_per_img=500),
-        rcnn=dict(score_thr=0.01, max_per_img=300)))
+        rpn=dict(nms_pre=2000, max_per_img=1500),
+        rcnn=dict(score_thr=0.01, max_per_img=1000)))
 
 # Native resolution: Resize by 1.0 only records scale_factor for the test-time rescale.
 train_pipeline = [
