@@ -225,14 +225,16 @@ def _image_tissue_measures(rgb: np.ndarray, labels: np.ndarray, mpp: float, max_
     ids = index[present]
     if max_nuclei and ids.size > max_nuclei:
         ids = np.sort(rng.choice(ids, max_nuclei, replace=False))
-    std = np.sqrt(np.maximum(ndimage.variance(h, inner, ids), 0)) if ids.size else np.zeros(0)
+    with np.errstate(invalid='ignore', divide='ignore'):  # nuclei eroded away are NaN and dropped below
+        std = np.sqrt(np.maximum(ndimage.variance(h, inner, ids), 0)) if ids.size else np.zeros(0)
     big = ndimage.sum_labels(np.ones_like(inner), inner, ids) >= 15 if ids.size else np.zeros(0, bool)
     out['chromatin'] = np.asarray(std)[big].tolist()
     grad = np.hypot(ndimage.sobel(grey, 0), ndimage.sobel(grey, 1)) / 8  # grey levels per px
     contrast, width = [], []
     if ids.size:
-        g_out = ndimage.mean(grey, outer_ring, ids)
-        g_in = ndimage.mean(grey, inner_ring, ids)
+        with np.errstate(invalid='ignore', divide='ignore'):  # no ring pixels: NaN, skipped below
+            g_out = ndimage.mean(grey, outer_ring, ids)
+            g_in = ndimage.mean(grey, inner_ring, ids)
         g_max = ndimage.maximum(grad, np.where(labels > 0, labels, outer_ring), ids)
         for o, i, m in zip(np.atleast_1d(g_out), np.atleast_1d(g_in), np.atleast_1d(g_max)):
             if np.isfinite(o) and np.isfinite(i) and m > 0:
