@@ -19,13 +19,13 @@ from typing import Dict, Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from .inference import ConfigType, load_cell_checkpoint
+from .inference import ConfigType
 
 #: the keys :func:`evaluate_data_root` callers print first (CellCocoMetric names, maxDets 1000 and contest 100)
 HEADLINE_KEYS = ('segm_mAP_50_md1000', 'segm_mAP_md1000', 'segm_mAP_50', 'bbox_mAP_50_md1000', 'bbox_mAP_md1000')
 
 
-def _with_instances(pipeline: list) -> list:
+def with_gt_instances(pipeline: list) -> list:
     """The test pipeline with ``'instances'`` kept by PackDetInputs (CellCocoMetric reads the ground truth there)."""
     from mmdet.datasets.transforms import PackDetInputs
 
@@ -50,9 +50,12 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
                        num_workers: int = 0) -> Dict[str, float]:
     """COCO bbox/segm figures of ``checkpoint`` on every ``train/<name>/`` folder of ``data_root``.
 
+    The model comes from :func:`mmcell.apis.init_cell_model` (the one inference builder: a checkpoint that does
+    not fit the config is refused there), and mmengine's Runner runs its test loop on it.
+
     Args:
         config: the model's config (file or Config); its test pipeline and ``model.test_cfg`` are used.
-        checkpoint: the ``.pth`` file; tensors that do not fit the model are refused (one-line error).
+        checkpoint: the ``.pth`` file.
         data_root: an HW3-layout folder with ``train/<name>/image.tif`` + ``class<K>.tif``.
         class_agnostic: score every instance as one class ``'nucleus'`` (finding and outlining nuclei, whatever
             their class; a 4-class model on one-class data such as MoNuSeg).
@@ -67,21 +70,28 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
 
     Raises:
         FileNotFoundError: config, checkpoint or data root missing.
-        CheckpointMismatchError: the checkpoint does not fit the config's model.
-        HW3FormatError: a file of the data root is not in the HW3 layout.
+        ValueError: the checkpoint is unreadable or does not fit the config's model; a file of the data root is
+            not in the HW3 layout (``HW3FormatError``).
     """
     from mmengine.runner import Runner
 
     from mmcell.datasets.hw3_format import list_train_samples
     from mmcell.evaluation.metrics.cell_coco_metric import DENSE_MAX_DETS
-    from mmcell.utils import load_config, register_all_modules
 
-    register_all_modules()
+    from .inference import init_cell_model
+
     config_name = str(config.filename if isinstance(config, Config) else config)
-    cfg = load_config(config, cfg_options)
+    list_train_samples(data_root)  # a missing or empty root is one line here, not a Runner traceback
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: checkpoint file not found')
-    list_train_samples(data_root)  # a missing or empty root is one line here, not a Runner traceback
+    try:
+        model = init_cell_model(config, checkpoint, cfg_options=cfg_options)
+    except (FileNotFoundError, ValueError):
+        raise
+    except Exception as err:  # noqa: BLE001  torch's own errors on a file that is not a checkpoint
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f'{checkpoint}: unreadable checkpoint ({type(err).__name__}: {detail})') from None
+    cfg = model.cfg
     cap = _max_per_img(cfg)
     if cap is not None and cap < DENSE_MAX_DETS:
         print_log(f'{config_name}: model.test_cfg.rcnn.max_per_img={cap} < {DENSE_MAX_DETS}: the maxDets-1000 '
@@ -92,24 +102,21 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
     if not pipeline:
         raise ValueError(f'{config_name}: no test pipeline (test_dataloader.dataset.pipeline or test_pipeline)')
     dataset = dict(type='CellInstanceDataset', data_root=str(data_root), split='all', test_mode=True,
-                   pipeline=_with_instances(pipeline))
+                   pipeline=with_gt_instances(pipeline))
     if class_agnostic:
         dataset.update(class_agnostic=True, metainfo=dict(classes=('nucleus', )))
     elif test_ds.get('metainfo'):
         dataset['metainfo'] = test_ds['metainfo']
-    cfg.test_dataloader = dict(batch_size=1, num_workers=num_workers, persistent_workers=False, drop_last=False,
-                               sampler=dict(type='DefaultSampler', shuffle=False), dataset=dataset)
-    cfg.test_evaluator = dict(type='CellCocoMetric', metric=['bbox', 'segm'], class_agnostic=class_agnostic,
-                              classwise=not class_agnostic)
-    cfg.test_cfg = dict(type='TestLoop')
-    cfg.load_from, cfg.resume = None, False  # loaded below, with the shape check mmengine lacks
-    cfg.model.setdefault('backbone', {})['init_cfg'] = None  # the checkpoint replaces any pretrained weights
-    cfg.pop('val_dataloader', None), cfg.pop('val_cfg', None), cfg.pop('val_evaluator', None)
-    cfg.pop('train_dataloader', None), cfg.pop('train_cfg', None), cfg.pop('optim_wrapper', None)
-    cfg.pop('param_scheduler', None)
     with tempfile.TemporaryDirectory(prefix='mmcell_eval_') as tmp:
-        cfg.work_dir = work_dir or tmp
-        runner = Runner.from_cfg(cfg)
-        load_cell_checkpoint(runner.model, checkpoint, cfg, config_name)
+        runner = Runner(
+            model=model, work_dir=work_dir or tmp, experiment_name=f'eval_{os.path.basename(str(data_root))}',
+            test_dataloader=dict(batch_size=1, num_workers=num_workers, persistent_workers=False, drop_last=False,
+                                 sampler=dict(type='DefaultSampler', shuffle=False), dataset=dataset),
+            test_cfg=dict(type='TestLoop'),
+            test_evaluator=dict(type='CellCocoMetric', metric=['bbox', 'segm'], class_agnostic=class_agnostic,
+                                classwise=not class_agnostic),
+            default_hooks=dict(timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=10)),
+            env_cfg=cfg.get('env_cfg', dict(dist_cfg=dict(backend='gloo'))), log_level=cfg.get('log_level', 'INFO'),
+            default_scope=cfg.get('default_scope', 'mmdet'), cfg=cfg)
         metrics = runner.test() or {}
     return {k[len('coco/'):] if k.startswith('coco/') else k: float(v) for k, v in metrics.items()}

@@ -49,33 +49,6 @@ def _check_shapes(model: torch.nn.Module, state_dict: dict, checkpoint: str, con
                                   f'{model_shape} ({len(mismatched)} mismatched tensor(s))')
 
 
-def load_cell_checkpoint(model: torch.nn.Module, checkpoint: str, cfg: Config,
-                         config_name: str = '<config>') -> Optional[dict]:
-    """Load ``checkpoint`` into ``model`` (built from ``cfg``), refusing tensors that do not fit.
-
-    mmengine's loader only warns about mismatched shapes and keeps random weights, which gives silently wrong
-    predictions; here a mismatch is a :class:`CheckpointMismatchError` naming the file.
-
-    Returns:
-        the ``dataset_meta`` stored in the checkpoint, or None.
-    """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'{checkpoint}: checkpoint file not found')
-    try:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    except Exception as err:  # truncated, not a torch file, ...: torch's errors are not one line
-        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointMismatchError(f'{checkpoint}: unreadable checkpoint ({type(err).__name__}: {detail})') \
-            from None
-    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    if not isinstance(state_dict, dict):
-        raise CheckpointMismatchError(f'{checkpoint}: not a model checkpoint (no state_dict)')
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
-    _check_shapes(model, state_dict, checkpoint, config_name, _num_classes_of(cfg))
-    load_state_dict(model, state_dict, strict=False)
-    return (ckpt.get('meta') or {}).get('dataset_meta') if isinstance(ckpt, dict) else None
-
-
 def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device: str = 'cpu',
                     cfg_options: Optional[dict] = None) -> torch.nn.Module:
     """Build the detector of an mmcell config and load a checkpoint into it.
@@ -108,7 +81,14 @@ def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device
 
     dataset_meta = None
     if checkpoint is not None:
-        dataset_meta = load_cell_checkpoint(model, checkpoint, cfg, config_name)
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'{checkpoint}: checkpoint file not found')
+        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+        _check_shapes(model, state_dict, checkpoint, config_name, _num_classes_of(cfg))
+        load_state_dict(model, state_dict, strict=False)
+        dataset_meta = (ckpt.get('meta') or {}).get('dataset_meta') if isinstance(ckpt, dict) else None
     if dataset_meta is None:
         ds_cfg = cfg.get('test_dataloader', {}).get('dataset', {})
         ds_type = DATASETS.get(ds_cfg.get('type', '')) if isinstance(ds_cfg.get('type'), str) else None
