@@ -10,7 +10,7 @@ _base_ = [
 data_root = 'data/synthetic/'
 batch_size = 2
 num_workers = 1
-max_epochs = 16
+max_epochs = 24  # the calibrated synthetic data (crowded, textured) need more than 16
 lr = 2e-3
 width = 32  # base channels of the backbone (64 for a standard ResNet-18)
 neck_channels = 64
@@ -37,10 +37,9 @@ model = dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=1000, max_per_img=500),
         rcnn=dict(sampler=dict(num=256))),
-    # room for a dense real 1000x1000 40x tile (~400-700 nuclei) when the demo model is scored on real tissue
     test_cfg=dict(
         rpn=dict(nms_pre=2000, max_per_img=1500),
-        rcnn=dict(score_thr=0.01, max_per_img=1000)))
+        rcnn=dict(score_thr=0.01, max_per_img=1000)))  # room for a real 40x 1000x1000 tile (~400-700 nuclei)
 
 # Native resolution: Resize by 1.0 only records scale_factor for the test-time rescale.
 train_pipeline = [

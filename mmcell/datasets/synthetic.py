@@ -45,11 +45,14 @@ CLASS_SPECS: Dict[int, dict] = {
             rim=0.5, chromatin=1.1, vesicular=0.35, weight=0.30),
     2: dict(name='lymphocyte', radius=(7.5, 10.0), elong=(1.0, 1.15), irregular=0.035, od=(1.1, 1.35),
             rim=0.1, chromatin=0.45, vesicular=0.0, weight=0.65),
-    3: dict(name='macrophage', radius=(12.0, 17.0), elong=(1.4, 1.9), irregular=0.05, od=(0.85, 1.05),
-            rim=0.35, chromatin=0.7, vesicular=0.1, weight=0.03),
+    3: dict(name='macrophage', radius=(12.0, 17.0), elong=(1.4, 1.9), irregular=0.05, od=(0.9, 1.1),
+            rim=0.35, chromatin=0.35, vesicular=0.0, weight=0.03),
     4: dict(name='neutrophil', radius=(4.5, 6.0), elong=(1.0, 1.2), irregular=0.05, od=(1.1, 1.35),
             rim=0.15, chromatin=0.45, vesicular=0.0, weight=0.02),
 }
+# Cytoplasm of each class: (reach from the nucleus in px, tone relative to the slide's cytoplasm density)
+CYTOPLASM: Dict[int, tuple] = {1: ((8.0, 16.0), (0.45, 1.35)), 2: ((2.0, 4.0), (0.6, 1.1)),
+                               3: ((10.0, 16.0), (0.25, 0.4)), 4: ((5.0, 8.0), (1.2, 1.6))}
 # Annotated nuclei per million px at density 1 (real 40x H&E: ~380, i.e. ~6,000 per mm^2 at 0.25 um/px). Some
 # placements are refused (too much overlap), so the drawn range sits a little above the target.
 NUCLEI_PER_MPX = (400.0, 800.0)
@@ -109,7 +112,7 @@ def nucleus_shape(rng: np.random.Generator, class_id: int, scale: float = 1.0) -
     if class_id == 4:
         return _lobed_shape(rng, radius)
     return _polar_shape(rng, radius, rng.uniform(*spec['elong']), spec['irregular'], kidney=class_id == 3
-                        and rng.random() < 0.6)
+                        and rng.random() < 0.85)
 
 
 # -------------------------------------------------------------------------------------------- textures
@@ -255,10 +258,19 @@ def _render(rng: np.random.Generator, owner: np.ndarray, cells: list) -> np.ndar
     dist_out, (iy, ix) = ndimage.distance_transform_edt(~nuclei, return_indices=True) if n else \
         (np.full(shape, 1e3, np.float32), np.indices(shape))
     territory = owner[iy, ix]
-    reach = rng.uniform(5, 16) * (1 + 0.35 * _smooth_noise(rng, shape, 30))
+    # cytoplasm by cell type (reach in px, tone): epithelial sheets (some cells clear), a scant rim round
+    # lymphocytes, wide pale foamy macrophages, lilac granular neutrophils; the types stay tellable apart
+    cell_reach = np.zeros(n + 1, np.float32)
+    cell_tone = np.zeros(n + 1, np.float32)
+    foam = np.zeros(n + 1, np.float32)
+    clear = rng.uniform(0.0, 0.3)
+    for i in range(1, n + 1):
+        reach_range, tone_range = CYTOPLASM[int(class_of[i])]
+        cell_reach[i] = rng.uniform(*reach_range)
+        cell_tone[i] = 0.15 if class_of[i] == 1 and rng.random() < clear else rng.uniform(*tone_range)
+        foam[i] = 2.0 if class_of[i] == 3 else 0.0
+    reach = cell_reach[territory] * (1 + 0.3 * _smooth_noise(rng, shape, 30))
     cyto = 1 / (1 + np.exp((dist_out - reach) / 1.5))  # soft edge of the cytoplasm
-    cell_tone = rng.uniform(0.45, 1.35, n + 1).astype(np.float32)
-    cell_tone[rng.random(n + 1) < rng.uniform(0.0, 0.3)] = 0.15  # clear (empty-looking) cells
     membranes = np.zeros(shape, bool)
     membranes[1:] |= territory[1:] != territory[:-1]
     membranes[:, 1:] |= territory[:, 1:] != territory[:, :-1]
@@ -269,7 +281,8 @@ def _render(rng: np.random.Generator, owner: np.ndarray, cells: list) -> np.ndar
     stroma = prof['stroma'][None, None] * (1 + 0.25 * _smooth_noise(rng, shape, rng.uniform(40, 120))[..., None])
     stroma = stroma * (1 + 0.15 * _fine_noise(rng, shape, 1.5)[..., None])
     stroma[..., 1:] += (rng.uniform(0.2, 0.5) * _fibres(rng, shape))[..., None] * np.array([1.0, 0.9], np.float32)
-    cytoplasm = prof['cytoplasm'][None, None] * (cell_tone[territory] * (1 + granular))[..., None]
+    cytoplasm = prof['cytoplasm'][None, None] * (cell_tone[territory] * (1 + granular * (1 + foam[territory])))[
+        ..., None]
     # membranes: pale gaps between cells in some slides, darker pink lines in others
     membrane_gain = rng.choice([-0.7, 0.5]) * rng.uniform(0.5, 1.0)
     cytoplasm = cytoplasm * (1 + membrane_gain * membranes)[..., None]
