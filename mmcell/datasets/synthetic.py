@@ -1,14 +1,21 @@
 """Realistic synthetic H&E nucleus data in the exact HW3 contest layout.
 
 The real contest data cannot be shipped, so the demo and the tests use images drawn here. Rendering follows the
-physics of bright-field staining (Beer-Lambert): each pixel has a hematoxylin and an eosin optical density and
-``RGB = 255 * exp(-(od_h * H + od_e * E))`` with per-image jittered stain vectors. Eosin gives the pink
-background with low-frequency texture, stroma fibres and white lumen; hematoxylin gives purple nuclei with
-class-specific morphology and chromatin texture. Optics blur and sensor noise come last.
+physics of bright-field staining (Beer-Lambert): each pixel has haematoxylin, eosin and residual DAB optical
+densities, mixed to RGB with the one set of stain vectors of mmcell
+(:func:`mmcell.datasets.transforms.augment.hed_to_rgb`). Each image draws a stain profile (nucleus, cytoplasm and
+stroma densities) from the range measured on real 40x H&E, nuclei grow cell territories with textured
+cytoplasm and membranes, stroma gets fibres, clear spaces stay white; optics blur and sensor noise come last.
 
-Classes (file ``class<K>.tif``; frequencies follow the real imbalance, about 26 / 69 / 3 / 2 %):
+Calibrated against real 40x tissue (MoNuSeg 2018 training images, 0.25 um/px) with
+``tools/analysis_tools/compare_real_synthetic.py`` (:func:`mmcell.datasets.analysis.tissue_statistics`; the table
+is in ``benchmarks/RESULTS.md``): at ``density=1`` about 6,000 annotated nuclei per mm^2 at 0.25 um/px, nucleus
+areas of ~10-60 um^2, a nuclear area fraction near 20 %, a quarter of the nuclei touching a neighbour, chromatin
+texture and stain densities in the real range.
 
-1. epithelial: large, irregular, elongated, pale vesicular chromatin with a dark rim and nucleoli, in sheets;
+Classes (file ``class<K>.tif``; frequencies follow the real imbalance, about 30 / 65 / 3 / 2 %):
+
+1. epithelial: large, irregular, elongated, vesicular chromatin with a dark rim and nucleoli, in crowded sheets;
 2. lymphocyte: small, round, dark and homogeneous, crowded;
 3. macrophage: large oval / kidney-shaped, medium dark, foamy pale cytoplasm, few;
 4. neutrophil: 2-4 dark lobes joined by thin strands in a lilac cytoplasm halo, few.
@@ -30,22 +37,26 @@ from scipy import ndimage
 
 from ..utils.fileio import write_json
 from .hw3_format import NUM_CLASSES, class_map_instances, write_class_map, write_image_tif
+from .transforms.augment import hed_to_rgb
 
-# (radius range px, elongation range, shape irregularity, hematoxylin OD range, rim, chromatin, weight)
+# radius range (px at ~0.25 um/px), elongation range, shape irregularity, darkness relative to the image's nucleus
+# haematoxylin density, rim (nuclear membrane), chromatin texture, vesicular (pale centre), share of the nuclei
 CLASS_SPECS: Dict[int, dict] = {
-    1: dict(name='epithelial', radius=(8.0, 14.0), elong=(1.2, 1.8), irregular=0.10, od=(0.55, 0.80),
-            rim=0.9, chromatin=0.45, weight=0.26),
-    2: dict(name='lymphocyte', radius=(4.5, 7.0), elong=(1.0, 1.15), irregular=0.035, od=(1.35, 1.75),
-            rim=0.1, chromatin=0.12, weight=0.69),
-    3: dict(name='macrophage', radius=(10.0, 14.0), elong=(1.4, 1.9), irregular=0.05, od=(0.85, 1.05),
-            rim=0.35, chromatin=0.25, weight=0.03),
-    4: dict(name='neutrophil', radius=(3.0, 4.5), elong=(1.0, 1.2), irregular=0.05, od=(1.15, 1.45),
-            rim=0.15, chromatin=0.15, weight=0.02),
+    1: dict(name='epithelial', radius=(11.0, 18.0), elong=(1.2, 1.8), irregular=0.10, od=(0.7, 0.95),
+            rim=0.5, chromatin=1.1, vesicular=0.35, weight=0.30),
+    2: dict(name='lymphocyte', radius=(7.5, 10.0), elong=(1.0, 1.15), irregular=0.035, od=(1.1, 1.35),
+            rim=0.1, chromatin=0.45, vesicular=0.0, weight=0.65),
+    3: dict(name='macrophage', radius=(12.0, 17.0), elong=(1.4, 1.9), irregular=0.05, od=(0.9, 1.1),
+            rim=0.35, chromatin=0.35, vesicular=0.0, weight=0.03),
+    4: dict(name='neutrophil', radius=(4.5, 6.0), elong=(1.0, 1.2), irregular=0.05, od=(1.1, 1.35),
+            rim=0.15, chromatin=0.45, vesicular=0.0, weight=0.02),
 }
-
-# Ruifrok & Johnston optical density vectors (R, G, B); eosin bent towards the pink of scanned H&E
-HEMATOXYLIN = np.array([0.65, 0.70, 0.29], np.float32)
-EOSIN = np.array([0.10, 0.85, 0.45], np.float32)
+# Cytoplasm of each class: (reach from the nucleus in px, tone relative to the slide's cytoplasm density)
+CYTOPLASM: Dict[int, tuple] = {1: ((8.0, 16.0), (0.45, 1.35)), 2: ((2.0, 4.0), (0.6, 1.1)),
+                               3: ((10.0, 16.0), (0.25, 0.4)), 4: ((5.0, 8.0), (1.2, 1.6))}
+# Annotated nuclei per million px at density 1 (real 40x H&E: ~380, i.e. ~6,000 per mm^2 at 0.25 um/px). Some
+# placements are refused (too much overlap), so the drawn range sits a little above the target.
+NUCLEI_PER_MPX = (400.0, 800.0)
 
 
 # ------------------------------------------------------------------------------------------------- shapes
@@ -102,7 +113,7 @@ def nucleus_shape(rng: np.random.Generator, class_id: int, scale: float = 1.0) -
     if class_id == 4:
         return _lobed_shape(rng, radius)
     return _polar_shape(rng, radius, rng.uniform(*spec['elong']), spec['irregular'], kidney=class_id == 3
-                        and rng.random() < 0.6)
+                        and rng.random() < 0.85)
 
 
 # -------------------------------------------------------------------------------------------- textures
@@ -146,22 +157,23 @@ def _draw_class(rng: np.random.Generator, mix: np.ndarray) -> int:
 
 def _scene_mix(rng: np.random.Generator) -> Tuple[np.ndarray, float]:
     """Class mix and clustering of one image: lymphoid, epithelial or mixed tissue."""
-    kind = rng.choice(['lymphoid', 'epithelial', 'mixed'], p=[0.4, 0.3, 0.3])
+    kind = rng.choice(['lymphoid', 'epithelial', 'mixed'], p=[0.35, 0.35, 0.3])
     if kind == 'lymphoid':
         mix = [0.06, 0.88, 0.035, 0.025]
     elif kind == 'epithelial':
-        mix = [0.62, 0.32, 0.035, 0.025]
+        mix = [0.7, 0.24, 0.035, 0.025]
     else:
         mix = [0.3, 0.62, 0.05, 0.03]
     mix = np.asarray(mix) * rng.uniform(0.7, 1.3, 4)
     return mix / mix.sum(), float(rng.uniform(0.5, 0.9))
 
 
-def _place_nuclei(rng: np.random.Generator, shape: Tuple[int, int], n_cells: int) -> Tuple[np.ndarray, list]:
+def _place_nuclei(rng: np.random.Generator, shape: Tuple[int, int], n_cells: int,
+                  scale: float = 1.0) -> Tuple[np.ndarray, list]:
     """Place nuclei on an owner map (0 = none, n = nucleus n-1), with clusters and touching neighbours.
 
-    Returns the owner map and per-nucleus dicts ``(class_id, cut)`` where ``cut`` means part of the shape fell
-    outside the image.
+    ``scale`` multiplies every nucleus radius (one magnification per image). Returns the owner map and per-nucleus
+    dicts ``(class_id, cut, centre)`` where ``cut`` means part of the shape fell outside the image.
     """
     h, w = shape
     owner = np.zeros(shape, np.int32)
@@ -170,9 +182,9 @@ def _place_nuclei(rng: np.random.Generator, shape: Tuple[int, int], n_cells: int
     n_clusters = max(1, int(round(n_cells * clustered / 25)))
     centres = np.stack([rng.uniform(0, h, n_clusters), rng.uniform(0, w, n_clusters)], 1)
     cluster_class = [_draw_class(rng, mix) for _ in range(n_clusters)]
-    spreads = rng.uniform(12, 45, n_clusters) * max(1.0, math.sqrt(n_cells / max(1, n_clusters)) / 3)
+    spreads = rng.uniform(30, 80, n_clusters) * scale * max(1.0, math.sqrt(n_cells / max(1, n_clusters)) / 3)
     for _ in range(n_cells):
-        for _attempt in range(6):
+        for _attempt in range(10):  # crowded sheets need several tries to find a gap
             if rng.random() < clustered:
                 c = int(rng.integers(n_clusters))
                 cy, cx = rng.normal(centres[c], spreads[c])
@@ -182,7 +194,7 @@ def _place_nuclei(rng: np.random.Generator, shape: Tuple[int, int], n_cells: int
             else:
                 cy, cx = rng.uniform(-8, h + 8), rng.uniform(-8, w + 8)
                 class_id = _draw_class(rng, mix)
-            shape_mask = nucleus_shape(rng, class_id)
+            shape_mask = nucleus_shape(rng, class_id, scale)
             half = shape_mask.shape[0] // 2
             y0, x0 = int(round(cy)) - half, int(round(cx)) - half
             y1, x1 = y0 + shape_mask.shape[0], x0 + shape_mask.shape[1]
@@ -194,7 +206,7 @@ def _place_nuclei(rng: np.random.Generator, shape: Tuple[int, int], n_cells: int
                 continue
             region = owner[cy0:cy1, cx0:cx1]
             overlap = np.count_nonzero(region[local]) / local.sum()
-            if overlap > 0.12:  # small overlaps make touching cells; large ones would hide a nucleus
+            if overlap > 0.15:  # small overlaps make touching cells; large ones would hide a nucleus
                 continue
             free = local & (region == 0)
             region[free] = len(cells) + 1
@@ -205,73 +217,118 @@ def _place_nuclei(rng: np.random.Generator, shape: Tuple[int, int], n_cells: int
 
 
 # ---------------------------------------------------------------------------------------------- rendering
+def _stain_profile(rng: np.random.Generator) -> dict:
+    """Haematoxylin / eosin / residual DAB densities of one slide's nuclei, cytoplasm and stroma.
+
+    Ranges follow the per-image medians measured on real 40x H&E (``tissue_statistics``): nuclei H 0.5-1.8,
+    E 0.03-0.55 with DAB residual ~0.3 + 0.75 E; background H 0.05-0.45 (rarely ~0.85), E 0.03-0.45 with DAB
+    residual ~0.16 + 0.9 E. The residual DAB channel is how real stains differ from the textbook vectors.
+    """
+    nh = math.exp(rng.uniform(math.log(0.6), math.log(1.7)))
+    ne = rng.uniform(0.05, 0.5)
+    nd = 0.3 + 0.75 * ne + rng.normal(0, 0.06)
+    ch = rng.uniform(0.4, 0.8) if rng.random() < 0.1 else rng.uniform(0.08, 0.4)
+    ce = rng.uniform(0.05, 0.5)
+    se = min(0.8, ce * rng.uniform(1.0, 1.6) + 0.05)
+    return dict(nucleus=np.array([nh, ne, max(0.1, nd)], np.float32),
+                cytoplasm=np.array([ch, ce, 0.12 + 0.8 * ce + rng.normal(0, 0.04)], np.float32),
+                stroma=np.array([ch * rng.uniform(0.3, 0.8), se, 0.12 + 0.8 * se], np.float32))
+
+
 def _render(rng: np.random.Generator, owner: np.ndarray, cells: list) -> np.ndarray:
     """Render the H&E image (H, W, 3 uint8 RGB) for an owner map."""
     shape = owner.shape
     n = len(cells)
+    prof = _stain_profile(rng)
     class_of = np.zeros(n + 1, np.int32)
     level = np.zeros(n + 1, np.float32)
     rim = np.zeros(n + 1, np.float32)
     chrom = np.zeros(n + 1, np.float32)
+    vesicular = np.zeros(n + 1, np.float32)
     for i, cell in enumerate(cells, start=1):
         spec = CLASS_SPECS[cell['class_id']]
         class_of[i] = cell['class_id']
-        level[i] = rng.uniform(*spec['od'])
-        rim[i] = spec['rim'] * rng.uniform(0.7, 1.3)
+        level[i] = rng.uniform(*spec['od']) * rng.uniform(0.85, 1.15)
+        rim[i] = spec['rim'] * rng.uniform(0.6, 1.3)
         chrom[i] = spec['chromatin'] * rng.uniform(0.7, 1.3)
-
-    # eosin: stroma with texture, fibres and white lumen / fat
-    od_e = rng.uniform(0.35, 0.6) * (1 + 0.22 * _smooth_noise(rng, shape, rng.uniform(40, 120)))
-    od_e += 0.08 * _smooth_noise(rng, shape, 6)
-    od_e += rng.uniform(0.25, 0.5) * _fibres(rng, shape)
-    od_h = rng.uniform(0.04, 0.12) * (1 + 0.4 * _smooth_noise(rng, shape, 25))
-    lumen = _smooth_noise(rng, shape, rng.uniform(60, 160)) > rng.uniform(1.4, 2.6)
-    lumen = cv2.GaussianBlur(lumen.astype(np.float32), (0, 0), 3)
-    od_e *= 1 - 0.9 * lumen
-    od_h *= 1 - 0.9 * lumen
-
+        vesicular[i] = spec['vesicular'] * rng.uniform(0.5, 1.5)
     nuclei = owner > 0
     cls = class_of[owner]
+
+    # cell territories: every background pixel belongs to its nearest nucleus; near the nucleus it is cytoplasm
+    dist_out, (iy, ix) = ndimage.distance_transform_edt(~nuclei, return_indices=True) if n else \
+        (np.full(shape, 1e3, np.float32), np.indices(shape))
+    territory = owner[iy, ix]
+    # cytoplasm by cell type (reach in px, tone): epithelial sheets (some cells clear), a scant rim round
+    # lymphocytes, wide pale foamy macrophages, lilac granular neutrophils; the types stay tellable apart
+    cell_reach = np.zeros(n + 1, np.float32)
+    cell_tone = np.zeros(n + 1, np.float32)
+    foam = np.zeros(n + 1, np.float32)
+    clear = rng.uniform(0.0, 0.3)
+    for i in range(1, n + 1):
+        reach_range, tone_range = CYTOPLASM[int(class_of[i])]
+        cell_reach[i] = rng.uniform(*reach_range)
+        cell_tone[i] = 0.15 if class_of[i] == 1 and rng.random() < clear else rng.uniform(*tone_range)
+        foam[i] = 2.0 if class_of[i] == 3 else 0.0
+    reach = cell_reach[territory] * (1 + 0.3 * _smooth_noise(rng, shape, 30))
+    cyto = 1 / (1 + np.exp((dist_out - reach) / 1.5))  # soft edge of the cytoplasm
+    membranes = np.zeros(shape, bool)
+    membranes[1:] |= territory[1:] != territory[:-1]
+    membranes[:, 1:] |= territory[:, 1:] != territory[:, :-1]
+    membranes = cv2.GaussianBlur((membranes & ~nuclei).astype(np.float32), (0, 0), 0.8) * cyto
+    granular = 0.25 * _fine_noise(rng, shape, 1.2) + 0.2 * _smooth_noise(rng, shape, 8)
+
+    # stroma: eosin with low-frequency texture and fibres; white lumen / fat where a smooth field is high
+    stroma = prof['stroma'][None, None] * (1 + 0.25 * _smooth_noise(rng, shape, rng.uniform(40, 120))[..., None])
+    stroma = stroma * (1 + 0.15 * _fine_noise(rng, shape, 1.5)[..., None])
+    stroma[..., 1:] += (rng.uniform(0.2, 0.5) * _fibres(rng, shape))[..., None] * np.array([1.0, 0.9], np.float32)
+    cytoplasm = prof['cytoplasm'][None, None] * (cell_tone[territory] * (1 + granular * (1 + foam[territory])))[
+        ..., None]
+    # membranes: pale gaps between cells in some slides, darker pink lines in others
+    membrane_gain = rng.choice([-0.7, 0.5]) * rng.uniform(0.5, 1.0)
+    cytoplasm = cytoplasm * (1 + membrane_gain * membranes)[..., None]
+    od = cyto[..., None] * cytoplasm + (1 - cyto[..., None]) * stroma
+    lumen = _smooth_noise(rng, shape, rng.uniform(50, 160)) > rng.uniform(1.0, 2.4)
+    lumen = cv2.GaussianBlur(lumen.astype(np.float32), (0, 0), 3) * (1 - 0.8 * cyto)
+    od = od * (1 - 0.92 * lumen)[..., None]
+
     # cytoplasm around macrophages (pale foamy) and neutrophils (lilac granular)
-    for class_id, e_gain, h_add, grow in ((3, -0.35, 0.05, 7), (4, 0.25, 0.12, 4)):
+    for class_id, gain, h_add, grow in ((3, -0.45, 0.05, 7), (4, 0.25, 0.12, 4)):
         sel = cls == class_id
         if sel.any():
             halo = cv2.dilate(sel.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
             halo = cv2.GaussianBlur(halo.astype(np.float32), (0, 0), 1.5) * ~nuclei
-            od_e *= 1 + e_gain * halo
-            od_h += h_add * halo
+            od[..., 1:] *= (1 + gain * halo)[..., None]
+            od[..., 0] += h_add * halo
 
-    # nuclei: dark rim (nuclear membrane) + chromatin texture, distance to the own boundary gives the rim
+    # nuclei: dark rim (nuclear membrane), pale vesicular centre, chromatin grain and clumps, nucleoli
     boundary = np.zeros(shape, bool)
     boundary[:-1] |= owner[:-1] != owner[1:]
     boundary[1:] |= owner[1:] != owner[:-1]
     boundary[:, :-1] |= owner[:, :-1] != owner[:, 1:]
     boundary[:, 1:] |= owner[:, 1:] != owner[:, :-1]
     dist = ndimage.distance_transform_edt(nuclei & ~boundary).astype(np.float32)
-    grain = _fine_noise(rng, shape, 0.9)
-    clumps = _fine_noise(rng, shape, 2.0)
-    nucleus_od = level[owner] * (1 + rim[owner] * np.exp(-dist / 1.5) - 0.35 * (rim[owner] > 0.5)
-                                 + chrom[owner] * (0.6 * grain + 0.8 * clumps))
-    # nucleoli in epithelial nuclei: small dark dots
+    grain = _fine_noise(rng, shape, 0.8)
+    clumps = _fine_noise(rng, shape, rng.uniform(1.8, 3.0))
+    relative = level[owner] * (1 + rim[owner] * np.exp(-dist / 1.5) - vesicular[owner] * (1 - np.exp(-dist / 3))
+                               + chrom[owner] * (0.4 * grain + 0.6 * np.maximum(clumps, -0.6)))
     epi = np.flatnonzero(class_of == 1)
-    if epi.size:
-        ys, xs = np.nonzero((cls == 1) & (dist > 3))
+    if epi.size:  # nucleoli in epithelial nuclei: small dark dots
+        ys, xs = np.nonzero((cls == 1) & (dist > 4))
         if ys.size:
             pick = rng.choice(ys.size, size=min(ys.size, int(epi.size * 1.3)), replace=False)
             dots = np.zeros(shape, np.float32)
             dots[ys[pick], xs[pick]] = 1
-            nucleus_od += 0.9 * cv2.GaussianBlur(dots, (0, 0), 1.0) * 6.0 * (cls == 1)
-    od_h = np.where(nuclei, np.maximum(nucleus_od, 0.2), od_h)
-    od_e = np.where(nuclei, od_e * 0.35, od_e)
+            relative += cv2.GaussianBlur(dots, (0, 0), 1.2) * 8.0 * (cls == 1)
+    relative = np.maximum(relative, 0.25)
+    nucleus_od = relative[..., None] * prof['nucleus'][None, None] * np.array([1.0, 0.5, 0.7], np.float32) \
+        + prof['nucleus'][None, None] * np.array([0.0, 0.5, 0.3], np.float32)
+    od = np.where(nuclei[..., None], nucleus_od, od)
 
-    # stain vectors vary between slides and scanners
-    h_vec = HEMATOXYLIN * rng.uniform(0.85, 1.15, 3).astype(np.float32)
-    e_vec = EOSIN * rng.uniform(0.85, 1.15, 3).astype(np.float32)
-    od = od_h[..., None] * h_vec + np.maximum(od_e, 0)[..., None] * e_vec
-    img = 255.0 * np.exp(-od)
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.1))  # optics
-    img += rng.normal(0, rng.uniform(1.5, 4.0), img.shape).astype(np.float32)  # sensor noise
-    img *= rng.uniform(0.92, 1.0)  # illumination
+    img = hed_to_rgb(np.maximum(od, 0) * rng.uniform(0.9, 1.1, 3).astype(np.float32))
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.8))  # optics
+    img += rng.normal(0, rng.uniform(0.4, 1.6), img.shape).astype(np.float32)  # sensor noise
+    img *= rng.uniform(0.94, 1.0)  # illumination
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -294,13 +351,14 @@ def synthesize_image(rng: np.random.Generator, height: int, width: int, keep_bor
         height: image height in px.
         width: image width in px.
         keep_border: annotate nuclei cut by the image border too (the contest mostly leaves them out).
-        density: multiplier of the number of nuclei (1.0: about one per 2,000-5,000 px, like the contest).
+        density: multiplier of the number of nuclei (1.0: about 300-650 per million px, like real 40x tissue).
 
     Returns:
         ``(rgb, class_maps)``: (H, W, 3) uint8 RGB and ``{class_id: (H, W) float64}`` for the classes present.
     """
-    n_cells = max(1, int(round(height * width / rng.uniform(2000, 5000) * density)))
-    owner, cells = _place_nuclei(rng, (height, width), n_cells)
+    n_cells = max(1, int(round(height * width * 1e-6 * rng.uniform(*NUCLEI_PER_MPX) * density)))
+    scale = math.exp(rng.uniform(math.log(0.85), math.log(1.3)))  # magnification / tissue variation per image
+    owner, cells = _place_nuclei(rng, (height, width), n_cells, scale)
     rgb = _render(rng, owner, cells)
     annotated = [i for i, c in enumerate(cells, start=1) if keep_border or not c['cut']]
     # image-global, non-contiguous ids, with values above 255 as soon as there are a few cells

@@ -78,7 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--images', type=int, default=20)
     parser.add_argument('--size', type=int, default=512)
-    parser.add_argument('--density', type=float, default=4.0, help='nuclei density multiplier (4: ~300 at 512)')
+    parser.add_argument('--density', type=float, default=4.0, help='nuclei density multiplier (4: ~370 at 512)')
     parser.add_argument('--passes', type=int, default=3)
     parser.add_argument('--results', default=str(REPO / 'benchmarks' / 'RESULTS.md'))
     parser.add_argument('--no-append', action='store_true')

@@ -20,6 +20,21 @@ RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.
 HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
 
 
+def rgb_to_hed(rgb: np.ndarray) -> np.ndarray:
+    """Unmix uint8 RGB ``(..., 3)`` into haematoxylin, eosin and DAB optical densities ``(..., 3)`` float32.
+
+    The one colour deconvolution of mmcell: the stain jitter, the synthetic generator and the real-vs-synthetic
+    statistics all go through it, so a density measured on a real slide means the same in the generator.
+    """
+    od = -np.log(np.maximum(np.asarray(rgb, np.float32) / 255.0, 1e-6))
+    return od @ HED_FROM_RGB.astype(np.float32)
+
+
+def hed_to_rgb(hed: np.ndarray) -> np.ndarray:
+    """Mix HED optical densities ``(..., 3)`` back into float32 RGB in [0, 255] (Beer-Lambert, not rounded)."""
+    return 255.0 * np.exp(-(np.asarray(hed, np.float32) @ RGB_FROM_HED.astype(np.float32)))
+
+
 def _bitmap(masks) -> BitmapMasks:
     """BitmapMasks from BitmapMasks or PolygonMasks (the warps below need pixels)."""
     if isinstance(masks, BitmapMasks):
@@ -197,11 +212,9 @@ class HEDStainJitter(BaseTransform):
     @staticmethod
     def jitter(img: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
         """Return the BGR uint8 ``img`` with HED densities ``hed * scale + shift`` (per stain, length 3)."""
-        rgb = img[..., 2::-1].reshape(-1, 3).astype(np.float32) / 255.0
-        hed = -np.log(np.maximum(rgb, 1e-6)) @ HED_FROM_RGB.astype(np.float32)
+        hed = rgb_to_hed(img[..., 2::-1])
         hed = hed * np.asarray(scale, np.float32) + np.asarray(shift, np.float32)
-        rgb = np.exp(-(hed @ RGB_FROM_HED.astype(np.float32)))
-        out = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(*img.shape[:2], 3)
+        out = np.clip(hed_to_rgb(hed) + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(out[..., ::-1])
 
     def __repr__(self) -> str:
