@@ -238,13 +238,13 @@ def _same_plan(a: dict, b: dict) -> Optional[str]:
 def _run_tiles(model: torch.nn.Module, reader: SlideReader, tiling: SlideTiling, tile_ids: Sequence[int],
                log: AppendLog, score_thr: float, batch_size: int, num_workers: int, progress: bool,
                desc: str) -> int:
-    from mmcell.datasets.slide import SlideTileDataset, collate_tiles
+    from mmcell.datasets.slide import SlideTileDataset, collate_tiles, die_with_parent
 
     pipeline = (model.cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
                 or model.cfg.get('test_pipeline'))
     dataset = SlideTileDataset(reader, tiling, tile_ids, pipeline)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                                         collate_fn=collate_tiles, shuffle=False,
+                                         collate_fn=collate_tiles, shuffle=False, worker_init_fn=die_with_parent,
                                          prefetch_factor=2 if num_workers else None)
     bar = None
     if progress:

@@ -432,6 +432,23 @@ def collate_tiles(batch: List[dict]) -> List[dict]:
     return batch
 
 
+def die_with_parent(worker_id: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: on Linux, the worker is killed when its parent dies.
+
+    A worker whose main process was killed (``kill -9``, a job scheduler) while the worker was blocked handing over a
+    tile would otherwise live on as an orphan holding a slide and a pipeline in memory.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith('linux'):
+        try:
+            ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def worker_count(requested: Optional[int] = None) -> int:
     """DataLoader workers: ``requested``, else 1 (reading overlaps compute; more workers only compete for cores)."""
     if requested is not None:
