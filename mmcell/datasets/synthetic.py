@@ -173,7 +173,7 @@ def _place_nuclei(rng: np.random.Generator, shape: Tuple[int, int], n_cells: int
     """Place nuclei on an owner map (0 = none, n = nucleus n-1), with clusters and touching neighbours.
 
     ``scale`` multiplies every nucleus radius (one magnification per image). Returns the owner map and per-nucleus
-    dicts ``(class_id, cut, centre)`` where ``cut`` means part of the shape fell outside the image.
+    dicts ``(class_id, cut)`` where ``cut`` means part of the shape fell outside the image.
     """
     h, w = shape
     owner = np.zeros(shape, np.int32)
@@ -220,9 +220,10 @@ def _place_nuclei(rng: np.random.Generator, shape: Tuple[int, int], n_cells: int
 def _stain_profile(rng: np.random.Generator) -> dict:
     """Haematoxylin / eosin / residual DAB densities of one slide's nuclei, cytoplasm and stroma.
 
-    Ranges follow the per-image medians measured on real 40x H&E (``tissue_statistics``): nuclei H 0.5-1.8,
-    E 0.03-0.55 with DAB residual ~0.3 + 0.75 E; background H 0.05-0.45 (rarely ~0.85), E 0.03-0.45 with DAB
-    residual ~0.16 + 0.9 E. The residual DAB channel is how real stains differ from the textbook vectors.
+    Ranges follow the per-image medians measured on the 13 MoNuSeg tiles (``tissue_statistics``): nuclei H 0.5-1.8,
+    E 0.03-0.55 with DAB residual ~0.3 + 0.75 E; background H 0.05-0.45 (once 0.85), E 0.03-0.45 with DAB
+    residual ~0.16 + 0.9 E (cytoplasm is drawn a little denser, as the measured background includes white
+    space). The residual DAB channel is how real stains differ from the textbook vectors.
     """
     nh = math.exp(rng.uniform(math.log(0.6), math.log(1.7)))
     ne = rng.uniform(0.05, 0.5)
