@@ -47,7 +47,7 @@ def _max_per_img(cfg: Config) -> Optional[int]:
 
 def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, class_agnostic: bool = False,
                        cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
-                       num_workers: int = 0) -> Dict[str, float]:
+                       num_workers: int = 0, trust_checkpoint: bool = False) -> Dict[str, float]:
     """COCO bbox/segm figures of ``checkpoint`` on every ``train/<name>/`` folder of ``data_root``.
 
     The model comes from :func:`mmcell.apis.init_cell_model` (the one inference builder: a checkpoint that does
@@ -62,6 +62,7 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
         cfg_options: overrides merged into the config first (``--cfg-options`` style dict).
         work_dir: where the Runner writes its log (default: a temporary folder, removed afterwards).
         num_workers: data-loading workers.
+        trust_checkpoint: load a checkpoint that ``weights_only`` refuses (it can run code).
 
     Returns:
         the :class:`mmcell.evaluation.CellCocoMetric` figures without the ``coco/`` prefix: ``segm_mAP_50_md1000``
@@ -70,7 +71,8 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
 
     Raises:
         FileNotFoundError: config, checkpoint or data root missing.
-        ValueError: the checkpoint is unreadable or does not fit the config's model; a file of the data root is
+        ValueError: the checkpoint is refused, unreadable or does not fit the config's model (``CheckpointError``);
+            a file of the data root is
             not in the HW3 layout (``HW3FormatError``).
     """
     from mmengine.runner import Runner
@@ -84,13 +86,8 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
     list_train_samples(data_root)  # a missing or empty root is one line here, not a Runner traceback
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: checkpoint file not found')
-    try:
-        model = init_cell_model(config, checkpoint, cfg_options=cfg_options)
-    except (FileNotFoundError, ValueError):
-        raise
-    except Exception as err:  # noqa: BLE001  torch's own errors on a file that is not a checkpoint
-        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ValueError(f'{checkpoint}: unreadable checkpoint ({type(err).__name__}: {detail})') from None
+    # the one builder validates the checkpoint (CheckpointError: one line naming the file)
+    model = init_cell_model(config, checkpoint, cfg_options=cfg_options, trust_checkpoint=trust_checkpoint)
     cfg = model.cfg
     cap = _max_per_img(cfg)
     if cap is not None and cap < DENSE_MAX_DETS:

@@ -65,7 +65,8 @@ class CellInstanceDataset(BaseDetDataset):
                 if not self.class_agnostic and inst['class_id'] > len(classes):
                     raise HW3FormatError(
                         Path(sample['img_path']).parent / f'class{inst["class_id"]}.tif',
-                        f'unexpected class file: the dataset has {len(classes)} class(es) {classes}; set '
+                        f'unexpected class file: the dataset has {len(classes)} '
+                        f'class{"es" if len(classes) != 1 else ""} {classes}; set '
                         'metainfo=dict(classes=(...)) and the model num_classes for more, or class_agnostic=True '
                         'to merge them')
                 x1, y1, x2, y2 = inst['bbox']

@@ -28,7 +28,10 @@ def synthetic_instances(seed: int = 0, height: int = 64, width: int = 80) -> Tup
 def instance_pixel_sets(ids: np.ndarray) -> List[frozenset]:
     """The pixel sets (flat indices) of every instance of a label map, sorted, for order-free comparison."""
     flat = ids.ravel()
-    return sorted(frozenset(np.flatnonzero(flat == v).tolist()) for v in np.unique(flat) if v)
+    # sorted by (first pixel, size): frozensets only have a partial order (subset), which would make the order
+    # depend on the ids
+    return sorted((frozenset(np.flatnonzero(flat == v).tolist()) for v in np.unique(flat) if v),
+                  key=lambda pixels: (min(pixels), len(pixels)))
 
 
 def write_xml(path: Path, layers: Sequence[Tuple[str, Sequence[Sequence[Tuple[float, float]]]]]) -> Path:

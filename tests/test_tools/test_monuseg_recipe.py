@@ -60,8 +60,9 @@ def test_monuseg_cpu_script(tmp_path):
     assert sorted(p.name for p in (work / 'data' / 'train').iterdir()) == names
     # trained on the 10, validated on the 3 fixed tiles, one class
     assert re.search(r'segm AP50 \(maxDets 1000\)\s+[0-9.]+', out), out[-2000:]
-    config = Path(re.search(r'config:\s+(\S+)', out).group(1))
-    best = Path(re.search(r'best checkpoint:\s+(\S+)', out).group(1))
+    # the script's closing lines (the converter prints a 'config:' hint of its own earlier)
+    config = Path(re.findall(r'^config:\s+(\S+)', out, re.M)[-1])
+    best = Path(re.findall(r'^best checkpoint:\s+(\S+)', out, re.M)[-1])
     assert config.is_file() and best.is_file() and best.suffix == '.pth'
     cfg = Config.fromfile(str(config))
     assert cfg.model.roi_head.mask_head.num_classes == 1 and cfg.train_cfg.max_iters == 4

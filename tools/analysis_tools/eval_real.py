@@ -31,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='score every prediction and GT instance as one class (nucleus)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     parser.add_argument('--work-dir', help='keep the Runner log here (default: a temporary folder)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load a checkpoint that weights_only refuses (it can run code: only files you trust)')
     return parser.parse_args(argv)
 
 
@@ -41,7 +43,7 @@ def main(argv=None) -> None:
     try:
         metrics = evaluate_data_root(args.config, args.checkpoint, args.data_root,
                                      class_agnostic=args.class_agnostic, cfg_options=args.cfg_options,
-                                     work_dir=args.work_dir)
+                                     work_dir=args.work_dir, trust_checkpoint=args.trust_checkpoint)
     except (FileNotFoundError, ValueError) as err:  # HW3FormatError, checkpoint errors: one line each
         raise SystemExit(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__) from None
     scope = 'class-agnostic' if args.class_agnostic else 'per class, averaged'
