@@ -67,4 +67,4 @@ def test_monuseg_cpu_script(tmp_path):
     cfg = Config.fromfile(str(config))
     assert cfg.model.roi_head.mask_head.num_classes == 1 and cfg.train_cfg.max_iters == 4
     log = (work / 'train.log').read_text()
-    assert 'Iter(train) [4/4]' in log.replace('  ', ' ') or re.search(r'Iter\(train\) \[\s*4/4\]', log)
+    assert 'coco/segm_mAP_50_md1000 at 4 iter is saved' in log  # validated and kept by the dense-tile AP50
