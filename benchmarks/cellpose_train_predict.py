@@ -45,7 +45,8 @@ def main() -> None:
     parser.add_argument('data_root')
     parser.add_argument('out')
     parser.add_argument('--val', nargs='+', required=True, help='val folder names (the rest trains)')
-    parser.add_argument('--budget-s', type=float, required=True, help='training wall-clock budget')
+    parser.add_argument('--budget-s', type=float, help='training wall-clock budget (calibrated iterations)')
+    parser.add_argument('--iterations', type=int, help='train exactly this many iterations instead of a budget')
     parser.add_argument('--lr', type=float, default=0.005)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--bsize', type=int, default=224)
@@ -64,20 +65,29 @@ def main() -> None:
     def fit(n_iter: int, name: str) -> tuple:
         model = models.CellposeModel(gpu=False, pretrained_model=False, model_type=None, diam_mean=30.0, nchan=3)
         start = time.time()
-        train.train_seg(model.net, train_data=list(train_imgs), train_labels=list(train_labels), channels=None,
-                        channel_axis=-1, rgb=True, normalize=True, learning_rate=args.lr, weight_decay=1e-4,
+        # channels first and no channels/channel_axis, as cellpose's own `--all_channels` training does: with a
+        # channel_axis, cellpose 3.1 keeps only the first 2 of the 3 RGB channels during training
+        train.train_seg(model.net, train_data=[img.transpose(2, 0, 1) for img in train_imgs],
+                        train_labels=list(train_labels), channels=None, rgb=True, normalize=True,
+                        learning_rate=args.lr, weight_decay=1e-4,
                         SGD=False, n_epochs=n_iter, batch_size=args.batch_size, nimg_per_epoch=args.batch_size,
                         bsize=args.bsize, min_train_masks=1, save_path=str(out), model_name=name, save_every=10**6)
         return model, time.time() - start
 
-    _, calib_s = fit(3, 'calibration')
-    # the calibration run's time = fixed set-up (flows) + 3 iterations; a second, 6-iteration one separates them
-    _, calib6_s = fit(6, 'calibration')
-    per_iter = max((calib6_s - calib_s) / 3, 1e-3)
-    setup_s = max(calib_s - 3 * per_iter, 0.0)
-    n_iter = max(10, int((args.budget_s - setup_s) / per_iter))
-    print(f'cellpose: {per_iter:.2f} s/iteration, set-up {setup_s:.0f} s -> {n_iter} iterations for '
-          f'{args.budget_s:.0f} s', flush=True)
+    if (args.iterations is None) == (args.budget_s is None):
+        parser.error('give exactly one of --budget-s and --iterations')
+    per_iter = float('nan')
+    if args.iterations is not None:
+        n_iter = args.iterations
+    else:
+        _, calib_s = fit(3, 'calibration')
+        # the calibration run's time = fixed set-up (flows) + 3 iterations; a 6-iteration one separates them
+        _, calib6_s = fit(6, 'calibration')
+        per_iter = max((calib6_s - calib_s) / 3, 1e-3)
+        setup_s = max(calib_s - 3 * per_iter, 0.0)
+        n_iter = max(10, int((args.budget_s - setup_s) / per_iter))
+        print(f'cellpose: {per_iter:.2f} s/iteration, set-up {setup_s:.0f} s -> {n_iter} iterations for '
+              f'{args.budget_s:.0f} s', flush=True)
     model, train_s = fit(n_iter, 'monuseg')
     print(f'cellpose: trained {n_iter} iterations in {train_s:.0f} s', flush=True)
 

@@ -223,7 +223,7 @@ def test_slide_path_matches_whole_image_inference(slide_model, slide, slide_run,
     back = _matched_fraction(out['ids'], scores, whole_ids, 0.6)
     print(f'AP50 whole {ap_whole:.4f} tiled {ap_tiled:.4f} (delta {ap_tiled - ap_whole:+.4f}); cells '
           f'{len(whole[1])} vs {len(tiled[1])}; confident whole cells found by tiles {found:.3f}, back {back:.3f}')
-    assert len(whole[1]) > 100 and ap_whole > 0.2
+    assert len(whole[1]) > 100 and ap_whole > 0.15
     assert abs(len(tiled[1]) - len(whole[1])) <= 0.15 * len(whole[1])  # duplicates at seams would add cells
     assert found >= 0.9 and back >= 0.9  # cut cells at seams would miss both ways
     assert abs(ap_tiled - ap_whole) <= 0.08

@@ -186,9 +186,10 @@ def main() -> None:
     lines = [f'\n## segment-slide: memory, throughput, seams, resume ({datetime.date.today()})\n',
              f'Machine: {machine()} (2-core CPU dev box, shared); command: `{cmd}`; tile {args.tile}, overlap '
              f'{args.overlap}, score thr {args.score_thr}. Synthetic slides at 0.25 um/px, the same tissue area '
-             f'each ({args.tissue_mm2} mm^2 asked), so the model work is constant and only the slide grows.\n',
-             '| slide (px) | tissue mm^2 | tiles | cells | wall s | peak memory, tree PSS (GiB) | mm^2 tissue / min |',
-             '|---|---|---|---|---|---|---|']
+             f'each ({args.tissue_mm2} mm^2 asked), so the model work is constant and only the slide grows.\n']
+    if rows:
+        lines += ['| slide (px) | tissue mm^2 | tiles | cells | wall s | peak memory, tree PSS (GiB) | '
+                  'mm^2 tissue / min |', '|---|---|---|---|---|---|---|']
     for r in rows:
         lines.append(f'| {r["size"]}^2 | {r["tissue"]:.3f} | {r["tiles"]} | {r["cells"]} | {r["seconds"]:.0f} | '
                      f'{r["rss"]:.2f} | {r["rate"]:.3f} |')
