@@ -11,11 +11,13 @@ scale = 1.5  # network pixels per image pixel: ~20 px nuclei become ~30 px (more
 # test scale: measured on the 3 val tiles with the 1,200-iteration model, 1.25 beats the training scale
 # (segm AP50 md1000 0.744 vs 0.706 at 1.5 and 0.694 at 1.0; benchmarks/RESULTS.md)
 test_scale = 1.25
+# microns per pixel of the network input at test time (0.25 um/px tiles read at test_scale): `mmcell segment-slide`
+# resamples slides to it
+model_mpp = 0.2
 crop_size = (256, 256)  # network pixels
 batch_size = 4
 num_workers = 1
 val_names = ['TCGA-50-5931-01Z-00-DX1', 'TCGA-AR-A1AS-01Z-00-DX1', 'TCGA-B0-5710-01Z-00-DX1']
-model_mpp = 0.25  # microns per pixel of the training images (whole slides are read at this resolution)
 # ----------------------------------------
 metainfo = dict(classes=('nucleus', ), palette=[(220, 20, 60)])
 native_crop = (int(round(crop_size[0] / scale)), int(round(crop_size[1] / scale)))
