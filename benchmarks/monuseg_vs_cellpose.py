@@ -32,6 +32,14 @@ CELLPOSE_VENV = REPO / '.venv-cellpose'
 CELLPOSE_SPEC = ('torch==2.13.0', 'cellpose==3.1.1.3')
 
 
+def _worth_printing(line: str) -> bool:
+    """The console keeps every line but progress-bar fragments and the training log lines between hundreds."""
+    if line.startswith(('\r', ' ')):
+        return False
+    it = re.search(r'Iter\(train\) \[\s*(\d+)/', line)
+    return it is None or int(it.group(1)) % 100 == 0
+
+
 def run(cmd: list, log: Path) -> str:
     """Run ``cmd`` from the repo root, teeing its output into ``log``; stop with its tail on failure."""
     print('$', ' '.join(map(str, cmd)), flush=True)
@@ -41,8 +49,7 @@ def run(cmd: list, log: Path) -> str:
         for line in proc.stdout:
             fh.write(line)
             lines.append(line)
-            if not line.startswith(('\r', ' ')) and 'Iter(train)' not in line or 'Iter(train) [' in line and \
-                    re.search(r'\[\s*\d*00/', line):
+            if _worth_printing(line):
                 print(line.rstrip()[:200], flush=True)
     if proc.returncode != 0:
         sys.exit(f'{cmd[0]} failed (exit {proc.returncode}); log: {log}\n' + ''.join(lines[-20:]))
@@ -102,22 +109,26 @@ def evaluate_mmcell(config: str, checkpoint: str, data_root: Path, names: list,
 
 def evaluate_label_maps(data_root: Path, names: list, folder: Path) -> dict:
     """Score label images (``<name>_labels.tif`` + ``<name>_scores.json``: score per id) of a peer method."""
-    import pycocotools.mask as mask_util
     import tifffile
     import torch
+    from scipy import ndimage
+
+    from mmcell.evaluation.analysis import crop_rle
 
     samples = []
     for k, name in enumerate(names):
-        labels = tifffile.imread(folder / f'{name}_labels.tif')
+        labels = tifffile.imread(folder / f'{name}_labels.tif').astype(np.int64)
+        height, width = labels.shape
         scores = {int(i): s for i, s in json.loads((folder / f'{name}_scores.json').read_text()).items()}
         ids = np.array(sorted(scores), dtype=np.int64)
+        found = ndimage.find_objects(labels, max_label=int(ids.max(initial=0)))
         rles, boxes = [], []
-        for i in ids:
-            rle = mask_util.encode(np.asfortranarray((labels == i).astype(np.uint8)))
+        for i in ids:  # each cell encoded from its own box, not from a full-image mask
+            ys, xs = found[i - 1]
+            rle = crop_rle(labels[ys, xs] == i, xs.start, ys.start, height, width)
             rle['counts'] = rle['counts'].decode()
-            x, y, w, h = mask_util.toBbox(rle)
             rles.append(rle)
-            boxes.append([x, y, x + w, y + h])
+            boxes.append([xs.start, ys.start, xs.stop, ys.stop])
         samples.append(dict(ground_truth(data_root, name, k), pred_instances=dict(
             bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             scores=torch.tensor([scores[i] for i in ids], dtype=torch.float32),
@@ -137,13 +148,15 @@ def main() -> None:
 
     from mmengine.config import Config
 
+    from mmcell.utils.fileio import atomic_write_text
+
     work = Path(args.work).resolve()
     (work / 'mmcell').mkdir(parents=True, exist_ok=True)
     mm_dir = work / 'mmcell'
     summary = mm_dir / 'summary.txt'
     if not (args.reuse_mmcell and summary.exists()):
         text = run(['bash', 'tools/misc/monuseg_cpu.sh', args.src, mm_dir], mm_dir / 'monuseg_cpu.log')
-        summary.write_text(text[text.rfind('=== MoNuSeg recipe'):])
+        atomic_write_text(summary, text[text.rfind('=== MoNuSeg recipe'):])
     text = summary.read_text()
     train_s = float(re.search(r'train time:\s+(\d+)s', text).group(1))
     config = re.search(r'config:\s+(\S+)', text).group(1)
@@ -180,7 +193,6 @@ def main() -> None:
         'score; Cellpose: its label image). Cellpose score for AP: mean cell probability inside the mask.',
         '', *table, '', f'mmcell / Cellpose: {ratio}', ''])
     print(block)
-    from mmcell.utils.fileio import atomic_write_text
     results = Path(args.results)
     atomic_write_text(results, (results.read_text() if results.exists() else '') + block)
 
