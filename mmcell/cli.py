@@ -72,8 +72,8 @@ def _merge_slide_parser(sub) -> None:
 
 
 def _run_segment_slide(args: argparse.Namespace) -> None:
-    from mmcell.apis.exporters import LABEL_SCORE_THR
     from mmcell.apis.slide import segment_slide
+    from mmcell.evaluation.submission import LABEL_SCORE_THR
 
     results = segment_slide(args.slides, args.config, args.checkpoint, args.out, mpp=args.mpp, tile=args.tile,
                             overlap=args.overlap, batch_size=args.batch_size,

@@ -37,7 +37,6 @@ import numpy as np
 import pycocotools.mask as mask_util
 
 from mmcell.datasets.rle import rle_runs
-from mmcell.evaluation.submission import LABEL_SCORE_THR  # noqa: F401  (its one home; cells below are left out)
 from mmcell.utils.fileio import atomic_write, atomic_write_text
 
 TABLE_COLUMNS = ('id', 'class_id', 'class', 'score', 'area', 'centroid_x', 'centroid_y', 'bbox_x1', 'bbox_y1',

@@ -44,6 +44,7 @@ from mmcell.datasets.slide import (
     slide_stem,
     tissue_mask,
 )
+from mmcell.evaluation.submission import LABEL_SCORE_THR
 from mmcell.utils.fileio import (
     AppendLog,
     OutputPathError,
@@ -53,7 +54,7 @@ from mmcell.utils.fileio import (
     write_json,
 )
 
-from .exporters import LABEL_SCORE_THR, Cell, CellChunk, CellWriter, PreviewCanvas, class_names_colors, pack_cells
+from .exporters import Cell, CellChunk, CellWriter, PreviewCanvas, class_names_colors, pack_cells
 
 DEFAULT_MODEL_MPP = 0.25  # configs without ``model_mpp``: HW3 / MoNuSAC crops are 40x scans (~0.25 um/px)
 MIN_VISIBLE_FRACTION = 0.5  # a cell keeping less of its mask than this after overlaps is a duplicate: dropped
