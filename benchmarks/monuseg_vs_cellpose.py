@@ -90,11 +90,18 @@ def score(samples: list, pathology_score_thr: float) -> dict:
 
 
 def evaluate_mmcell(config: str, checkpoint: str, data_root: Path, names: list,
-                    cfg_options: Optional[dict] = None) -> dict:
-    """Predict the tiles with the recipe's model (the fast inference path) and score them."""
+                    cfg_options: Optional[dict] = None, save_dir: Optional[Path] = None) -> dict:
+    """Predict the tiles with the recipe's model (the fast inference path) and score them.
+
+    ``save_dir``: also write each tile's label image (``<name>_labels.tif``, the one AJI/PQ score) there.
+    """
+    import tifffile
     import torch
 
     from mmcell.apis import build_inference_model, predict_images
+    from mmcell.evaluation.metrics.pathology_metric import instances_to_label_map
+    from mmcell.evaluation.submission import LABEL_SCORE_THR  # AJI/PQ: the cells `mmcell segment` would keep
+    from mmcell.utils.fileio import atomic_write
 
     model = build_inference_model(config, checkpoint, cfg_options=cfg_options)
     paths = [str(data_root / 'train' / n / 'image.tif') for n in names]
@@ -104,7 +111,13 @@ def evaluate_mmcell(config: str, checkpoint: str, data_root: Path, names: list,
         masks = pred.masks if isinstance(pred.masks, (list, tuple)) else torch.as_tensor(pred.masks)
         samples.append(dict(ground_truth(data_root, name, k), pred_instances=dict(
             bboxes=pred.bboxes, scores=pred.scores, labels=torch.zeros_like(pred.labels), masks=masks)))
-    return score(samples, pathology_score_thr=0.5)
+        if save_dir is not None:
+            height, width = samples[-1]['ori_shape']
+            labels, _ = instances_to_label_map(masks, pred.scores.numpy(), pred.labels.numpy(), height, width,
+                                               score_thr=LABEL_SCORE_THR)
+            atomic_write(Path(save_dir) / f'{name}_labels.tif',
+                         lambda tmp, labels=labels: tifffile.imwrite(tmp, labels.astype(np.uint32)))
+    return score(samples, pathology_score_thr=LABEL_SCORE_THR)
 
 
 def evaluate_label_maps(data_root: Path, names: list, folder: Path) -> dict:
@@ -137,6 +150,51 @@ def evaluate_label_maps(data_root: Path, names: list, folder: Path) -> dict:
     return score(samples, pathology_score_thr=0.0)
 
 
+def comparison_figure(data_root: Path, names: list, folders: dict, out: Path, size: int = 256) -> Path:
+    """One row per val tile: its centre crop with the outlines of the ground truth and of each method's cells.
+
+    Args:
+        folders: column title -> folder of ``<name>_labels.tif`` label images (the ground truth comes first).
+        size: crop side in tile pixels.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import tifffile
+
+    from mmcell.datasets.analysis import contour_pixels, instance_label_map
+    from mmcell.datasets.hw3_format import parse_sample, read_image_rgb
+    from mmcell.utils.fileio import save_figure
+
+    columns = {'ground truth': None, **folders}
+    fig, axes = plt.subplots(len(names), len(columns), figsize=(3.6 * len(columns), 3.8 * len(names)),
+                             squeeze=False)
+    for row, name in enumerate(names):
+        sample = parse_sample(data_root / 'train' / name)
+        rgb = read_image_rgb(data_root / 'train' / name / 'image.tif')
+        height, width = rgb.shape[:2]
+        y0, x0 = max((height - size) // 2, 0), max((width - size) // 2, 0)
+        window = (slice(y0, y0 + size), slice(x0, x0 + size))
+        for col, (title, folder) in enumerate(columns.items()):
+            if folder is None:
+                labels, colour = instance_label_map(sample['instances'], height, width), (0, 255, 0)
+            else:
+                labels, colour = tifffile.imread(Path(folder) / f'{name}_labels.tif'), (255, 255, 0)
+            panel = rgb[window].copy()
+            panel[contour_pixels(labels[window])] = colour
+            ax = axes[row, col]
+            ax.imshow(panel, interpolation='nearest')
+            ax.set_axis_off()
+            cells = len(np.unique(labels[labels > 0]))
+            ax.set_title(f'{title}: {cells} cells in the tile' + (f'\n{name}' if col == 0 else ''), fontsize=9)
+    fig.suptitle(f'Centre {size} x {size} px of each val tile (40x); outlines: ground truth green, predictions '
+                 'yellow', fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='MoNuSeg release folder (images/ + annotations/)')
@@ -159,6 +217,7 @@ def main() -> None:
         atomic_write_text(summary, text[text.rfind('=== MoNuSeg recipe'):])
     text = summary.read_text()
     train_s = float(re.search(r'train time:\s+(\d+)s', text).group(1))
+    script_s = float(re.search(r'total:\s+(\d+)s', text).group(1))
     config = re.search(r'config:\s+(\S+)', text).group(1)
     checkpoint = re.search(r'best checkpoint:\s+(\S+)', text).group(1)
     data_root = mm_dir / 'data'
@@ -172,9 +231,11 @@ def main() -> None:
     cp_timing = json.loads((cp_dir / 'timing.json').read_text())
 
     start = time.time()
-    mm = evaluate_mmcell(config, checkpoint, data_root, val_names)
+    mm = evaluate_mmcell(config, checkpoint, data_root, val_names, save_dir=mm_dir)
     mm_predict_s = (time.time() - start) / len(val_names)
     cp = evaluate_label_maps(data_root, val_names, cp_dir)
+    figure = comparison_figure(data_root, val_names, {'mmcell': mm_dir, 'Cellpose': cp_dir},
+                               work / 'comparison.png')
 
     rows = [('mmcell MoNuSeg CPU recipe', train_s, mm, mm_predict_s),
             (f'Cellpose 3.1.1.3 from scratch ({cp_timing["iterations"]} it x 8)', cp_timing['train_s'], cp,
@@ -191,7 +252,9 @@ def main() -> None:
         f'Command: `.venv/bin/python benchmarks/monuseg_vs_cellpose.py {args.src} {args.work}`. AP at maxDets '
         '1000, one class; AJI/AJI+/PQ on label images (mmcell: detections with score >= 0.5, overlaps to the higher '
         'score; Cellpose: its label image). Cellpose score for AP: mean cell probability inside the mask.',
-        '', *table, '', f'mmcell / Cellpose: {ratio}', ''])
+        '', *table, '', f'mmcell / Cellpose: {ratio}',
+        f'`tools/misc/monuseg_cpu.sh` (convert + train + summary): {script_s / 60:.1f} min in all; training '
+        f'{train_s / 60:.1f} min. Outlines of both on the val tiles: `{figure}`.', ''])
     print(block)
     results = Path(args.results)
     atomic_write_text(results, (results.read_text() if results.exists() else '') + block)

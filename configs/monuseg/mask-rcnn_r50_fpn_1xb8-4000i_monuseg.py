@@ -3,7 +3,7 @@
 # dev machines): a documented starting point. `tools/train.py CONFIG --data-root data/monuseg --amp`.
 _base_ = [
     '../_base_/models/mask-rcnn_r50_fpn_cell.py', '../_base_/datasets/monuseg_instance.py',
-    '../_base_/schedules/adamw-cosine-1200i.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/adamw-cosine-1400i.py', '../_base_/default_runtime.py'
 ]
 num_classes = 1
 max_iters = 4000

@@ -18,7 +18,7 @@ from mmcell.datasets.hw3_format import write_image_tif
 from mmcell.datasets.synthetic import synthesize_image
 from tests.conftest import REPO, run_tool
 
-RECIPE = REPO / 'configs' / 'monuseg' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-1200i_monuseg.py'
+RECIPE = REPO / 'configs' / 'monuseg' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-1400i_monuseg.py'
 
 
 def write_monuseg_like(src: Path, names: list, size: int = 200) -> int:

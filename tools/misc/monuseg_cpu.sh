@@ -18,7 +18,7 @@ WORK_DIR=$2
 shift 2
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-CONFIG=${MONUSEG_CONFIG:-configs/monuseg/mask-rcnn_r18-tiny_fpn_1xb4-cpu-1200i_monuseg.py}
+CONFIG=${MONUSEG_CONFIG:-configs/monuseg/mask-rcnn_r18-tiny_fpn_1xb4-cpu-1400i_monuseg.py}
 DATA="$WORK_DIR/data"
 # One torch thread per spare core: the data-loading worker needs a core too (see tools/misc/demo.sh).
 cores=$(nproc)

@@ -2,9 +2,9 @@
 # scratch), linear warm-up over 100 iterations, cosine to 1% over max_iters, gradient clipping at max-norm 10,
 # no weight decay on norm layers; validation every val_interval iterations and at the end. The experiment config
 # sets the iteration-based checkpoint hook and log processor (default_runtime.py owns default_hooks).
-max_iters = 1200
+max_iters = 1400
 lr = 2e-3
-val_interval = 600
+val_interval = 700
 
 optim_wrapper = dict(
     type='OptimWrapper',
