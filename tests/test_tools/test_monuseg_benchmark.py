@@ -1,0 +1,84 @@
+"""The scoring half of benchmarks/monuseg_vs_cellpose.py, on the synthetic HW3 set.
+
+The peer's figures come from label images (``<name>_labels.tif`` + ``<name>_scores.json``), the way Cellpose hands
+them over. The ground truth itself, merged by Cellpose's own reader (``cellpose_train_predict.read_sample``, which
+also builds its training labels), must score 1 on every figure; the same cells with half of them dropped must not.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from tests.conftest import REPO
+
+
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / 'benchmarks' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_peer(folder: Path, name: str, labels: np.ndarray) -> None:
+    tifffile.imwrite(folder / f'{name}_labels.tif', labels.astype(np.uint32))
+    ids = np.unique(labels[labels > 0])
+    (folder / f'{name}_scores.json').write_text(json.dumps({int(i): 1.0 - 1e-4 * k for k, i in enumerate(ids)}))
+
+
+@pytest.fixture(scope='module')
+def modules():
+    return load_benchmark('monuseg_vs_cellpose'), load_benchmark('cellpose_train_predict')
+
+
+def test_ground_truth_as_peer_scores_one(synthetic_hw3, tmp_path, modules):
+    bench, cellpose_side = modules
+    names = sorted(p.name for p in (synthetic_hw3 / 'train').iterdir())[:3]
+    total = 0
+    for name in names:
+        img, labels = cellpose_side.read_sample(synthetic_hw3 / 'train' / name)
+        assert img.dtype == np.uint8 and img.shape == labels.shape + (3, )
+        total += len(np.unique(labels[labels > 0]))
+        write_peer(tmp_path, name, labels)
+    assert total > 10
+    figures = bench.evaluate_label_maps(synthetic_hw3, names, tmp_path)
+    assert figures == pytest.approx(dict(AP50=1.0, AP=1.0, AJI=1.0, **{'AJI+': 1.0}, PQ=1.0), abs=1e-6)
+
+
+def test_missing_cells_lower_every_figure(synthetic_hw3, tmp_path, modules):
+    bench, cellpose_side = modules
+    names = sorted(p.name for p in (synthetic_hw3 / 'train').iterdir())[:3]
+    for name in names:
+        _, labels = cellpose_side.read_sample(synthetic_hw3 / 'train' / name)
+        labels[labels % 2 == 0] = 0  # every other cell missed
+        write_peer(tmp_path, name, labels)
+    figures = bench.evaluate_label_maps(synthetic_hw3, names, tmp_path)
+    # recall ~1/2 at full precision: AP50 about 0.5; AJI/PQ well below 1
+    assert 0.3 < figures['AP50'] < 0.7
+    assert figures['AJI'] < 0.8 and figures['PQ'] < 0.8
+
+
+def test_mmcell_side_and_figure(trained_quickstart, tmp_path, modules):
+    """The recipe's half: predictions scored by the same code, label images saved, outlines drawn for both."""
+    import matplotlib.image as mpimg
+
+    bench, _ = modules
+    root = Path(trained_quickstart.data_root)
+    names = sorted(p.name for p in (root / 'train').iterdir())[:2]
+    figures = bench.evaluate_mmcell(trained_quickstart.config, trained_quickstart.checkpoint, root, names,
+                                    save_dir=tmp_path)
+    assert set(figures) == {'AP50', 'AP', 'AJI', 'AJI+', 'PQ'}
+    assert all(0.0 <= v <= 1.0 for v in figures.values()) and figures['AP50'] >= figures['AP']
+    for name in names:
+        labels = tifffile.imread(tmp_path / f'{name}_labels.tif')
+        image = tifffile.imread(root / 'train' / name / 'image.tif')
+        assert labels.dtype == np.uint32 and labels.shape == image.shape[:2]
+    png = bench.comparison_figure(root, names, {'mmcell': tmp_path}, tmp_path / 'comparison.png', size=64)
+    img = mpimg.imread(png)
+    assert img.shape[0] > 300 and img.shape[1] > 300
+    green = (img[..., 1] > 0.9) & (img[..., 0] < 0.1) & (img[..., 2] < 0.1)
+    assert green.sum() > 20  # the ground truth's outlines are drawn
