@@ -240,6 +240,8 @@ def main() -> None:
     rows = [('mmcell MoNuSeg CPU recipe', train_s, mm, mm_predict_s),
             (f'Cellpose 3.1.1.3 from scratch ({cp_timing["iterations"]} it x 8)', cp_timing['train_s'], cp,
              float(np.mean(list(cp_timing['predict_s'].values()))))]
+    command_args = ' '.join([args.src, args.work] + (['--budget-s', f'{args.budget_s:g}'] if args.budget_s else [])
+                            + (['--reuse-mmcell'] if args.reuse_mmcell else []))
     keys = ('AP50', 'AP', 'AJI', 'AJI+', 'PQ')
     table = ['| method | train s | ' + ' | '.join(keys) + ' | s/tile |', '|---|' + '---|' * (len(keys) + 2)]
     for name, t, figs, s_tile in rows:
@@ -249,7 +251,7 @@ def main() -> None:
         f'\n## MoNuSeg CPU recipe vs Cellpose, side by side ({datetime.date.today()})',
         f'Machine: {platform.node()} ({os.cpu_count()} cores), CPU only. Data: MoNuSeg 2018 training images '
         '(13 tiles, CC BY-NC-SA 4.0), fixed split: 10 train, 3 val tiles ' + ', '.join(val_names) + '.',
-        f'Command: `.venv/bin/python benchmarks/monuseg_vs_cellpose.py {args.src} {args.work}`. AP at maxDets '
+        f'Command: `.venv/bin/python benchmarks/monuseg_vs_cellpose.py {command_args}`. AP at maxDets '
         '1000, one class; AJI/AJI+/PQ on label images (mmcell: detections with score >= 0.5, overlaps to the higher '
         'score; Cellpose: its label image). Cellpose score for AP: mean cell probability inside the mask.',
         '', *table, '', f'mmcell / Cellpose: {ratio}',
