@@ -6,6 +6,7 @@ checkpoint pays for them once.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -36,6 +37,15 @@ def run_tool(*args: str, timeout: float = 600, env: dict | None = None) -> subpr
     if proc.returncode != 0:
         pytest.fail(f'{" ".join(args)} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}')
     return proc
+
+
+def load_script(relpath: str):
+    """Import a repo script that is not a package module (``tools/...``, ``benchmarks/...``) by its path."""
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='session')

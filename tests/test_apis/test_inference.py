@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +16,8 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmcell.apis import inference as api  # noqa: E402
 from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids  # noqa: E402
 from mmcell.evaluation.submission import SubmissionError, load_submission, validate_submission  # noqa: E402
+from tests.conftest import load_script  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 UPSCALE_PIPELINE = [
     dict(type='LoadCellImage'),
     dict(type='Resize', scale=(4000, 512), keep_ratio=True),  # 96-256 px images become 512 px on the short side
@@ -85,9 +83,7 @@ def test_predict_release_writes_a_valid_submission(model, release, tmp_path):
 
 def test_predict_tool_writes_a_bare_json(trained_quickstart, release, tmp_path, capsys):
     root, images = release
-    spec = importlib.util.spec_from_file_location('predict_tool', REPO / 'tools' / 'predict.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script('tools/predict.py')
     base = [trained_quickstart.config, trained_quickstart.checkpoint]
 
     out = tmp_path / 'bare.json'

@@ -178,13 +178,9 @@ def test_unwritable_output_is_one_line(release, tmp_path):
 
 
 def test_check_submission_tool(release, synthetic_hw3, tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
+    from tests.conftest import load_script
 
-    path = Path(__file__).resolve().parents[2] / 'tools' / 'misc' / 'check_submission.py'
-    spec = importlib.util.spec_from_file_location('check_submission', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script('tools/misc/check_submission.py')
     images, _, gt = release
     out = tmp_path / 'ok.zip'
     sub.write_submission(gt_as_results(gt), out, images)

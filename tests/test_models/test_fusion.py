@@ -53,15 +53,10 @@ def test_votes_weights_and_scores():
 
 
 def test_ensemble_tool_writes_valid_submission(trained_quickstart, tmp_path):
-    import importlib.util
-    import os.path as osp
-
     from mmcell.evaluation.submission import load_submission
+    from tests.conftest import load_script
 
-    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'ensemble.py')
-    spec_ = importlib.util.spec_from_file_location('ensemble_tool', tool)
-    ensemble_tool = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(ensemble_tool)
+    ensemble_tool = load_script('tools/ensemble.py')
     out = tmp_path / 'ens.zip'
     spec = f'{trained_quickstart.config}:{trained_quickstart.checkpoint}'
     ensemble_tool.main(['--models', spec, f'{spec}:2', '--data-root', trained_quickstart.data_root, '--out', str(out)])

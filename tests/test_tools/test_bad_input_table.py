@@ -7,7 +7,6 @@ The crafted-checkpoint rows also run as real subprocesses and check that the pay
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ import torch
 pytest.importorskip('mmcv.ops')
 
 from mmcell.utils.checkpoint import TRUST_ENV  # noqa: E402
+from tests.conftest import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = {'train': 'tools/train.py', 'test': 'tools/test.py', 'predict': 'tools/predict.py',
@@ -34,10 +34,7 @@ def _main(command: str):
         from mmcell.cli import main
 
         return lambda argv: main(['segment', *argv])
-    spec = importlib.util.spec_from_file_location(f'tool_{command}', REPO / TOOLS[command])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(TOOLS[command]).main
 
 
 class _Payload:

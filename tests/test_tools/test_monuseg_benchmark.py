@@ -6,7 +6,6 @@ also builds its training labels), must score 1 on every figure; the same cells w
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,14 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.conftest import REPO
-
-
-def load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / 'benchmarks' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_script
 
 
 def write_peer(folder: Path, name: str, labels: np.ndarray) -> None:
@@ -32,7 +24,7 @@ def write_peer(folder: Path, name: str, labels: np.ndarray) -> None:
 
 @pytest.fixture(scope='module')
 def modules():
-    return load_benchmark('monuseg_vs_cellpose'), load_benchmark('cellpose_train_predict')
+    return load_script('benchmarks/monuseg_vs_cellpose.py'), load_script('benchmarks/cellpose_train_predict.py')
 
 
 def test_ground_truth_as_peer_scores_one(synthetic_hw3, tmp_path, modules):
