@@ -206,6 +206,7 @@ def main() -> None:
 
     from mmengine.config import Config
 
+    from mmcell.evaluation.submission import LABEL_SCORE_THR
     from mmcell.utils.fileio import atomic_write_text
 
     work = Path(args.work).resolve()
@@ -252,8 +253,9 @@ def main() -> None:
         f'Machine: {platform.node()} ({os.cpu_count()} cores), CPU only. Data: MoNuSeg 2018 training images '
         '(13 tiles, CC BY-NC-SA 4.0), fixed split: 10 train, 3 val tiles ' + ', '.join(val_names) + '.',
         f'Command: `.venv/bin/python benchmarks/monuseg_vs_cellpose.py {command_args}`. AP at maxDets '
-        '1000, one class; AJI/AJI+/PQ on label images (mmcell: detections with score >= 0.5, overlaps to the higher '
-        'score; Cellpose: its label image). Cellpose score for AP: mean cell probability inside the mask.',
+        f'1000, one class; AJI/AJI+/PQ on label images (mmcell: detections with score >= {LABEL_SCORE_THR:g}, '
+        'overlaps to the higher score; Cellpose: its label image). Cellpose score for AP: mean cell probability '
+        'inside the mask.',
         '', *table, '', f'mmcell / Cellpose: {ratio}',
         f'`tools/misc/monuseg_cpu.sh` (convert + train + summary): {script_s / 60:.1f} min in all; training '
         f'{train_s / 60:.1f} min. Outlines of both on the val tiles: `{figure}`.', ''])
