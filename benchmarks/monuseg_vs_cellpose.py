@@ -98,12 +98,12 @@ def evaluate_mmcell(config: str, checkpoint: str, data_root: Path, names: list,
     import tifffile
     import torch
 
-    from mmcell.apis import build_inference_model, predict_images
-    from mmcell.evaluation.metrics.pathology_metric import instances_to_label_map
+    from mmcell.apis import init_cell_model, predict_images
     from mmcell.evaluation.submission import LABEL_SCORE_THR  # AJI/PQ: the cells `mmcell segment` would keep
+    from mmcell.structures.label_image import instances_to_label_map
     from mmcell.utils.fileio import atomic_write
 
-    model = build_inference_model(config, checkpoint, cfg_options=cfg_options)
+    model = init_cell_model(config, checkpoint, cfg_options=cfg_options)
     paths = [str(data_root / 'train' / n / 'image.tif') for n in names]
     samples = []
     for k, (name, out) in enumerate(zip(names, predict_images(model, paths, progress=False))):
@@ -126,7 +126,7 @@ def evaluate_label_maps(data_root: Path, names: list, folder: Path) -> dict:
     import torch
     from scipy import ndimage
 
-    from mmcell.evaluation.analysis import crop_rle
+    from mmcell.structures.rle import crop_rle
 
     samples = []
     for k, name in enumerate(names):
@@ -162,16 +162,18 @@ def comparison_figure(data_root: Path, names: list, folders: dict, out: Path, si
     import matplotlib.pyplot as plt
     import tifffile
 
-    from mmcell.datasets.analysis import contour_pixels, instance_label_map
-    from mmcell.datasets.hw3_format import parse_sample, read_image_rgb
+    from mmcell.datasets.hw3_format import parse_sample
+    from mmcell.datasets.image_io import read_image
+    from mmcell.structures.label_image import instance_label_map
     from mmcell.utils.fileio import save_figure
+    from mmcell.visualization.plots import contour_pixels
 
     columns = {'ground truth': None, **folders}
     fig, axes = plt.subplots(len(names), len(columns), figsize=(3.6 * len(columns), 3.8 * len(names)),
                              squeeze=False)
     for row, name in enumerate(names):
         sample = parse_sample(data_root / 'train' / name)
-        rgb = read_image_rgb(data_root / 'train' / name / 'image.tif')
+        rgb = read_image(data_root / 'train' / name / 'image.tif')
         height, width = rgb.shape[:2]
         y0, x0 = max((height - size) // 2, 0), max((width - size) // 2, 0)
         window = (slice(y0, y0 + size), slice(x0, x0 + size))

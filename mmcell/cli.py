@@ -2,11 +2,13 @@
 
     mmcell segment IMAGES... --config CFG --checkpoint CKPT --out DIR [--score-thr 0.5] [--tta] [--tile 1024]
     mmcell segment-slide SLIDES... --config CFG --checkpoint CKPT --out DIR [--mpp M] [--region X Y W H] [--shard I/N]
+                         [--tta] [--no-fast]
     mmcell merge-slide DIR/<stem>
 
 ``segment`` writes, per image, ``<stem>_labels.tif`` (uint16 instance labels, 0 = background), ``<stem>_classes.tif``
 (class id per pixel) and ``<stem>_cells.csv`` (id, class, score, area, centroid, bbox, mean intensity).
-Each subcommand is argparse plus one call into :mod:`mmcell.apis`; bad input exits with one line.
+Each subcommand is argparse plus one call into :mod:`mmcell.apis`; all share the model flags
+(:func:`mmcell.apis.add_model_args`) and bad input exits with one line (:func:`mmcell.utils.exit_on_bad_input`).
 ``segment-slide`` writes, per slide, ``DIR/<stem>/`` with ``cells.geojson.gz`` (QuPath), ``cells.csv.gz``,
 ``labels.ome.tif`` and ``preview.png`` (see :mod:`mmcell.apis.slide`).
 """
@@ -16,10 +18,12 @@ import argparse
 import sys
 from typing import List, Optional
 
+from mmcell.apis import add_model_args, merge_slide, model_kwargs_of, segment, segment_slide
+from mmcell.evaluation.submission import LABEL_SCORE_THR
+from mmcell.utils import ToolArgumentParser, exit_on_bad_input
+
 
 def _segment_parser(sub) -> None:
-    from mmcell.apis.inference import add_model_args
-
     p = sub.add_parser('segment', help='label images and cell tables for microscopy images',
                        description='Segment cells: label image, class map and cell table per image')
     p.add_argument('images', nargs='+', help='image files or folders')
@@ -32,10 +36,6 @@ def _segment_parser(sub) -> None:
 
 
 def _segment(args) -> None:
-    from mmcell.apis.inference import model_kwargs_of
-    from mmcell.apis.segment import segment
-    from mmcell.utils import exit_on_bad_input
-
     results = exit_on_bad_input(segment, args.images, args.config, args.checkpoint, out_dir=args.out,
                                 score_thr=args.score_thr, **model_kwargs_of(args))
     print(f'{len(results)} image(s), {sum(len(r.table) for r in results)} cells -> {args.out}')
@@ -58,11 +58,9 @@ def _segment_slide_parser(sub) -> None:
     p.add_argument('--score-thr', type=float, help='leave out cells scoring below this (default 0.5)')
     p.add_argument('--region', type=int, nargs=4, metavar=('X', 'Y', 'W', 'H'),
                    help='only this level-0 rectangle (outputs keep slide coordinates)')
-    p.add_argument('--device', default='cpu', help='cpu or cuda:0')
     p.add_argument('--shard', help='I/N: do every N-th tile from the I-th (SLURM arrays), then mmcell merge-slide')
     p.add_argument('--overwrite', action='store_true', help='redo finished slides, discard unfinished other work')
-    p.add_argument('--trust-checkpoint', action='store_true',
-                   help='load a checkpoint that weights_only refuses (it can run code: only files you trust)')
+    add_model_args(p, tiling=False)
 
 
 def _merge_slide_parser(sub) -> None:
@@ -72,14 +70,11 @@ def _merge_slide_parser(sub) -> None:
 
 
 def _run_segment_slide(args: argparse.Namespace) -> None:
-    from mmcell.apis.slide import segment_slide
-    from mmcell.evaluation.submission import LABEL_SCORE_THR
-
-    results = segment_slide(args.slides, args.config, args.checkpoint, args.out, mpp=args.mpp, tile=args.tile,
-                            overlap=args.overlap, batch_size=args.batch_size,
-                            score_thr=LABEL_SCORE_THR if args.score_thr is None else args.score_thr,
-                            region=args.region, device=args.device, shard=args.shard, overwrite=args.overwrite,
-                            num_workers=args.workers, trust_checkpoint=args.trust_checkpoint)
+    results = exit_on_bad_input(
+        segment_slide, args.slides, args.config, args.checkpoint, args.out, mpp=args.mpp, tile=args.tile,
+        overlap=args.overlap, batch_size=args.batch_size,
+        score_thr=LABEL_SCORE_THR if args.score_thr is None else args.score_thr, region=args.region,
+        shard=args.shard, overwrite=args.overwrite, num_workers=args.workers, **model_kwargs_of(args))
     done = [r for r in results if r.status == 'done']
     if done:
         print(f'{len(done)} slide(s), {sum(r.cells for r in done)} cells, '
@@ -87,32 +82,20 @@ def _run_segment_slide(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    from mmcell.utils import ToolArgumentParser
-
     parser = ToolArgumentParser(prog='mmcell', description='mmcell: cell instance segmentation')
     sub = parser.add_subparsers(dest='command', required=True)
     _segment_parser(sub)
     _segment_slide_parser(sub)
     _merge_slide_parser(sub)
     args = parser.parse_args(argv)
-    if args.command in ('segment-slide', 'merge-slide'):
-        from mmcell.datasets.slide import SlideError
-        from mmcell.utils.fileio import OutputPathError
-
-        try:
-            if args.command == 'segment-slide':
-                _run_segment_slide(args)
-            else:
-                from mmcell.apis.slide import merge_slide
-
-                for slide_dir in args.slide_dirs:
-                    result = merge_slide(slide_dir)
-                    print(f'{slide_dir}: {result.cells} cells')
-        except (SlideError, OutputPathError, ValueError, FileNotFoundError) as err:
-            raise SystemExit(' '.join(str(err).split())) from None
-        return
     if args.command == 'segment':
         _segment(args)
+    elif args.command == 'segment-slide':
+        _run_segment_slide(args)
+    else:
+        for slide_dir in args.slide_dirs:
+            result = exit_on_bad_input(merge_slide, slide_dir)
+            print(f'{slide_dir}: {result.cells} cells')
 
 
 if __name__ == '__main__':

@@ -51,7 +51,7 @@ def load_script(relpath: str):
 @pytest.fixture(scope='session')
 def synthetic_hw3(tmp_path_factory) -> Path:
     """A small synthetic data set in the exact contest layout (6 train, 3 test images, 96-256 px)."""
-    from mmcell.datasets.synthetic import make_synthetic_hw3
+    from mmcell.synthetic.hw3 import make_synthetic_hw3
 
     root = tmp_path_factory.mktemp('synthetic') / 'hw3-data-release'
     return Path(make_synthetic_hw3(root, num_train=6, num_test=3, seed=0, min_size=96, max_size=256))

@@ -13,7 +13,8 @@ import argparse
 
 from mmengine.config import DictAction
 
-from mmcell.apis.inference import add_model_args, model_kwargs_of, predict_submission
+from mmcell.apis.builder import add_model_args, model_kwargs_of
+from mmcell.apis.release import predict_submission
 from mmcell.evaluation.submission import add_submission_args, submission_options_of
 from mmcell.utils import ToolArgumentParser, exit_on_bad_input
 
@@ -31,7 +32,11 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     add_model_args(parser)
     parser.add_argument('--models', nargs='+', metavar='CFG:CKPT[:W]',
-                        help='more models: fuse CONFIG CHECKPOINT and these into one submission (tools/ensemble.py)')
+                        help='more models (CONFIG:CHECKPOINT[:WEIGHT]): fuse CONFIG CHECKPOINT and these into one '
+                             'submission (weighted box fusion + mask voting)')
+    parser.add_argument('--iou-thr', type=float, default=0.55, help='with --models: box IoU that fuses instances')
+    parser.add_argument('--vote-thr', type=float, default=0.5,
+                        help='with --models: share of the model weight a mask pixel needs')
     parser.add_argument('--save-labels', metavar='DIR',
                         help='also write per image a label TIFF, a class map TIFF and a cell table CSV')
     parser.add_argument('--labels-score-thr', type=float,
@@ -45,7 +50,8 @@ def main(argv: list | None = None) -> None:
                                 ids_file=args.ids, img_dir=args.img_dir, options=submission_options_of(args),
                                 batch_size=args.batch_size, cfg_options=args.cfg_options,
                                 extra_models=args.models or (), save_labels=args.save_labels,
-                                labels_score_thr=args.labels_score_thr, **model_kwargs_of(args))
+                                labels_score_thr=args.labels_score_thr, fuse_iou_thr=args.iou_thr,
+                                vote_thr=args.vote_thr, **model_kwargs_of(args))
     print(report.summary())
     print(f'wrote {args.out}')
 

@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmcell.apis.inference import add_model_args, inference_config, model_kwargs_of
+from mmcell.apis.builder import add_model_args, inference_config, model_kwargs_of
 from mmcell.utils import (
     ToolArgumentParser,
     add_runner_args,

@@ -1,18 +1,12 @@
-"""mmcell.apis: the inference API every tool and command shares (one model builder: ``init_cell_model``,
-also named ``build_inference_model``)."""
+"""The API every tool and command shares: one model builder, predictions of image files, the contest release
+workflow, ``segment`` (images) and ``segment_slide`` (whole slides), and scoring a labelled folder."""
+from .builder import add_model_args, inference_config, init_cell_model, model_kwargs_of
 from .evaluate import evaluate_data_root
-from .inference import (
-                        build_inference_model,
-                        inference_config,
-                        init_cell_model,
-                        predict_images,
-                        predict_release,
-                        predict_submission,
-)
-from .labels import CellSegmentation, cell_table, label_image, save_labels
-from .segment import LabelSaver, segment
+from .predict import predict_images
+from .release import predict_release, predict_release_ensemble, predict_submission
+from .segment import find_images, segment
 from .slide import SlideResult, merge_slide, segment_slide
 
-__all__ = ['init_cell_model', 'build_inference_model', 'inference_config', 'predict_images', 'predict_release',
-           'predict_submission', 'CellSegmentation', 'cell_table', 'label_image', 'save_labels', 'LabelSaver',
-           'segment', 'SlideResult', 'merge_slide', 'segment_slide', 'evaluate_data_root']
+__all__ = ['add_model_args', 'inference_config', 'init_cell_model', 'model_kwargs_of', 'evaluate_data_root',
+           'predict_images', 'predict_release', 'predict_release_ensemble', 'predict_submission', 'find_images',
+           'segment', 'SlideResult', 'merge_slide', 'segment_slide']

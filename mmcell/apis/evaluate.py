@@ -19,7 +19,9 @@ from typing import Dict, Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from .inference import ConfigType
+from mmcell.apis.builder import ConfigType, build_test_pipeline, init_cell_model
+from mmcell.datasets.hw3_format import list_train_samples
+from mmcell.evaluation.metrics.cell_coco_metric import DENSE_MAX_DETS
 
 #: the keys :func:`evaluate_data_root` callers print first (CellCocoMetric names, maxDets 1000 and contest 100)
 HEADLINE_KEYS = ('segm_mAP_50_md1000', 'segm_mAP_md1000', 'segm_mAP_50', 'bbox_mAP_50_md1000', 'bbox_mAP_md1000')
@@ -77,10 +79,7 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
     """
     from mmengine.runner import Runner
 
-    from mmcell.datasets.hw3_format import list_train_samples
-    from mmcell.evaluation.metrics.cell_coco_metric import DENSE_MAX_DETS
 
-    from .inference import init_cell_model
 
     config_name = str(config.filename if isinstance(config, Config) else config)
     list_train_samples(data_root)  # a missing or empty root is one line here, not a Runner traceback
@@ -95,11 +94,8 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
                   'figures are capped on dense images (raise it with cfg_options)', logger='current', level=30)
 
     test_ds = cfg.get('test_dataloader', {}).get('dataset', {})
-    pipeline = test_ds.get('pipeline') or cfg.get('test_pipeline')
-    if not pipeline:
-        raise ValueError(f'{config_name}: no test pipeline (test_dataloader.dataset.pipeline or test_pipeline)')
     dataset = dict(type='CellInstanceDataset', data_root=str(data_root), split='all', test_mode=True,
-                   pipeline=with_gt_instances(pipeline))
+                   pipeline=with_gt_instances(build_test_pipeline(cfg, compose=False)))
     if class_agnostic:
         dataset.update(class_agnostic=True, metainfo=dict(classes=('nucleus', )))
     elif test_ds.get('metainfo'):

@@ -1,14 +1,12 @@
-"""HW3 cell data: format parser, data sets, synthetic generator and pipeline transforms."""
-from .analysis import dataset_statistics, draw_gt_contours
+"""Data in: the one image reader, the HW3 format and data set classes, converters of public sets, whole-slide
+reading and tiling, statistics of a data set, and the pipeline transforms."""
 from .hw3_dataset import CellInstanceDataset, CellTestDataset
-from .hw3_format import HW3FormatError
+from .image_io import read_image, to_rgb_uint8
 from .metainfo import CELL_METAINFO, CLASSES, NUM_CLASSES, PALETTE
 from .slide import SlideError, SlideReader, SlideTileDataset, tissue_mask
-from .synthetic import make_synthetic_hw3
-from .synthetic_slide import write_synthetic_slide
-from .transforms import *  # noqa: F401,F403
+from .statistics import dataset_statistics
+from .transforms import *  # noqa: F401,F403  (registration side effects)
 
-__all__ = ['CELL_METAINFO', 'CLASSES', 'NUM_CLASSES', 'PALETTE',
-           'CellInstanceDataset', 'CellTestDataset', 'HW3FormatError', 'make_synthetic_hw3',
-           'dataset_statistics', 'draw_gt_contours', 'SlideError', 'SlideReader', 'SlideTileDataset', 'tissue_mask',
-           'write_synthetic_slide']
+__all__ = ['CELL_METAINFO', 'CLASSES', 'NUM_CLASSES', 'PALETTE', 'CellInstanceDataset', 'CellTestDataset',
+           'read_image', 'to_rgb_uint8', 'SlideError', 'SlideReader', 'SlideTileDataset', 'tissue_mask',
+           'dataset_statistics']

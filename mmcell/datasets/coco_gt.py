@@ -11,6 +11,8 @@ from typing import Dict, Iterable, List, Mapping, Sequence
 
 import pycocotools.mask as mask_utils
 
+from mmcell.structures.rle import rle_bytes
+
 from .metainfo import CLASSES
 
 
@@ -19,11 +21,6 @@ def coco_categories(classes: Sequence[str] = CLASSES) -> List[dict]:
     CocoMetric and CocoDataset (which look categories up by name) accept the file; ``supercategory`` keeps the
     HW3 file name."""
     return [dict(id=k, name=name, supercategory=f'class{k}') for k, name in enumerate(classes, start=1)]
-
-
-def _rle(mask: Mapping) -> dict:
-    counts = mask['counts']
-    return {'size': [int(v) for v in mask['size']], 'counts': counts.encode() if isinstance(counts, str) else counts}
 
 
 def coco_ground_truth(entries: Iterable[Mapping], classes: Sequence[str] = CLASSES) -> dict:
@@ -51,7 +48,7 @@ def coco_ground_truth(entries: Iterable[Mapping], classes: Sequence[str] = CLASS
             if mask is not None:
                 if not isinstance(mask, Mapping) or 'counts' not in mask:
                     raise ValueError(f'{info.get("img_path", file_name)}: instance mask is not an RLE dict')
-                rle = _rle(mask)
+                rle = rle_bytes(mask)
                 ann['segmentation'] = {'size': rle['size'], 'counts': rle['counts'].decode()}
                 ann['area'] = float(mask_utils.area(rle))
             if inst.get('bbox') is not None:

@@ -17,38 +17,23 @@ with hundreds of cells never allocates one full-size bitmap per cell. Every prob
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
-import pycocotools.mask as mask_utils
 
-from mmcell.utils.fileio import atomic_write, write_json  # noqa: F401  (write_json: re-exported for converters)
+from mmcell.structures.rle import runs_to_rle
+from mmcell.utils.errors import HW3FileNotFoundError, HW3FormatError, PathLike, first_line
+from mmcell.utils.fileio import atomic_write
 
-from .metainfo import NUM_CLASSES  # noqa: F401  (re-exported: the HW3 class count)
-
-PathLike = Union[str, os.PathLike]
+from .image_io import image_hw, read_tiff, tiff_shape
 
 #: highest ``class<K>.tif`` the reader accepts (converted public sets have up to 6 classes; label images store
 #: classes as uint8); how many a data set really has is its ``metainfo`` classes, checked by the dataset class
 MAX_CLASSES = 255
 IMAGE_FILE = 'image.tif'
 CLASS_FILE_RE = re.compile(r'^class(\d+)\.tiff?$', re.IGNORECASE)
-
-
-class HW3FormatError(ValueError):
-    """A file or folder does not follow the HW3 format; the message is ``"<path>: <problem>"``."""
-
-    def __init__(self, path: PathLike, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f'{path}: {problem}')
-
-
-class HW3FileNotFoundError(HW3FormatError, FileNotFoundError):
-    """A file the HW3 format requires is missing."""
 
 
 class InstanceMask(NamedTuple):
@@ -66,112 +51,6 @@ class InstanceMask(NamedTuple):
     rle: dict
     bbox: List[float]
     area: int
-
-
-# ----------------------------------------------------------------------------------------------- TIFF reading
-def _open_tiff(path: Path):
-    import tifffile
-
-    if not path.is_file():
-        raise HW3FileNotFoundError(path, 'file not found')
-    try:
-        tif = tifffile.TiffFile(str(path))
-    except Exception as err:  # tifffile raises TiffFileError, ValueError, struct.error... for a bad header
-        raise HW3FormatError(path, f'unreadable TIFF ({_first_line(err)})') from None
-    if not tif.pages:
-        tif.close()
-        raise HW3FormatError(path, 'unreadable TIFF (no image pages)')
-    page = tif.pages[0]
-    # A truncated file still has a readable header; its strips would point past the end of the file.
-    offsets, counts = page.dataoffsets, page.databytecounts
-    if offsets:
-        data_end = max(int(o) + int(c) for o, c in zip(offsets, counts))
-        size = path.stat().st_size
-        if data_end > size:
-            tif.close()
-            raise HW3FormatError(path, f'truncated TIFF (image data ends at byte {data_end}, file has {size})')
-    return tif
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
-
-
-def read_tiff(path: PathLike) -> np.ndarray:
-    """Decode the first page of a TIFF file.
-
-    Args:
-        path: the file.
-
-    Raises:
-        HW3FormatError: missing, unreadable or truncated file, or LZW data without ``imagecodecs`` installed.
-    """
-    path = Path(path)
-    tif = _open_tiff(path)
-    try:
-        return tif.pages[0].asarray()
-    except Exception as err:
-        msg = _first_line(err)
-        if 'imagecodecs' in msg:
-            raise HW3FormatError(
-                path, f'{msg}: this TIFF is compressed (LZW); install the decoder with '
-                '`pip install imagecodecs`') from None
-        raise HW3FormatError(path, f'unreadable TIFF ({msg})') from None
-    finally:
-        tif.close()
-
-
-def tiff_shape(path: PathLike) -> Tuple[int, ...]:
-    """Shape of the first page of a TIFF file, read from its header only (no decoding)."""
-    path = Path(path)
-    tif = _open_tiff(path)
-    try:
-        return tuple(int(s) for s in tif.pages[0].shape)
-    finally:
-        tif.close()
-
-
-def _image_hw(shape: Sequence[int]) -> Tuple[int, int]:
-    # (H, W), (H, W, C) or planar (C, H, W) with C <= 4
-    if len(shape) == 3 and shape[0] <= 4 < shape[2]:
-        return int(shape[1]), int(shape[2])
-    return int(shape[0]), int(shape[1])
-
-
-def to_rgb_uint8(img: np.ndarray, path: PathLike = '<array>') -> np.ndarray:
-    """Convert a decoded image (grey, grey+alpha, RGB, RGBA; uint8, uint16 or float) to (H, W, 3) uint8 RGB.
-
-    uint16 is scaled linearly (65535 -> 255); floats in [0, 1] are scaled by 255, other floats are clipped.
-    """
-    if img.ndim == 3 and img.shape[0] <= 4 < img.shape[2]:
-        img = np.moveaxis(img, 0, -1)  # planar-separate TIFF
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
-        raise HW3FormatError(path, f'unsupported image shape {img.shape} (expected grey, RGB or RGBA)')
-    img = img[..., :3] if img.shape[2] >= 3 else np.repeat(img[..., :1], 3, axis=2)
-    if img.dtype == np.uint8:
-        pass
-    elif img.dtype == np.uint16:
-        img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    elif img.dtype.kind == 'f':
-        scale = 255.0 if np.nanmax(img) <= 1.0 else 1.0
-        img = np.clip(np.nan_to_num(img) * scale + 0.5, 0, 255).astype(np.uint8)
-    elif img.dtype.kind in 'iu':
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    else:
-        raise HW3FormatError(path, f'unsupported image dtype {img.dtype}')
-    return np.ascontiguousarray(img)
-
-
-def read_image_rgb(path: PathLike) -> np.ndarray:
-    """Read an HW3 image (``image.tif`` or a ``test_release`` TIFF) as (H, W, 3) uint8 RGB.
-
-    Args:
-        path: the TIFF file (RGBA/RGB/grey, uint8 or uint16, LZW or uncompressed).
-    """
-    return to_rgb_uint8(read_tiff(path), path)
 
 
 def read_class_map(path: PathLike, shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
@@ -194,23 +73,6 @@ def read_class_map(path: PathLike, shape: Optional[Tuple[int, int]] = None) -> n
     if cmap.dtype.kind not in 'fiub':
         raise HW3FormatError(path, f'unsupported class map dtype {cmap.dtype}')
     return cmap.astype(np.float64, copy=False)
-
-
-# ------------------------------------------------------------------------------------------ RLE from indices
-def _fortran_runs_to_rle(index: np.ndarray, height: int, width: int) -> dict:
-    """COCO RLE of the pixels whose column-major (Fortran) linear indices are ``index`` (sorted, unique)."""
-    breaks = np.flatnonzero(np.diff(index) != 1) + 1
-    starts = index[np.r_[0, breaks]]
-    ends = index[np.r_[breaks - 1, index.size - 1]] + 1
-    counts = np.empty(2 * starts.size + 1, dtype=np.int64)
-    counts[0] = starts[0]
-    counts[2:-1:2] = starts[1:] - ends[:-1]
-    counts[1::2] = ends - starts
-    counts[-1] = height * width - ends[-1]
-    if counts[-1] == 0:
-        counts = counts[:-1]
-    rle = mask_utils.frPyObjects({'size': [height, width], 'counts': counts.tolist()}, height, width)
-    return {'size': [height, width], 'counts': rle['counts'].decode('ascii')}
 
 
 def class_map_instances(cmap: np.ndarray, class_id: int, path: PathLike = '<array>') -> List[InstanceMask]:
@@ -243,7 +105,7 @@ def class_map_instances(cmap: np.ndarray, class_id: int, path: PathLike = '<arra
         pix = index[lo:hi]
         xs, ys = pix // height, pix % height
         bbox = [float(xs[0]), float(ys.min()), float(xs[-1] + 1), float(ys.max() + 1)]
-        instances.append(InstanceMask(class_id, int(inst_id), _fortran_runs_to_rle(pix, height, width), bbox,
+        instances.append(InstanceMask(class_id, int(inst_id), runs_to_rle(pix, height, width, text=True), bbox,
                                       int(pix.size)))
     return instances
 
@@ -305,7 +167,7 @@ def load_instance_masks(sample_dir: PathLike,
     sample_dir = Path(sample_dir)
     files = sample_files(sample_dir)
     if image_shape is None:
-        image_shape = _image_hw(tiff_shape(files[0]))
+        image_shape = image_hw(tiff_shape(files[0]))
     instances: List[InstanceMask] = []
     owner: Dict[int, Path] = {}
     for class_id, path in find_class_files(sample_dir).items():
@@ -325,7 +187,7 @@ def parse_sample(sample_dir: PathLike) -> dict:
     mask)])`` (plain JSON-able types; used by the parse cache and the COCO converter)."""
     sample_dir = Path(sample_dir)
     files = sample_files(sample_dir)
-    height, width = _image_hw(tiff_shape(files[0]))
+    height, width = image_hw(tiff_shape(files[0]))
     instances = load_instance_masks(sample_dir, (height, width))
     return dict(height=height, width=width,
                 instances=[dict(class_id=i.class_id, instance_id=i.instance_id, bbox=i.bbox, area=i.area,
@@ -370,7 +232,7 @@ def read_test_ids(json_path: PathLike, test_dir: PathLike) -> List[dict]:
     try:
         entries = json.loads(json_path.read_text())
     except (OSError, ValueError) as err:
-        raise HW3FormatError(json_path, f'unreadable JSON ({_first_line(err)})') from None
+        raise HW3FormatError(json_path, f'unreadable JSON ({first_line(err)})') from None
     if not isinstance(entries, list):
         raise HW3FormatError(json_path, 'expected a JSON list of {"file_name", "id", "height", "width"}')
     result, names, ids = [], set(), set()
@@ -394,20 +256,11 @@ def read_test_ids(json_path: PathLike, test_dir: PathLike) -> List[dict]:
         raise HW3FormatError(json_path, f'misses test image {missing[0]} ({len(missing)} unlisted in {test_dir})')
     for entry in result:
         if entry['height'] <= 0 or entry['width'] <= 0:  # sizes are optional in the file: take them from the TIFF
-            entry['height'], entry['width'] = _image_hw(tiff_shape(test_dir / entry['file_name']))
+            entry['height'], entry['width'] = image_hw(tiff_shape(test_dir / entry['file_name']))
     return sorted(result, key=lambda e: e['id'])
 
 
 # ------------------------------------------------------------------------------------------------------ writing
-def write_image_tif(path: PathLike, rgb: np.ndarray) -> None:
-    """Write (H, W, 3) uint8 RGB as the contest does: (H, W, 4) RGBA, alpha 255, LZW-compressed (atomically)."""
-    import tifffile
-
-    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    atomic_write(path, lambda tmp: tifffile.imwrite(
-        tmp, rgba, photometric='rgb', compression='lzw', extrasamples=['unassalpha']))
-
-
 def write_class_map(path: PathLike, cmap: np.ndarray) -> None:
     """Write a (H, W) class map as the contest does: float64, uncompressed (atomically)."""
     import tifffile

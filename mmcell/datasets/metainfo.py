@@ -5,6 +5,8 @@ Everything that names a class, draws one or knows a contest rule imports from he
 """
 from __future__ import annotations
 
+from typing import Mapping, Optional
+
 #: ``class1.tif`` .. ``class4.tif``: model label K - 1, contest ``category_id`` K.
 CLASSES = ('epithelial', 'lymphocyte', 'macrophage', 'neutrophil')
 NUM_CLASSES = len(CLASSES)
@@ -19,3 +21,9 @@ SUBMISSION_JSON = 'test-results.json'
 CONTEST_MAX_DETS = 100
 #: The honest figure on dense images (hundreds of nuclei): maxDets 1000.
 DENSE_MAX_DETS = 1000
+
+
+def num_classes_of(dataset_meta: Optional[Mapping] = None) -> int:
+    """The class count of a model or data set: its ``dataset_meta['classes']``; the HW3 classes when it has none."""
+    classes = (dataset_meta or {}).get('classes') or ()
+    return len(classes) or NUM_CLASSES

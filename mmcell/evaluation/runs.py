@@ -6,8 +6,10 @@ import json
 import os.path as osp
 from typing import List
 
+from mmcell.utils.errors import InputError
 
-class RunError(ValueError):
+
+class RunError(InputError):
     """A work dir that cannot be read (message: '<path>: <problem>')."""
 
 

@@ -9,6 +9,8 @@ import torch
 from mmcv.ops import batched_nms
 from torch import Tensor
 
+from mmcell.models.fast_ops import RLEMasks
+
 
 def cluster_detections(bboxes: Tensor, scores: Tensor, labels: Tensor, iou_thr: float) -> Tuple[Tensor, Tensor]:
     """Group detections of the same class around NMS survivors.
@@ -129,7 +131,6 @@ def fuse_instances(preds: Sequence, weights: Optional[Sequence[float]], height: 
     """
     from mmengine.structures import InstanceData
 
-    from .fast_ops import RLEMasks
 
     num = len(preds)
     w = torch.ones(num) if weights is None else torch.as_tensor(list(weights), dtype=torch.float32)

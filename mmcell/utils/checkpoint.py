@@ -23,13 +23,15 @@ from typing import Any, Iterator, Optional
 
 import torch
 
+from .errors import InputError
+
 TRUST_ENV = 'MMCELL_TRUST_CHECKPOINTS'
 TRUST_HINT = f'pass --trust-checkpoint (API: trust_checkpoint=True) or set {TRUST_ENV}=1 if you trust its source'
 
 _TRUST = threading.local()
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be used: ``"<file>: <problem>"`` on one line."""
 
 

@@ -16,6 +16,8 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from mmcell.utils.checkpoint import checkpoints_trusted, describe_load_error
+
 _APPLIED = False
 
 
@@ -60,7 +62,6 @@ def torch_load_checkpoint(f: Any, map_location: Any = None, source: str | None =
     Raises:
         CheckpointError: refused, not a checkpoint, truncated (one line naming ``source``).
     """
-    from .checkpoint import checkpoints_trusted, describe_load_error
 
     source = source or str(f)
     try:

@@ -22,12 +22,14 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
+from .errors import InputError
+
 PathLike = Union[str, os.PathLike]
 
 _UMASK_LOCK = threading.Lock()
 
 
-class OutputPathError(ValueError):
+class OutputPathError(InputError):
     """An output path that cannot be written; the message is one line naming the path and the problem."""
 
 

@@ -5,50 +5,19 @@ import argparse
 import copy
 import datetime
 import os
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 
+from mmcell.utils.checkpoint import TRUST_ENV
 
-class ToolArgumentParser(argparse.ArgumentParser):
-    """``ArgumentParser`` whose errors are one line (``prog: error: ...``, exit 2) instead of usage + error."""
-
-    def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+from .errors import InputError, one_line
 
 
-def one_line(err: BaseException) -> str:
-    """An exception as the one line a tool prints: its message with any line breaks joined."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return '; '.join(lines) or type(err).__name__
-
-
-def input_errors() -> tuple:
-    """mmcell's bad-input exceptions (each a one-line message naming the file), for code that must not hide bugs
-    behind a broad ``except ValueError`` (the train and test loops)."""
-    from mmcell.datasets.hw3_format import HW3FormatError
-    from mmcell.evaluation.submission import SubmissionError
-
-    from .checkpoint import CheckpointError
-    from .fileio import OutputPathError
-
-    return (HW3FormatError, SubmissionError, CheckpointError, OutputPathError, FileNotFoundError, PermissionError,
-            NotADirectoryError, IsADirectoryError)
-
-
-def exit_on_bad_input(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn``; bad input (``ValueError`` and its mmcell subclasses, ``OSError``) exits with one line.
-
-    Every mmcell error about a file, a checkpoint or a flag is a ``ValueError`` (``HW3FormatError``,
-    ``SubmissionError``, ``CheckpointError``, ``OutputPathError``) or an ``OSError`` naming the file, so tools are
-    ``argparse`` plus ``exit_on_bad_input(api_call, ...)``: non-zero exit, one line, no traceback.
-    """
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, OSError) as err:
-        raise SystemExit(one_line(err)) from None
+class ConfigError(InputError):
+    """A config file that cannot be loaded (syntax error, a name it cannot resolve): one line naming it."""
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
@@ -70,12 +39,35 @@ def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None,
     else:
         if not os.path.isfile(config):
             raise FileNotFoundError(f'{config}: config file not found')
-        cfg = Config.fromfile(config)
+        try:
+            cfg = Config.fromfile(config)
+        except Exception as err:  # mmengine re-raises the config's own SyntaxError, NameError, ImportError...
+            raise ConfigError(f'{config}: not a usable config ({type(err).__name__}: {one_line(err, limit=200)})') \
+                from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if data_root is not None:
         set_data_root(cfg, data_root)
     return cfg
+
+
+def check_device(device: str) -> str:
+    """``device`` if this machine has it; else :class:`InputError` saying which devices exist (``--device``)."""
+    name = str(device)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f'--device {name}: not a device name (use cpu or cuda:N)') from None
+    if dev.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise InputError(f'--device {name}: this machine has no CUDA device (torch '
+                             f'{torch.__version__.split("+")[0]} sees none); use --device cpu')
+        if dev.index is not None and dev.index >= count:
+            raise InputError(f'--device {name}: this machine has {count} CUDA device(s): cuda:0..cuda:{count - 1}')
+    elif dev.type != 'cpu':
+        raise InputError(f'--device {name}: mmcell runs on cpu or cuda:N')
+    return name
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -94,7 +86,6 @@ def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def load_runner_config(args: argparse.Namespace) -> Config:
     """Config for a Runner from :func:`add_runner_args` flags (work_dir precedence: CLI > config > file name)."""
-    from .checkpoint import TRUST_ENV
 
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if getattr(args, 'trust_checkpoint', False):
@@ -102,8 +93,8 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     register_all_modules()
     try:
         cfg = load_config(args.config, args.cfg_options, args.data_root)
-    except FileNotFoundError as err:  # tools: one line, no traceback
-        raise SystemExit(str(err)) from None
+    except (FileNotFoundError, InputError) as err:  # tools: one line, no traceback
+        raise SystemExit(one_line(err)) from None
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

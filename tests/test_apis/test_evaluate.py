@@ -14,8 +14,8 @@ pytest.importorskip('mmcv.ops')
 from conftest import REPO, run_tool  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 
+from mmcell.apis.builder import init_cell_model  # noqa: E402
 from mmcell.apis.evaluate import evaluate_data_root, with_gt_instances  # noqa: E402
-from mmcell.apis.inference import init_cell_model  # noqa: E402
 from mmcell.datasets import CellInstanceDataset  # noqa: E402
 from mmcell.evaluation.metrics.cell_coco_metric import CellCocoMetric  # noqa: E402
 

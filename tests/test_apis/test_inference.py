@@ -13,9 +13,12 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 
-from mmcell.apis import inference as api  # noqa: E402
+from mmcell import apis as api  # noqa: E402
+from mmcell.apis.builder import build_test_pipeline  # noqa: E402
 from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids  # noqa: E402
 from mmcell.evaluation.submission import SubmissionError, load_submission, validate_submission  # noqa: E402
+from mmcell.structures.rle import masks_to_bool  # noqa: E402
+from mmcell.utils.checkpoint import CheckpointError  # noqa: E402
 from tests.conftest import load_script  # noqa: E402
 
 UPSCALE_PIPELINE = [
@@ -43,13 +46,13 @@ def test_upscaled_predictions_map_back_to_original_size(model, release):
     h, w = images[0]['height'], images[0]['width']
     [sample] = api.predict_images(model, [path], sizes=[(h, w)], progress=False)
     assert sample.img_shape[0] >= 2 * h - 1  # the model really saw an upscaled image
-    masks = api.masks_to_numpy(sample)
+    masks = masks_to_bool(sample.pred_instances.masks, *sample.ori_shape[:2])
     assert masks.shape[1:] == (h, w)
     assert len(masks) > 0, 'the trained model predicts nothing on a synthetic test image'
 
     # The same forward pass without rescaling gives predictions at the model's input size: boxes must be the
     # original ones times the scale factor, masks the original ones upsampled.
-    data = api.build_test_pipeline(model.cfg)(dict(img_path=path, img_id=0))
+    data = build_test_pipeline(model.cfg)(dict(img_path=path, img_id=0))
     with torch.no_grad():
         batch = model.data_preprocessor(pseudo_collate([data]), False)
         big = model.predict(batch['inputs'], copy.deepcopy(batch['data_samples']), rescale=False)[0]
@@ -57,7 +60,7 @@ def test_upscaled_predictions_map_back_to_original_size(model, release):
     assert len(big.pred_instances) == len(sample.pred_instances)
     expected = sample.pred_instances.bboxes.numpy() * np.array([sx, sy, sx, sy])
     assert np.allclose(big.pred_instances.bboxes.numpy(), expected, atol=1e-2)
-    big_masks = api.masks_to_numpy(big)
+    big_masks = masks_to_bool(big.pred_instances.masks, *big.ori_shape[:2])
     ious = []
     for small, large in zip(masks, big_masks):
         if small.sum() < 20:
@@ -98,12 +101,12 @@ def test_predict_tool_writes_a_bare_json(trained_quickstart, release, tmp_path, 
 
 def test_num_classes_mismatch_is_refused(trained_quickstart):
     opts = {'model.roi_head.bbox_head.num_classes': 2, 'model.roi_head.mask_head.num_classes': 2}
-    with pytest.raises(api.CheckpointError, match='trained for 4 classes .* num_classes=2'):
+    with pytest.raises(CheckpointError, match='trained for 4 classes .* num_classes=2'):
         api.init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint, cfg_options=opts)
-    with pytest.raises(api.CheckpointError, match='checkpoint file not found'):
+    with pytest.raises(CheckpointError, match='checkpoint file not found'):
         api.init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint + '.missing')
     assert issubclass(HW3FormatError, ValueError) and issubclass(SubmissionError, ValueError)
-    assert issubclass(api.CheckpointError, ValueError)
+    assert issubclass(CheckpointError, ValueError)
 
 
 def test_checkpoint_without_weights_never_predicts(trained_quickstart, tmp_path):
@@ -112,17 +115,17 @@ def test_checkpoint_without_weights_never_predicts(trained_quickstart, tmp_path)
 
     empty = tmp_path / 'empty_state.pth'
     torch.save({'state_dict': {}}, empty)
-    with pytest.raises(api.CheckpointError, match='state_dict is empty'):
+    with pytest.raises(CheckpointError, match='state_dict is empty'):
         api.init_cell_model(trained_quickstart.config, str(empty))
     no_sd = tmp_path / 'no_state.pth'
     torch.save({'meta': {'epoch': 1}}, no_sd)
-    with pytest.raises(api.CheckpointError, match='no state_dict'):
+    with pytest.raises(CheckpointError, match='no state_dict'):
         api.init_cell_model(trained_quickstart.config, str(no_sd))
     partial = tmp_path / 'partial.pth'
     ckpt = read_checkpoint(trained_quickstart.checkpoint)
     ckpt['state_dict'] = {k: v for k, v in ckpt['state_dict'].items() if not k.startswith('roi_head.mask_head')}
     torch.save(ckpt, partial)
-    with pytest.raises(api.CheckpointError, match=r'weights of the model .* are missing \(e.g. roi_head.mask_head'):
+    with pytest.raises(CheckpointError, match=r'weights of the model .* are missing \(e.g. roi_head.mask_head'):
         api.init_cell_model(trained_quickstart.config, str(partial))
 
 
@@ -131,7 +134,7 @@ def test_one_builder_for_every_variant(trained_quickstart, variant):
     """fast by default, --no-fast, TTA and tiling all come from the same builder with the checkpoint loaded."""
     from mmcell.utils.checkpoint import detector_of, read_checkpoint
 
-    model = api.build_inference_model(trained_quickstart.config, trained_quickstart.checkpoint, device='cpu',
+    model = api.init_cell_model(trained_quickstart.config, trained_quickstart.checkpoint, device='cpu',
                                       **variant)
     expected = {'tta': 'CellTTAModel', 'tile': 'TiledDetector'}
     wrapper = next((v for k, v in expected.items() if k in variant), None)

@@ -11,8 +11,9 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from mmcell.apis.labels import cell_table, label_image
-from mmcell.datasets.rle import rle_counts
+from mmcell.exporters.image import cell_table
+from mmcell.structures.label_image import label_image
+from mmcell.structures.rle import rle_counts
 
 
 def _random_instances(n: int, h: int, w: int, seed: int = 0):
@@ -115,3 +116,44 @@ def test_segment_api_and_cli(trained_quickstart, tmp_path):
     with pytest.raises(SystemExit, match='no such image'):
         main(['segment', str(tmp_path / 'missing.tif'), '--config', trained_quickstart.config, '--checkpoint',
               trained_quickstart.checkpoint, '--out', str(tmp_path / 'x')])
+
+
+def test_segment_reads_every_image_kind_once(trained_quickstart, tmp_path, monkeypatch):
+    """`mmcell segment` on TIFF, PNG and JPEG (RGB, RGBA, grey, uint16, channels-first) in a folder whose name has
+    spaces and non-ASCII letters: lossless kinds give exactly the labels of the original, each file is decoded once."""
+    import tifffile
+    from PIL import Image
+
+    from mmcell.cli import main
+    from mmcell.datasets import image_io
+
+    source = sorted(glob.glob(osp.join(trained_quickstart.data_root, 'test_release', '*.tif')))[0]
+    rgb = image_io.read_image(source)
+    folder = tmp_path / 'my slides ü é'
+    folder.mkdir()
+    tifffile.imwrite(folder / 'a_rgb.tif', rgb)
+    Image.fromarray(rgb).save(folder / 'b_rgb.png')
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])).save(folder / 'c_rgba.png')
+    tifffile.imwrite(folder / 'd_uint16.tif', rgb.astype(np.uint16) * 257)
+    tifffile.imwrite(folder / 'e_channels_first.tif', np.ascontiguousarray(rgb.transpose(2, 0, 1)),
+                     planarconfig='separate')
+    grey = (rgb.astype(np.float64) @ [0.299, 0.587, 0.114]).round().astype(np.uint8)
+    Image.fromarray(grey).save(folder / 'f_grey.png')
+    Image.fromarray(rgb).save(folder / 'g_rgb.jpg', quality=95)
+    decoded = []
+    read_raw = image_io.read_raw
+    monkeypatch.setattr(image_io, 'read_raw', lambda path: decoded.append(str(path)) or read_raw(path))
+    out = tmp_path / 'out'
+    main(['segment', str(folder), '--config', trained_quickstart.config, '--checkpoint', trained_quickstart.checkpoint,
+          '--out', str(out), '--score-thr', '0.05'])
+    names = sorted(p.name for p in folder.iterdir())
+    assert sorted(osp.basename(p) for p in decoded) == names  # one decode per image, none twice
+    labels = {n: tifffile.imread(out / f'{osp.splitext(n)[0]}_labels.tif') for n in names}
+    reference = labels['a_rgb.tif']
+    assert reference.shape == rgb.shape[:2] and reference.max() > 0
+    for name in ('b_rgb.png', 'c_rgba.png', 'd_uint16.tif', 'e_channels_first.tif'):
+        assert np.array_equal(labels[name], reference), name
+    for name in ('f_grey.png', 'g_rgb.jpg'):  # other pixels, same geometry, cells found
+        assert labels[name].shape == reference.shape and labels[name].max() > 0, name
+    with open(out / 'f_grey_cells.csv') as fh:  # grey is repeated into R, G and B
+        assert all(r['mean_r'] == r['mean_g'] == r['mean_b'] for r in csv.DictReader(fh))

@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import REPO, TrainedRun, quickstart_config, run_tool
 
-from mmcell.datasets.synthetic_slide import read_ground_truth, write_synthetic_slide
+from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
 
 pytest.importorskip('mmcv.ops')
 
@@ -89,7 +89,7 @@ def slide_model(tmp_path_factory) -> TrainedRun:
     """The quickstart trained for 8 short epochs on 32 synthetic images (~1 min on 2 cores): a model good enough
     (AP50 ~0.4 on the test slide) that seams and AP comparisons mean something; the session's 9-iteration model
     scores every nucleus below 0.2."""
-    from mmcell.datasets.synthetic import make_synthetic_hw3
+    from mmcell.synthetic.hw3 import make_synthetic_hw3
 
     root = make_synthetic_hw3(tmp_path_factory.mktemp('slide_train') / 'data', num_train=32, num_test=0, seed=0,
                               min_size=128, max_size=320)
@@ -208,8 +208,8 @@ def test_slide_path_matches_whole_image_inference(slide_model, slide, slide_run,
     same AP50 against the ground truth. (The |dAP50| <= 0.005 goal is measured on a 4096^2 slide by
     tools/analysis_tools/benchmark_slide.py; on this small slide a few cells near the score threshold flip with the
     context a tile gives the model, and the exact seam rule is tested with the oracle above.)"""
-    from mmcell.apis.slide import whole_image_cells
-    from mmcell.evaluation.analysis import contest_ap50, label_image_to_coco
+    from mmcell.apis.slide.reference import whole_image_cells
+    from mmcell.evaluation.functional.coco import contest_ap50, label_image_to_coco
 
     whole_ids, whole_classes, whole_scores = whole_image_cells(slide['slide'], slide_model.config,
                                                                slide_model.checkpoint)
@@ -318,7 +318,8 @@ def test_small_and_empty_slides_work(slide_model, tmp_path):
     assert empty['summary']['cells'] == 0 and empty['summary']['tissue_mm2'] == 0
 
 
-@pytest.mark.parametrize('case', ['not-a-slide', 'corrupt-tile', 'no-mpp', 'unwritable-out', 'bad-shard'])
+@pytest.mark.parametrize('case', ['not-a-slide', 'half-slide', 'corrupt-tile', 'no-mpp', 'unwritable-out',
+                                  'bad-shard'])
 def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_path):
     import tifffile
 
@@ -328,6 +329,11 @@ def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_
         path = tmp_path / 'report.svs'
         path.write_text('hello')
         expected = 'report.svs: not a slide'
+    elif case == 'half-slide':  # a copy cut short: tifffile only warns and reads what is there
+        path = tmp_path / 'half.ome.tif'
+        data = Path(slide['slide']).read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+        expected = 'half.ome.tif: truncated slide'
     elif case == 'corrupt-tile':
         path = tmp_path / 'corrupt.ome.tif'
         path.write_bytes(Path(slide['slide']).read_bytes())
@@ -364,7 +370,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_
 
 def test_merge_refuses_unfinished_work(slide_model, slide, tmp_path):
     from mmcell.apis import merge_slide, segment_slide
-    from mmcell.datasets.slide import SlideError
+    from mmcell.datasets.slide.reader import SlideError
 
     segment_slide(slide['slide'], slide_model.config, slide_model.checkpoint, tmp_path,
                   tile=256, overlap=64, shard='1/3', progress=False)

@@ -8,8 +8,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from mmcell.datasets.hw3_format import write_image_tif
-from mmcell.datasets.synthetic import synthesize_image
+from mmcell.datasets.image_io import write_image_tif
+from mmcell.synthetic.hw3 import synthesize_image
 
 
 def synthetic_instances(seed: int = 0, height: int = 64, width: int = 80) -> Tuple[np.ndarray, np.ndarray,

@@ -7,7 +7,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from mmcell.datasets.hw3_format import write_class_map, write_image_tif
+from mmcell.datasets.hw3_format import write_class_map
+from mmcell.datasets.image_io import write_image_tif
 
 
 def touching_maps(height: int = 40, width: int = 48) -> Dict[int, np.ndarray]:

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from hw3_builders import touching_maps, write_sample, write_test_release
 
-from mmcell.datasets import CellInstanceDataset, CellTestDataset, HW3FormatError
+from mmcell.datasets import CellInstanceDataset, CellTestDataset
 from mmcell.datasets.hw3_annotations import load_train_annotations
-from mmcell.datasets.hw3_format import read_image_rgb, write_class_map
+from mmcell.datasets.hw3_format import write_class_map
+from mmcell.datasets.image_io import read_image
+from mmcell.utils.errors import HW3FormatError
 
 
 def _load_error(root, cache=None) -> str:
@@ -42,7 +44,7 @@ def test_truncated_tiff(tmp_path, sample):
     assert msg.startswith(f'{path}: truncated TIFF')
     assert not cache.exists()  # nothing half-written
     with pytest.raises(HW3FormatError, match='truncated TIFF'):
-        read_image_rgb(path)
+        read_image(path)
 
 
 def test_unreadable_tiff(tmp_path, sample):
@@ -112,7 +114,7 @@ def test_lzw_without_imagecodecs(tmp_path, sample, monkeypatch):
     monkeypatch.setattr(tifffile.tifffile, 'imagecodecs', None)
     monkeypatch.setattr(tifffile.TIFF.DECOMPRESSORS, '_codecs', {1: tifffile.tifffile.identityfunc})
     with pytest.raises(HW3FormatError) as info:
-        read_image_rgb(sample / 'image.tif')
+        read_image(sample / 'image.tif')
     msg = str(info.value)
     assert msg.startswith(f'{sample / "image.tif"}: ') and 'pip install imagecodecs' in msg and '\n' not in msg
 

@@ -13,7 +13,7 @@ import tifffile
 from conftest import REPO
 from converter_fixtures import square, synthetic_instances, write_monuseg, write_pannuke, write_png, write_xml
 
-from mmcell.datasets.hw3_format import write_image_tif
+from mmcell.datasets.image_io import write_image_tif
 
 TOOL = REPO / 'tools' / 'dataset_converters' / 'to_hw3.py'
 to_hw3_main = runpy.run_path(str(TOOL), run_name='to_hw3')['main']

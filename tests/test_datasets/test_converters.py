@@ -18,10 +18,10 @@ from converter_fixtures import (
 )
 
 from mmcell.datasets import CellInstanceDataset, CellTestDataset
-from mmcell.datasets.converters import convert_to_hw3, parse_class_map
-from mmcell.datasets.converters.common import paint_instances
+from mmcell.datasets.converters.convert import convert_to_hw3, parse_class_map
 from mmcell.datasets.converters.imagescope import polygon_pixels
-from mmcell.datasets.hw3_format import read_image_rgb, write_image_tif
+from mmcell.datasets.image_io import read_image, write_image_tif
+from mmcell.structures.label_image import paint_instances
 
 
 def _convert(fmt, src, out, **kwargs):
@@ -104,8 +104,8 @@ def test_monuseg(tmp_path):
     # clipped 4x8; of the overlapping pair the smaller keeps its 6x10, the larger loses 2x10
     assert sizes == sorted([4 * 8, 6 * 7, 6 * 10, 8 * 7, 16 * 10])
     assert set(np.unique(classes)) == {0, 1}
-    rgb = read_image_rgb(tmp_path / 'out' / 'train' / 'img_a' / 'image.tif')
-    np.testing.assert_array_equal(rgb, read_image_rgb(src / 'Tissue Images' / 'img_a.tif'))
+    rgb = read_image(tmp_path / 'out' / 'train' / 'img_a' / 'image.tif')
+    np.testing.assert_array_equal(rgb, read_image(src / 'Tissue Images' / 'img_a.tif'))
     dataset = _dataset(tmp_path / 'out', ['nucleus'])
     assert len(dataset) == 2 and sum(len(dataset.get_data_info(i)['instances']) for i in range(2)) == 6
 
@@ -134,7 +134,7 @@ def test_monusac_classes_ambiguous_and_svs(tmp_path):
     out = tmp_path / 'out'
     assert sorted(p.name for p in (out / 'train' / 'crop').iterdir()) == ['class1.tif', 'class2.tif', 'class4.tif',
                                                                           'image.tif']
-    np.testing.assert_array_equal(read_image_rgb(out / 'train' / 'crop' / 'image.tif'), rgb)
+    np.testing.assert_array_equal(read_image(out / 'train' / 'crop' / 'image.tif'), rgb)
     ids, classes = _label_map(out / 'train' / 'crop')
     assert classes[45, 5] == 4 and classes[5, 23] == 2 and ids[50, 50] == 0  # ambiguous area left unlabelled
     test = CellTestDataset(data_root=str(out))
@@ -154,7 +154,7 @@ def test_pannuke_round_trip(tmp_path):
         got_ids, got_classes = _label_map(sample)
         assert instance_pixel_sets(got_ids) == instance_pixel_sets(ids)  # touching cells stay separate
         np.testing.assert_array_equal(got_classes, classes)
-        np.testing.assert_array_equal(read_image_rgb(sample / 'image.tif'), images[i])
+        np.testing.assert_array_equal(read_image(sample / 'image.tif'), images[i])
     dataset = _dataset(tmp_path / 'out', report.class_names)
     n = sum(len(dataset.get_data_info(i)['instances']) for i in range(3))
     assert n == sum(len(np.unique(t[0])) - 1 for t in truths)
@@ -209,7 +209,7 @@ def test_dsb2018(tmp_path):
     got_ids, _ = _label_map(tmp_path / 'out' / 'train' / stem)
     assert instance_pixel_sets(got_ids) == instance_pixel_sets(ids)
     assert report.skipped == 1 and ', 1 skipped,' in lines[0]
-    np.testing.assert_array_equal(read_image_rgb(tmp_path / 'out' / 'train' / stem / 'image.tif'), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / 'out' / 'train' / stem / 'image.tif'), rgb)
 
 
 def test_labels_with_and_without_class_map(tmp_path):
@@ -238,8 +238,8 @@ def test_test_release_scores_through_the_project_metric(tmp_path):
     gt = json.loads((out / 'test_gt_coco.json').read_text())
     per_image = [len(_dataset(out, report.class_names).get_data_info(i)['instances']) for i in range(2)]
     assert [sum(a['image_id'] == i for a in gt['annotations']) for i in (1, 2)] == per_image
-    np.testing.assert_array_equal(read_image_rgb(out / 'test_release' / 'fold1_0000.tif'),
-                                  read_image_rgb(out / 'train' / 'fold1_0000' / 'image.tif'))
+    np.testing.assert_array_equal(read_image(out / 'test_release' / 'fold1_0000.tif'),
+                                  read_image(out / 'train' / 'fold1_0000' / 'image.tif'))
 
 
 def test_class_map_parsing():

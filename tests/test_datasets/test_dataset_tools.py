@@ -67,8 +67,9 @@ def test_contours_separate_touching_cells():
     import numpy as np
     from hw3_builders import touching_maps
 
-    from mmcell.datasets.analysis import contour_pixels, instance_label_map
     from mmcell.datasets.hw3_format import class_map_instances
+    from mmcell.structures.label_image import instance_label_map
+    from mmcell.visualization.plots import contour_pixels
 
     cmap = touching_maps()[2]
     instances = [i._asdict() | dict(mask=i.rle) for i in class_map_instances(cmap, 2)]

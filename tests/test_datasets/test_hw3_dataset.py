@@ -12,9 +12,10 @@ import pytest
 from hw3_builders import touching_maps, write_sample, write_test_release
 
 from mmcell.datasets import CellInstanceDataset, CellTestDataset
-from mmcell.datasets.converters import hw3_to_coco
+from mmcell.datasets.converters.hw3_coco import hw3_to_coco
 from mmcell.datasets.hw3_annotations import load_train_annotations, split_samples
-from mmcell.datasets.hw3_format import find_class_files, list_train_samples, read_class_map, read_image_rgb
+from mmcell.datasets.hw3_format import find_class_files, list_train_samples, read_class_map
+from mmcell.datasets.image_io import read_image
 from mmcell.datasets.transforms import LoadCellAnnotations, LoadCellImage
 
 
@@ -43,7 +44,7 @@ def _assert_round_trip(dataset: CellInstanceDataset) -> int:
         results = dataset[i]
         sample_dir = Path(results['img_path']).parent
         truth = _truth(sample_dir)
-        rgb = read_image_rgb(sample_dir / 'image.tif')
+        rgb = read_image(sample_dir / 'image.tif')
         assert results['img'].shape == rgb.shape and np.array_equal(results['img'][..., ::-1], rgb)
         masks = results['gt_masks'].masks
         ids = [inst['instance_id'] for inst in results['instances']]
@@ -226,7 +227,7 @@ def test_image_formats(tmp_path, dtype, channels):
 
 
 def test_rle_decoder_matches_pycocotools():
-    from mmcell.datasets.rle import rles_to_bitmaps
+    from mmcell.structures.rle import rles_to_bitmaps
     rng = np.random.default_rng(0)
     masks = [rng.random((300, 410)) < p for p in (0.0, 0.001, 0.5, 0.999, 1.0)]
     big = np.zeros((300, 410), bool)
@@ -265,7 +266,8 @@ def test_cell_bitmap_masks_flip_and_subset_equal_mmdet(synthetic_hw3, direction)
 
 def test_class_agnostic_and_fixed_val_names(synthetic_hw3):
     """One-class recipes: every class file becomes label 0; a fixed val split from the config; bad names fail."""
-    from mmcell.datasets import CellInstanceDataset, HW3FormatError
+    from mmcell.datasets import CellInstanceDataset
+    from mmcell.utils.errors import HW3FormatError
 
     names = sorted(p.name for p in (synthetic_hw3 / 'train').iterdir())
     common = dict(data_root=str(synthetic_hw3), pipeline=[], cache_file=None)

@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mmcell.datasets.slide import SlideError, SlideReader, plan_tiles, read_tile, slide_stem, tissue_mask
-from mmcell.datasets.synthetic_slide import read_ground_truth, write_synthetic_slide
+from mmcell.datasets.slide.reader import SlideError, SlideReader, slide_stem
+from mmcell.datasets.slide.tiling import plan_tiles, read_tile
+from mmcell.datasets.slide.tissue import tissue_mask
+from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
 from mmcell.utils.fileio import AppendLog
 
 

@@ -8,10 +8,10 @@ import pytest
 from conftest import run_tool
 from hw3_builders import write_sample
 
-from mmcell.datasets.analysis import format_tissue_comparison, tissue_statistics
 from mmcell.datasets.hw3_annotations import load_train_annotations
-from mmcell.datasets.synthetic import make_synthetic_hw3
-from mmcell.datasets.transforms.augment import hed_to_rgb, rgb_to_hed
+from mmcell.datasets.stain import hed_to_rgb, rgb_to_hed
+from mmcell.datasets.statistics import format_tissue_comparison, tissue_statistics
+from mmcell.synthetic.hw3 import make_synthetic_hw3
 
 MPP = 0.25
 

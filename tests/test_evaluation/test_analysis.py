@@ -7,8 +7,9 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 
-from mmcell.evaluation import analysis
-from mmcell.evaluation.submission import encode_mask
+from mmcell import visualization
+from mmcell.evaluation.functional import coco as analysis
+from mmcell.structures.rle import encode_mask
 
 
 @pytest.fixture(scope='module')
@@ -77,8 +78,8 @@ def test_score_sweep_and_plots(gt, tmp_path):
     assert analysis.contest_ap50(gt, results) == pytest.approx(1.0)
     m = analysis.match_detections(gt, results + fps)
     scores = np.array([r['score'] for r in results + fps])
-    png = analysis.plot_score_histogram(scores, m.det_matched, str(tmp_path / 'hist.png'), sweep=sweep)
-    conf_png = analysis.plot_confusion(analysis.class_confusion(gt, results), analysis.DEFAULT_CLASSES,
+    png = visualization.plot_score_histogram(scores, m.det_matched, str(tmp_path / 'hist.png'), sweep=sweep)
+    conf_png = visualization.plot_confusion(analysis.class_confusion(gt, results), analysis.DEFAULT_CLASSES,
                                        str(tmp_path / 'conf.png'))
     for path in (png, conf_png):
         with open(path, 'rb') as fh:

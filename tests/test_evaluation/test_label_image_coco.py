@@ -5,7 +5,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from mmcell.evaluation.analysis import contest_ap50, crop_rle, label_image_to_coco
+from mmcell.evaluation.functional.coco import contest_ap50, label_image_to_coco
+from mmcell.structures.rle import crop_rle
 
 
 def test_crop_rle_equals_encoding_the_full_mask():

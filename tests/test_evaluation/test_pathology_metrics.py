@@ -14,8 +14,10 @@ from mmdet.structures import DetDataSample
 from mmengine.evaluator import Evaluator
 from mmengine.structures import InstanceData
 
-from mmcell.evaluation.metrics import aji, aji_plus, detection_f1, multiclass_pq, panoptic_quality
-from mmcell.evaluation.metrics.instance_overlap import instance_overlap, max_iou_matching
+from mmcell.evaluation.functional.aji import aji, aji_plus
+from mmcell.evaluation.functional.detection import detection_f1
+from mmcell.evaluation.functional.instance_overlap import instance_overlap, max_iou_matching
+from mmcell.evaluation.functional.pq import multiclass_pq, panoptic_quality
 
 BENCH = runpy.run_path(str(REPO / 'tools' / 'analysis_tools' / 'benchmark_pathology_metrics.py'), run_name='bench')
 EPS = 1.0e-6  # HoVer-Net's SQ denominator TP + 1e-6
@@ -230,7 +232,7 @@ def test_cell_pathology_metric_reads_a_coco_ground_truth(tmp_path):
 
 
 def test_dense_masks_of_any_dtype_paint_the_same_label_image():
-    from mmcell.apis.labels import label_image
+    from mmcell.structures.label_image import label_image
 
     masks = np.zeros((3, 10, 20), bool)
     masks[0, 0:4, 0:10] = masks[1, 2:8, 5:15] = masks[2, 6:10, 12:20] = True

@@ -12,8 +12,10 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mmcell.datasets.hw3_format import read_test_ids
+from mmcell.datasets.metainfo import CONTEST_MAX_DETS, SUBMISSION_JSON
 from mmcell.evaluation import submission as sub
-from mmcell.evaluation.analysis import contest_ap50, evaluate_submission, gt_as_results
+from mmcell.evaluation.functional.coco import contest_ap50, gt_as_results
+from mmcell.evaluation.metrics.cell_coco_metric import evaluate_submission
 
 
 @pytest.fixture(scope='module')
@@ -55,7 +57,7 @@ def test_round_trip_gt_scores_ap50_one(release, tmp_path):
     report = sub.write_submission(gt_as_results(gt), out, images)
     assert report.ok and report.num_detections == len(gt['annotations'])
     with zipfile.ZipFile(out) as zf:
-        assert zf.namelist() == [sub.SUBMISSION_JSON]
+        assert zf.namelist() == [SUBMISSION_JSON]
     metrics = evaluate_submission(sub.load_submission(out), gt_file)
     assert metrics['segm_mAP_50_md1000'] == pytest.approx(1.0)
     assert metrics['segm_mAP_50'] == pytest.approx(1.0)
@@ -67,7 +69,7 @@ def test_contest_figure_equals_plain_pycocotools(release, tmp_path):
     per_pair = {}
     for r in results:
         per_pair[(r['image_id'], r['category_id'])] = per_pair.get((r['image_id'], r['category_id']), 0) + 1
-    assert max(per_pair.values()) > sub.CONTEST_MAX_DETS  # the maxDets cap matters on this file
+    assert max(per_pair.values()) > CONTEST_MAX_DETS  # the maxDets cap matters on this file
     out = tmp_path / 'test-results.json'
     report = sub.write_submission(results, out, images)
     assert report.beyond_contest_cap > 0

@@ -20,8 +20,8 @@ def trained_pair(trained_quickstart):
     """(upstream, fast) Mask R-CNN with the quickstart checkpoint and a 2x-upscaled synthetic test image."""
     from mmengine.config import Config
 
-    from mmcell.apis.inference import init_cell_model
-    from mmcell.datasets.hw3_format import read_image_rgb
+    from mmcell.apis.builder import init_cell_model
+    from mmcell.datasets.image_io import read_image
 
     cfg = Config.fromfile(trained_quickstart.config)
     cfg.model.test_cfg.rcnn.score_thr = 0.0
@@ -29,7 +29,7 @@ def trained_pair(trained_quickstart):
     fast = init_cell_model(cfg, trained_quickstart.checkpoint, precision='fp32')  # the builder's default route
     assert type(upstream).__name__ == 'MaskRCNN' and type(fast).__name__ == 'FastMaskRCNN'
     path = sorted(glob.glob(osp.join(trained_quickstart.data_root, 'test_release', '*.tif')))[0]
-    rgb = read_image_rgb(path)
+    rgb = read_image(path)
     batch = make_sample_batch(rgb.shape[0], rgb.shape[1], scale=2.0, img=rgb[..., ::-1].transpose(2, 0, 1))
     return upstream, fast, batch
 

@@ -1,4 +1,4 @@
-"""Weighted box fusion + mask voting (TTA and ensembles) and tools/ensemble.py."""
+"""Weighted box fusion + mask voting (TTA and ensembles) and ``tools/predict.py --models``."""
 from __future__ import annotations
 
 import numpy as np
@@ -56,11 +56,13 @@ def test_ensemble_tool_writes_valid_submission(trained_quickstart, tmp_path):
     from mmcell.evaluation.submission import load_submission
     from tests.conftest import load_script
 
-    ensemble_tool = load_script('tools/ensemble.py')
+    predict_tool = load_script('tools/predict.py')
     out = tmp_path / 'ens.zip'
     spec = f'{trained_quickstart.config}:{trained_quickstart.checkpoint}'
-    ensemble_tool.main(['--models', spec, f'{spec}:2', '--data-root', trained_quickstart.data_root, '--out', str(out)])
+    model = [trained_quickstart.config, trained_quickstart.checkpoint]
+    predict_tool.main([*model, '--models', f'{spec}:2', '--data-root', trained_quickstart.data_root, '--out',
+                       str(out)])
     with pytest.raises(SystemExit, match='CONFIG:CHECKPOINT'):
-        ensemble_tool.main(['--models', 'only-a-config.py', '--data-root', trained_quickstart.data_root])
+        predict_tool.main([*model, '--models', 'only-a-config.py', '--data-root', trained_quickstart.data_root])
     results = load_submission(str(out))
     assert len(results) > 0 and {r['category_id'] for r in results} <= {1, 2, 3, 4}

@@ -26,14 +26,14 @@ from tests.conftest import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = {'train': 'tools/train.py', 'test': 'tools/test.py', 'predict': 'tools/predict.py',
-         'ensemble': 'tools/ensemble.py', 'check_submission': 'tools/misc/check_submission.py'}
+         'check_submission': 'tools/misc/check_submission.py'}
 
 
 def _main(command: str):
-    if command == 'segment':
+    if command in ('segment', 'segment-slide'):
         from mmcell.cli import main
 
-        return lambda argv: main(['segment', *argv])
+        return lambda argv: main([command, *argv])
     return load_script(TOOLS[command]).main
 
 
@@ -92,6 +92,8 @@ def bad(trained_quickstart, tmp_path_factory):
     sub_zip = root / 'wrong.zip'
     with zipfile.ZipFile(sub_zip, 'w') as zf:
         zf.writestr('results.json', '[]')
+    broken_cfg = root / 'broken config.py'
+    broken_cfg.write_text(f'_base_ = [{trained_quickstart.config!r}]\nmodel = dict(\n')  # unclosed: SyntaxError
     sub_ok = root / 'empty.json'
     sub_ok.write_text('[]')
     submission_cfg = root / 'submission_cfg.py'
@@ -102,7 +104,8 @@ def bad(trained_quickstart, tmp_path_factory):
                  no_sd=str(no_sd), partial=str(partial), blocker=str(blocker), no_ids=str(no_ids),
                  unlisted=str(unlisted), empty_release=str(empty_release), no_images=str(no_images),
                  broken_tif=str(broken_tif), sub_text=str(sub_text), sub_dict=str(sub_dict), sub_zip=str(sub_zip),
-                 sub_ok=str(sub_ok), submission_cfg=str(submission_cfg), work=str(root / 'work'),
+                 sub_ok=str(sub_ok), broken_cfg=str(broken_cfg), submission_cfg=str(submission_cfg),
+                 work=str(root / 'work'),
                  missing=str(root / 'missing.pth'), missing_cfg=str(root / 'missing.py'),
                  missing_img=str(root / 'missing.tif'))
     return files
@@ -191,16 +194,25 @@ ROWS = [
                                                                    f['config'], '--checkpoint', f['ckpt'], '--out',
                                                                    f['work'], '--tile', '64', '--tile-overlap', '64'],
      'must be smaller than tile_size', None),
+    ('segment', 'config with a syntax error', lambda f: [f['data'] + '/test_release', '--config', f['broken_cfg'],
+                                                         '--checkpoint', f['ckpt'], '--out', f['work']],
+     'not a usable config (SyntaxError', 'broken_cfg'),
+    ('segment-slide', 'config with a syntax error',
+     lambda f: [f['data'] + '/test_release', '--config', f['broken_cfg'], '--checkpoint', f['ckpt'], '--out',
+                f['work'], '--mpp', '0.25'], 'not a usable config (SyntaxError', 'broken_cfg'),
     ('segment', 'missing required flag', lambda f: [f['missing_img']], 'the following arguments are required', None),
-    ('ensemble', 'weight is not a number', lambda f: ['--models', f'{f["config"]}:{f["ckpt"]}:heavy', *_release(f),
-                                                      '--out', f['out']], 'must be a number', 'ckpt'),
-    ('ensemble', 'second checkpoint missing', lambda f: ['--models', f'{f["config"]}:{f["ckpt"]}',
-                                                         f'{f["config"]}:{f["missing"]}', *_release(f), '--out',
-                                                         f['out']], 'checkpoint file not found', 'missing'),
-    ('ensemble', 'no ids json', lambda f: ['--models', f'{f["config"]}:{f["ckpt"]}', '--data-root', f['no_ids'],
-                                           '--out', f['out']], 'test ids file not found', 'no_ids'),
-    ('ensemble', 'checkpoint that would run code', lambda f: ['--models', f'{f["config"]}:{f["crafted"]}',
-                                                              *_release(f), '--out', f['out']], 'refused', 'crafted'),
+    ('predict', '--models: weight is not a number',
+     lambda f: [f['config'], f['ckpt'], '--models', f'{f["config"]}:{f["ckpt"]}:heavy', *_release(f), '--out',
+                f['out']], 'must be a number', 'ckpt'),
+    ('predict', '--models: second checkpoint missing',
+     lambda f: [f['config'], f['ckpt'], '--models', f'{f["config"]}:{f["missing"]}', *_release(f), '--out',
+                f['out']], 'checkpoint file not found', 'missing'),
+    ('predict', '--models: no ids json',
+     lambda f: [f['config'], f['ckpt'], '--models', f'{f["config"]}:{f["ckpt"]}', '--data-root', f['no_ids'],
+                '--out', f['out']], 'test ids file not found', 'no_ids'),
+    ('predict', '--models: checkpoint that would run code',
+     lambda f: [f['config'], f['ckpt'], '--models', f'{f["config"]}:{f["crafted"]}', *_release(f), '--out',
+                f['out']], 'refused', 'crafted'),
     ('check_submission', 'file missing', lambda f: [f['missing'] + '.zip'], 'file not found', 'missing'),
     ('check_submission', 'not JSON', lambda f: [f['sub_text']], 'not valid JSON/zip', 'sub_text'),
     ('check_submission', 'JSON is not a list', lambda f: [f['sub_dict']], 'must be a list', 'sub_dict'),
@@ -247,6 +259,21 @@ def test_bad_input_row(command, bad_input, argv, needle, names, bad, capsys):
         assert bad[names] in lines[0], lines[0]
     assert not Path(bad['marker']).exists(), 'a crafted checkpoint ran its payload'
     assert (out.read_bytes() if out.exists() else None) == before, 'an output was written or replaced'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
+@pytest.mark.parametrize('command', ['segment', 'segment-slide'])
+def test_cuda_device_on_a_machine_without_cuda(command, bad, capsys):
+    """``--device cuda:0`` without CUDA: one line saying which devices exist, before any model or output."""
+    argv = [bad['data'] + '/test_release', '--config', bad['config'], '--checkpoint', bad['ckpt'], '--out',
+            bad['work'] + '_cuda', '--device', 'cuda:0'] + (['--mpp', '0.25'] if command == 'segment-slide' else [])
+    with pytest.raises(SystemExit) as exc:
+        _main(command)(argv)
+    printed = capsys.readouterr()
+    assert exc.value.code == '--device cuda:0: this machine has no CUDA device (torch ' \
+        f'{torch.__version__.split("+")[0]} sees none); use --device cpu'
+    assert 'Traceback' not in printed.out + printed.err
+    assert not Path(bad['work'] + '_cuda').exists()
 
 
 @pytest.mark.parametrize('argv', [

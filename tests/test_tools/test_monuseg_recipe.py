@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from mmcell.datasets.hw3_format import write_image_tif
-from mmcell.datasets.synthetic import synthesize_image
+from mmcell.datasets.image_io import write_image_tif
+from mmcell.synthetic.hw3 import synthesize_image
 from tests.conftest import REPO, run_tool
 
 RECIPE = REPO / 'configs' / 'monuseg' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-1400i_monuseg.py'

@@ -14,8 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
-from mmcell.datasets import make_synthetic_hw3
 from mmcell.datasets.hw3_annotations import CACHE_DIR_NAME, load_train_annotations
+from mmcell.synthetic.hw3 import make_synthetic_hw3
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 The reference (:func:`reference_metrics`) is the straightforward HoVer-Net way (``metrics/stats_utils.py``): one
 full-image mask per instance, then per GT instance a loop over the predictions it touches, summing full-image
 masks; mmcell's functions build every pairwise intersection from one contingency table
-(:mod:`mmcell.evaluation.metrics.instance_overlap`). Both compute the same figures (checked here every run, and in
+(:mod:`mmcell.evaluation.functional.instance_overlap`). Both compute the same figures (checked here every run, and in
 the tests); the table gives seconds per image and the speed-up.
 
 Usage::
@@ -94,10 +94,10 @@ def reference_metrics(true: np.ndarray, pred: np.ndarray, match_iou: float = 0.5
 # ------------------------------------------------------------------------------------------------ mmcell path
 def mmcell_metrics(true: np.ndarray, pred: np.ndarray, match_iou: float = 0.5) -> Dict[str, float]:
     """The same figures from mmcell's vectorised functions (one contingency table for all of them)."""
-    from mmcell.evaluation.metrics.aji import aji_from_overlap, aji_plus_from_overlap
-    from mmcell.evaluation.metrics.detection import detection_scores
-    from mmcell.evaluation.metrics.instance_overlap import instance_overlap
-    from mmcell.evaluation.metrics.pq import pq_stats
+    from mmcell.evaluation.functional.aji import aji_from_overlap, aji_plus_from_overlap
+    from mmcell.evaluation.functional.detection import detection_scores
+    from mmcell.evaluation.functional.instance_overlap import instance_overlap
+    from mmcell.evaluation.functional.pq import pq_stats
 
     ov = instance_overlap(true, pred)
     stats = pq_stats(ov, match_iou)

@@ -29,10 +29,11 @@ from mmdet.datasets.transforms import PackDetInputs, RandomFlip
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 
-from mmcell.datasets import CellInstanceDataset, make_synthetic_hw3
+from mmcell.datasets import CellInstanceDataset
 from mmcell.datasets.hw3_annotations import load_train_annotations
 from mmcell.datasets.hw3_format import find_class_files, read_class_map
 from mmcell.datasets.transforms import LoadCellAnnotations, LoadCellImage
+from mmcell.synthetic.hw3 import make_synthetic_hw3
 from mmcell.utils.fileio import append_text
 
 REPO = Path(__file__).resolve().parents[2]

@@ -84,7 +84,7 @@ def machine() -> str:
 
 
 def outputs(slide_dir: Path) -> dict:
-    from mmcell.datasets.synthetic_slide import read_ground_truth
+    from mmcell.synthetic.slide import read_ground_truth
 
     ids, classes = read_ground_truth(slide_dir / 'labels.ome.tif')
     with gzip.open(slide_dir / 'cells.csv.gz', 'rt') as fh:
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument('--no-append', action='store_true', help='do not append to benchmarks/RESULTS.md')
     args = parser.parse_args()
 
-    from mmcell.datasets.synthetic_slide import read_ground_truth, write_synthetic_slide
+    from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
     from mmcell.utils.fileio import atomic_write_text
 
     work = Path(args.work_dir)
@@ -136,8 +136,8 @@ def main() -> None:
 
     seam = resume = None
     if args.seam_size:
-        from mmcell.apis.slide import whole_image_cells
-        from mmcell.evaluation.analysis import contest_ap50, label_image_to_coco
+        from mmcell.apis.slide.reference import whole_image_cells
+        from mmcell.evaluation.functional.coco import contest_ap50, label_image_to_coco
 
         path = work / f'seam_{args.seam_size}.ome.tif'
         if not path.exists():

@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mmcell.datasets.analysis import draw_gt_contours
 from mmcell.datasets.hw3_annotations import load_train_annotations, split_samples
-from mmcell.datasets.hw3_format import HW3FormatError, read_image_rgb
+from mmcell.datasets.hw3_format import HW3FormatError
+from mmcell.datasets.image_io import read_image
 from mmcell.utils.fileio import atomic_write
+from mmcell.visualization.plots import draw_gt_contours
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,7 +50,7 @@ def main(argv=None) -> None:
         samples = [s for s in samples if s['name'] in keep][:args.max_images or None]
         out.mkdir(parents=True, exist_ok=True)
         for s in tqdm(samples, desc='overlays', unit='img'):
-            rgb = read_image_rgb(s['img_path'])
+            rgb = read_image(s['img_path'])
             scale = min(4, max(1, math.ceil(args.min_side / min(rgb.shape[:2]))))
             overlay = draw_gt_contours(rgb, s['instances'], scale=scale)
             plain = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)

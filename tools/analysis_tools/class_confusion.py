@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os.path as osp
 
-from mmcell.apis.analysis import add_source_args, load_source
-from mmcell.evaluation import analysis
+from mmcell import visualization
+from mmcell.apis.predictions import add_source_args, load_source
+from mmcell.evaluation.functional import coco as analysis
 from mmcell.utils import ToolArgumentParser
 from mmcell.utils.fileio import atomic_write_text
 
@@ -25,7 +26,7 @@ def main(argv: list | None = None) -> None:
     classes = tuple(c['name'] for c in sorted(gt['categories'], key=lambda c: c['id']))
     rows = analysis.per_class_precision_recall(gt, results, args.iou_thr, args.score_thr, classes)
     conf = analysis.class_confusion(gt, results, args.iou_thr, args.score_thr, len(classes))
-    png = analysis.plot_confusion(conf, classes, osp.join(out_dir, 'class_confusion.png'))
+    png = visualization.plot_confusion(conf, classes, osp.join(out_dir, 'class_confusion.png'))
     header = ['gt \\ pred'] + list(classes) + ['(missed)']
     conf_rows = [dict(zip(header, [name] + row.tolist())) for name, row in zip(list(classes) + ['(false pos.)'], conf)]
     text = (f'# per class at IoU {args.iou_thr:g}, score >= {args.score_thr:g}\n\n{analysis.format_table(rows)}\n\n'

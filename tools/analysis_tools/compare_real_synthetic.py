@@ -5,7 +5,7 @@
 Both roots are in the HW3 layout (``train/<name>/image.tif`` + ``class<K>.tif``; every class counts as a nucleus),
 e.g. MoNuSeg converted with ``tools/dataset_converters/to_hw3.py --format monuseg`` and a set drawn by
 ``tools/dataset_converters/make_synthetic_hw3.py``. Prints a Markdown table, one column per root
-(:func:`mmcell.datasets.analysis.tissue_statistics`); this is how the synthetic generator was calibrated.
+(:func:`mmcell.datasets.statistics.tissue_statistics`); this is how the synthetic generator was calibrated.
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from mmcell.datasets.analysis import format_tissue_comparison, tissue_statistics
     from mmcell.datasets.hw3_annotations import load_train_annotations
     from mmcell.datasets.hw3_format import HW3FormatError
+    from mmcell.datasets.statistics import format_tissue_comparison, tissue_statistics
 
     columns = {}
     try:

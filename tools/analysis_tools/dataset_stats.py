@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmcell.datasets.analysis import dataset_statistics, format_statistics, plot_statistics
 from mmcell.datasets.hw3_annotations import load_train_annotations
 from mmcell.datasets.hw3_format import HW3FormatError
+from mmcell.datasets.statistics import dataset_statistics, format_statistics
+from mmcell.visualization.plots import plot_statistics
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -12,8 +12,9 @@ import os.path as osp
 
 import numpy as np
 
-from mmcell.apis.analysis import add_source_args, load_source
-from mmcell.evaluation import analysis
+from mmcell import visualization
+from mmcell.apis.predictions import add_source_args, load_source
+from mmcell.evaluation.functional import coco as analysis
 from mmcell.utils import ToolArgumentParser
 from mmcell.utils.fileio import atomic_write_text
 
@@ -31,7 +32,7 @@ def main(argv: list | None = None) -> None:
     sweep = analysis.score_threshold_sweep(gt, results, thresholds)
     matching = analysis.match_detections(gt, results, args.iou_thr)
     scores = np.array([r['score'] for r in results], np.float64)
-    png = analysis.plot_score_histogram(scores, matching.det_matched, osp.join(out_dir, 'score_hist.png'),
+    png = visualization.plot_score_histogram(scores, matching.det_matched, osp.join(out_dir, 'score_hist.png'),
                                         args.iou_thr, sweep)
     table = analysis.format_table(sweep)
     atomic_write_text(osp.join(out_dir, 'score_sweep.md'),

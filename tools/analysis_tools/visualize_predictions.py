@@ -12,7 +12,8 @@ import os.path as osp
 
 import numpy as np
 
-from mmcell.evaluation import analysis
+from mmcell import visualization
+from mmcell.structures.rle import rle_bytes
 from mmcell.utils import ToolArgumentParser, exit_on_bad_input
 from mmcell.utils.fileio import atomic_write, check_output_path
 
@@ -35,9 +36,10 @@ def main(argv: list | None = None) -> None:
     import mmcv
     import pycocotools.mask as mask_utils
 
-    from mmcell.apis.analysis import predict_split
-    from mmcell.apis.inference import init_cell_model, masks_to_numpy
-    from mmcell.datasets.hw3_format import read_image_rgb
+    from mmcell.apis.builder import init_cell_model
+    from mmcell.apis.predictions import predict_split
+    from mmcell.datasets.image_io import read_image
+    from mmcell.structures.rle import masks_to_bool
 
     out_dir = args.out_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0], 'analysis',
                                        f'vis_{args.split}')
@@ -49,12 +51,12 @@ def main(argv: list | None = None) -> None:
     for info, sample in zip(pred.infos, pred.samples):
         h, w = int(info['height']), int(info['width'])
         anns = [a for a in (pred.gt or {}).get('annotations', []) if a['image_id'] == int(info['img_id'])]
-        gt_masks = np.stack([mask_utils.decode(analysis._rle(a['segmentation'])) for a in anns]).astype(bool) \
+        gt_masks = np.stack([mask_utils.decode(rle_bytes(a['segmentation'])) for a in anns]).astype(bool) \
             if anns else np.zeros((0, h, w), bool)
         keep = (sample.pred_instances.scores >= args.score_thr).numpy()
-        canvas = analysis.render_comparison(
-            read_image_rgb(info['img_path']), gt_masks, [a['category_id'] - 1 for a in anns],
-            masks_to_numpy(sample)[keep], sample.pred_instances.labels.numpy()[keep],
+        canvas = visualization.render_comparison(
+            read_image(info['img_path']), gt_masks, [a['category_id'] - 1 for a in anns],
+            masks_to_bool(sample.pred_instances.masks, h, w)[keep], sample.pred_instances.labels.numpy()[keep],
             sample.pred_instances.scores.numpy()[keep], pred.classes, palette, args.show_scores)
         out = osp.join(out_dir, osp.splitext(osp.basename(info['img_path']))[0] + '.png')
         if osp.basename(info['img_path']) == 'image.tif':  # train/<uuid>/image.tif: name it by its folder

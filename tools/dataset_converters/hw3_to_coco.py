@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mmcell.datasets.converters import hw3_to_coco
+from mmcell.datasets.converters.hw3_coco import hw3_to_coco
 from mmcell.datasets.hw3_format import HW3FormatError
 
 

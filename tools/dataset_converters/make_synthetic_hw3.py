@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mmcell.datasets.synthetic import make_synthetic_hw3
+from mmcell.synthetic.hw3 import make_synthetic_hw3
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from mmcell.datasets.synthetic_slide import write_synthetic_slide
+from mmcell.synthetic.slide import write_synthetic_slide
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from mmcell.datasets.converters import FORMATS, convert_to_hw3
+from mmcell.datasets.converters.convert import FORMATS, convert_to_hw3
 from mmcell.datasets.hw3_format import HW3FormatError
 
 

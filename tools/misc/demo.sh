@@ -36,7 +36,7 @@ else
     stamp "drawing $NUM_TRAIN train + $NUM_TEST test synthetic images into $DATA"
     "$PY" - "$DATA" "$NUM_TRAIN" "$NUM_TEST" <<'EOF'
 import sys
-from mmcell.datasets.synthetic import make_synthetic_hw3
+from mmcell.synthetic.hw3 import make_synthetic_hw3
 make_synthetic_hw3(sys.argv[1], num_train=int(sys.argv[2]), num_test=int(sys.argv[3]), seed=0, min_size=128,
                    max_size=320, progress=True)
 EOF

@@ -1,4 +1,4 @@
-# Synthetic HW3-format data (`mmcell.datasets.synthetic.make_synthetic_hw3`): same layout and pipelines as the
+# Synthetic HW3-format data (`mmcell.synthetic.hw3.make_synthetic_hw3`): same layout and pipelines as the
 # contest data, and its test split has labels (test_gt_coco.json), so `tools/test.py` reports COCO metrics.
 _base_ = './hw3_instance.py'
 

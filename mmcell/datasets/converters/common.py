@@ -27,7 +27,8 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from ..hw3_format import HW3FormatError, PathLike, _first_line, read_image_rgb, read_tiff, to_rgb_uint8
+from mmcell.datasets.hw3_format import HW3FormatError, PathLike, first_line, read_tiff
+from mmcell.datasets.image_io import read_image, to_rgb_uint8
 
 #: image file suffixes read by the converters (.svs: Aperio, level 0 through tifffile + imagecodecs)
 IMAGE_SUFFIXES = ('.tif', '.tiff', '.png', '.svs', '.jpg', '.jpeg', '.bmp')
@@ -55,35 +56,6 @@ class ConvertedImage:
     skipped: int = 0
     contested: int = 0
     ignored: Dict[str, int] = field(default_factory=dict)
-
-
-def paint_instances(pixels: Sequence[np.ndarray], height: int, width: int) -> Tuple[np.ndarray, np.ndarray, int]:
-    """Paint instances given as flat pixel indices into a label image with the overlap rule of this module.
-
-    Args:
-        pixels: per instance, the flat (row-major) indices of its pixels (may be empty).
-        height, width: image size.
-
-    Returns:
-        ``(labels, kept, contested)``: (H, W) int32 labels with ids 1..M in input order of the kept instances,
-        the input indices of the kept instances, and the number of pixels claimed by more than one instance.
-    """
-    flat = np.zeros(height * width, np.int32)
-    sizes = np.array([len(p) for p in pixels], np.int64)
-    contested = 0
-    if len(pixels) and sizes.sum():
-        cover = np.bincount(np.concatenate(pixels), minlength=height * width)
-        contested = int(np.count_nonzero(cover > 1))
-    # largest first, so smaller instances paint over them; among equal sizes the first-listed paints last (wins)
-    for i in sorted(range(len(pixels)), key=lambda i: (-sizes[i], -i)):
-        if sizes[i]:
-            flat[pixels[i]] = i + 1
-    present = np.zeros(len(pixels) + 1, bool)
-    present[flat] = True
-    kept = np.flatnonzero(present[1:])
-    relabel = np.zeros(len(pixels) + 1, np.int32)
-    relabel[kept + 1] = np.arange(1, len(kept) + 1, dtype=np.int32)
-    return relabel[flat].reshape(height, width), kept, contested
 
 
 def instances_from_label_map(labels: np.ndarray, path: PathLike) -> Tuple[np.ndarray, np.ndarray]:
@@ -142,7 +114,7 @@ def read_source_image(path: PathLike) -> np.ndarray:
     """
     path = Path(path)
     if path.suffix.lower() in ('.tif', '.tiff', '.svs'):
-        return read_image_rgb(path)  # page 0 = level 0 of an Aperio .svs
+        return read_image(path)  # page 0 = level 0 of an Aperio .svs
     return to_rgb_uint8(read_pillow(path), path)
 
 
@@ -157,7 +129,7 @@ def read_pillow(path: PathLike) -> np.ndarray:
         with Image.open(path) as img:
             return np.asarray(img)
     except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError... on a bad file
-        raise HW3FormatError(path, f'unreadable image ({_first_line(err)})') from None
+        raise HW3FormatError(path, f'unreadable image ({first_line(err)})') from None
 
 
 def read_label_file(path: PathLike) -> np.ndarray:
@@ -176,7 +148,7 @@ def load_npy(path: PathLike) -> np.ndarray:
     try:
         return np.load(path, mmap_mode='r', allow_pickle=False)
     except Exception as err:  # ValueError for pickled object arrays, bad headers...
-        raise HW3FormatError(path, f'unreadable .npy ({_first_line(err)})') from None
+        raise HW3FormatError(path, f'unreadable .npy ({first_line(err)})') from None
 
 
 def files_by_stem(src: PathLike, suffixes: Iterable[str], what: str) -> Dict[str, Path]:

@@ -13,8 +13,11 @@ from typing import List, NamedTuple
 
 import numpy as np
 
+from mmcell.datasets.converters.common import ConvertedImage, check_same_size, read_pillow
+from mmcell.datasets.image_io import read_image
+from mmcell.structures.label_image import paint_instances
+
 from ..hw3_format import HW3FormatError, PathLike
-from .common import ConvertedImage, check_same_size, paint_instances, read_pillow, read_source_image
 
 CLASS_NAMES = ('nucleus',)
 
@@ -54,7 +57,7 @@ def find_items(src: PathLike) -> List[Dsb2018Item]:
 
 def load_item(item: Dsb2018Item) -> ConvertedImage:
     """One instance per mask PNG."""
-    rgb = read_source_image(item.image)
+    rgb = read_image(item.image)
     height, width = rgb.shape[:2]
     pixels = []
     for path in item.masks:

@@ -4,9 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Union
 
+from mmcell.datasets.hw3_format import PathLike
+from mmcell.utils.fileio import write_json
+
 from ..coco_gt import coco_categories, samples_to_coco  # noqa: F401  (the one COCO ground-truth builder)
 from ..hw3_annotations import load_train_annotations, split_samples
-from ..hw3_format import PathLike, write_json
 
 
 def hw3_to_coco(data_root: PathLike, out: PathLike, val_ratio: float = 0.0, seed: int = 0,

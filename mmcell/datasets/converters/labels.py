@@ -15,17 +15,17 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 
-from ..hw3_format import HW3FormatError, PathLike
-from .common import (
+from mmcell.datasets.converters.common import (
     IMAGE_SUFFIXES,
     ConvertedImage,
     check_same_size,
     files_by_stem,
     instances_from_label_map,
     majority_class,
-    read_label_file,
-    read_source_image,
 )
+from mmcell.datasets.image_io import read_image, read_raw
+
+from ..hw3_format import HW3FormatError, PathLike
 
 LABELS_SUFFIX = '_labels'
 CLASSES_SUFFIX = '_classes'
@@ -67,14 +67,14 @@ def find_items(src: PathLike) -> List[LabelsItem]:
 
 def load_item(item: LabelsItem) -> ConvertedImage:
     """Instances of the label image, classes from the class map (majority) or 1."""
-    rgb = read_source_image(item.image)
-    raw = read_label_file(item.labels)
+    rgb = read_image(item.image)
+    raw = read_raw(item.labels)
     check_same_size(item.labels, raw.shape, rgb.shape, item.image)
     labels, _ = instances_from_label_map(raw, item.labels)
     n = int(labels.max()) if labels.size else 0
     if item.classes is None:
         return ConvertedImage(item.stem, item.labels, rgb, labels, np.concatenate([[0], np.ones(n, np.int64)]))
-    cls_map = read_label_file(item.classes)
+    cls_map = read_raw(item.classes)
     check_same_size(item.classes, cls_map.shape, rgb.shape, item.image)
     instances_from_label_map(cls_map, item.classes)  # the same checks: 2-D, integer, non-negative values
     classes = majority_class(labels, cls_map, n)

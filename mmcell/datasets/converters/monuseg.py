@@ -12,8 +12,11 @@ from typing import List, NamedTuple
 
 import numpy as np
 
+from mmcell.datasets.converters.common import IMAGE_SUFFIXES, ConvertedImage, files_by_stem, match_by_stem
+from mmcell.datasets.image_io import read_image
+from mmcell.structures.label_image import paint_instances
+
 from ..hw3_format import PathLike
-from .common import IMAGE_SUFFIXES, ConvertedImage, files_by_stem, match_by_stem, paint_instances, read_source_image
 from .imagescope import check_inside, polygon_pixels, read_imagescope_xml
 
 CLASS_NAMES = ('nucleus',)
@@ -44,7 +47,7 @@ def rasterise_xml_item(item: XmlItem, class_of_annotation) -> ConvertedImage:
         class_of_annotation: ``name -> source class id`` (0: skip the annotation's regions and count them
             under ``name`` in ``ignored``).
     """
-    rgb = read_source_image(item.image)
+    rgb = read_image(item.image)
     height, width = rgb.shape[:2]
     layers = read_imagescope_xml(item.xml)
     check_inside(item.xml, [p for _, polys in layers for p in polys], height, width, item.image)

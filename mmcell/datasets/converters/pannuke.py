@@ -14,8 +14,10 @@ from typing import List
 
 import numpy as np
 
+from mmcell.datasets.converters.common import ConvertedImage
+from mmcell.structures.label_image import paint_instances
+
 from ..hw3_format import HW3FormatError, PathLike
-from .common import ConvertedImage, paint_instances
 from .npy_arrays import NpyItem, find_npy_items, npy_rgb
 
 CLASS_NAMES = ('Neoplastic', 'Inflammatory', 'Connective', 'Dead', 'Epithelial')

@@ -9,16 +9,18 @@ from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
 
-from ..hw3_format import read_image_rgb
-from ..rle import rles_to_bitmaps
+from mmcell.datasets.image_io import read_image
+from mmcell.structures.rle import rles_to_bitmaps
 
 
 @TRANSFORMS.register_module()
 class LoadCellImage(BaseTransform):
-    """Read an HW3 TIFF (RGBA/RGB/grey, uint8/uint16; LZW via imagecodecs) as a BGR uint8 image.
+    """Read an image file (TIFF, PNG, JPEG, BMP; :func:`mmcell.datasets.image_io.read_image`) as a BGR uint8 image.
 
-    BGR follows mmcv's convention, so mmdet's ``DetDataPreprocessor(bgr_to_rgb=True)`` and ImageNet means apply
-    unchanged. Errors name the file (:class:`HW3FormatError`).
+    An ``img`` already in ``results`` (decoded once by the caller, BGR) is used instead of reading the file again,
+    as mmdet's ``LoadImageFromNDArray`` does. BGR follows mmcv's convention, so mmdet's
+    ``DetDataPreprocessor(bgr_to_rgb=True)`` and ImageNet means apply unchanged. Errors name the file
+    (:class:`~mmcell.utils.errors.HW3FormatError`).
 
     Args:
         to_float32: return float32 instead of uint8.
@@ -28,7 +30,9 @@ class LoadCellImage(BaseTransform):
         self.to_float32 = to_float32
 
     def transform(self, results: dict) -> dict:
-        img = np.ascontiguousarray(read_image_rgb(results['img_path'])[..., ::-1])
+        img = results.get('img')
+        if img is None:
+            img = np.ascontiguousarray(read_image(results['img_path'])[..., ::-1])
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img

@@ -4,6 +4,8 @@ from __future__ import annotations
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
+from mmcell.utils.checkpoint import partial_load_summary, read_checkpoint, state_dict_of
+
 
 @HOOKS.register_module()
 class LoadFromReportHook(Hook):
@@ -17,8 +19,6 @@ class LoadFromReportHook(Hook):
     priority = 'VERY_LOW'
 
     def before_train(self, runner) -> None:
-        from mmcell.utils.checkpoint import partial_load_summary, read_checkpoint, state_dict_of
-
         load_from = runner.cfg.get('load_from')
         if not load_from or runner.cfg.get('resume'):
             return

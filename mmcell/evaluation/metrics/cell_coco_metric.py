@@ -18,7 +18,7 @@ from __future__ import annotations
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -30,6 +30,8 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 from terminaltables import AsciiTable
 
+from mmcell.datasets.coco_gt import coco_ground_truth
+from mmcell.datasets.metainfo import CLASSES as DEFAULT_CLASSES
 from mmcell.datasets.metainfo import CONTEST_MAX_DETS, DENSE_MAX_DETS
 
 #: maxDets of one evaluation pass: 100 is the contest (pycocotools default), 1000 the honest dense figure.
@@ -168,7 +170,6 @@ class CellCocoMetric(CocoMetric):
 
     def gt_to_coco_dict(self, gts: Sequence[dict]) -> dict:
         """COCO ground truth from the dataset's instances (mmcell's one builder, ``coco_ground_truth``)."""
-        from mmcell.datasets.coco_gt import coco_ground_truth
 
         def instances(anns: list) -> list:
             return [dict(a, bbox_label=0) for a in anns] if self.class_agnostic else anns
@@ -263,3 +264,32 @@ class CellCocoMetric(CocoMetric):
         if self.classwise:
             logger.info('\n' + AsciiTable(class_table).table)
         return eval_results
+
+
+def evaluate_submission(results: Sequence[Mapping], ann_file: str,
+                        classes: Sequence[str] = DEFAULT_CLASSES) -> dict:
+    """Score a submission against a COCO ground-truth file with mmcell's evaluator (``CellCocoMetric``, segm).
+
+    Every image of the GT file is scored (an image without predictions counts its cells as missed).
+
+    Returns:
+        the metric's keys without prefix: ``segm_mAP_50`` (contest, maxDets 100), ``segm_mAP_50_md1000``, ...
+    """
+    metric = CellCocoMetric(ann_file=ann_file, metric='segm', classwise=False)
+    metric.dataset_meta = dict(classes=tuple(classes))
+    by_img: dict = {}
+    for r in results:
+        by_img.setdefault(r['image_id'], []).append(r)
+    unknown = sorted(set(by_img) - set(metric._coco_api.imgs))
+    if unknown:
+        raise ValueError(f'{ann_file}: image ids {unknown[:5]} of the submission are not in the file')
+    processed = []
+    for img_id, img in metric._coco_api.imgs.items():
+        dets = by_img.get(img_id, [])
+        boxes = np.array([r['bbox'] for r in dets], np.float64).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        pred = dict(img_id=img_id, bboxes=boxes, scores=np.array([r['score'] for r in dets], np.float64),
+                    labels=np.array([r['category_id'] - 1 for r in dets], np.int64),
+                    masks=[dict(r['segmentation']) for r in dets])
+        processed.append((dict(img_id=img_id, width=img['width'], height=img['height']), pred))
+    return metric.compute_metrics(processed)

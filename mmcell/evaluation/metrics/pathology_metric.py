@@ -24,38 +24,13 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from .aji import aji_from_overlap, aji_plus_from_overlap
-from .detection import detection_scores
-from .instance_overlap import instance_overlap
-from .pq import MATCH_IOU, class_pq, pq_stats
-
-
-def _rle(mask) -> dict:
-    mask = dict(mask)
-    if isinstance(mask.get('counts'), bytes):
-        mask['counts'] = mask['counts'].decode()
-    return mask
-
-
-def instances_to_label_map(masks, scores: Sequence[float], labels: Sequence[int], height: int, width: int,
-                           score_thr: float = 0.0) -> tuple:
-    """Label image and the class (label + 1) of each label id, through :func:`mmcell.apis.labels.label_image`.
-
-    Returns:
-        ``(label_map, class_of_id)``: (H, W) ids 1..N (0 = background), (N + 1,) class per id (index 0 = 0).
-    """
-    from mmcell.apis.labels import label_image
-
-    scores = np.asarray(scores, np.float64).reshape(-1)
-    labels = np.asarray(labels, np.int64).reshape(-1)
-    keep = np.flatnonzero(scores >= score_thr)
-    if isinstance(masks, (list, tuple)):
-        masks = [masks[i] for i in keep]
-    else:
-        masks = masks[keep] if len(keep) < len(scores) else masks
-    ids, _, order = label_image(masks, scores[keep], labels[keep], height, width)
-    class_of_id = np.concatenate([[0], labels[keep][order] + 1]).astype(np.int64)
-    return ids, class_of_id
+from mmcell.evaluation.functional.aji import aji_from_overlap, aji_plus_from_overlap
+from mmcell.evaluation.functional.detection import detection_scores
+from mmcell.evaluation.functional.instance_overlap import instance_overlap
+from mmcell.evaluation.functional.pq import MATCH_IOU, class_pq, pq_stats
+from mmcell.evaluation.submission import LABEL_SCORE_THR
+from mmcell.structures.label_image import instances_to_label_map
+from mmcell.structures.rle import rle_text
 
 
 @METRICS.register_module()
@@ -80,8 +55,6 @@ class CellPathologyMetric(BaseMetric):
     def __init__(self, ann_file: Optional[str] = None, score_thr: Optional[float] = None,
                  match_iou: float = MATCH_IOU, classwise: bool = True, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        from mmcell.evaluation.submission import LABEL_SCORE_THR
-
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.score_thr = LABEL_SCORE_THR if score_thr is None else float(score_thr)
         self.match_iou = float(match_iou)
@@ -123,7 +96,7 @@ class CellPathologyMetric(BaseMetric):
                 mask = mask_util.merge(mask_util.frPyObjects(mask, height, width))
             elif isinstance(mask.get('counts'), list):  # uncompressed RLE
                 mask = mask_util.frPyObjects(mask, height, width)
-            rles.append(_rle(mask))
+            rles.append(rle_text(mask))
         labels = [int(a['bbox_label']) for a in anns]
         return instances_to_label_map(rles, np.ones(len(rles)), labels, height, width)
 

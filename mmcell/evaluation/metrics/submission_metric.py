@@ -8,7 +8,9 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from ..submission import SUBMISSION_JSON, SubmissionOptions, encode_data_sample, images_from_samples, write_submission
+from mmcell.datasets.metainfo import SUBMISSION_JSON, num_classes_of
+from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample, images_from_samples, write_submission
+from mmcell.utils.fileio import check_output_path
 
 
 @METRICS.register_module()
@@ -35,8 +37,6 @@ class CellSubmissionMetric(BaseMetric):
 
     def __init__(self, out_dir: Optional[str] = None, zip_name: str = 'submission.zip', collect_device: str = 'cpu',
                  prefix: Optional[str] = None, **options) -> None:
-        from mmcell.utils.fileio import check_output_path
-
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not zip_name.endswith('.zip'):
             raise ValueError(f'CellSubmissionMetric: zip_name must end with .zip, got {zip_name}')
@@ -50,7 +50,7 @@ class CellSubmissionMetric(BaseMetric):
             raise ValueError(f'CellSubmissionMetric: {err}') from None
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        num_classes = len((self.dataset_meta or {}).get('classes', ())) or 4
+        num_classes = num_classes_of(self.dataset_meta)
         for sample in data_samples:
             # Encode now (RLE is small) rather than keeping full-size masks of every image until the end.
             entries = encode_data_sample(sample, options=self.options, num_classes=num_classes)
@@ -65,7 +65,7 @@ class CellSubmissionMetric(BaseMetric):
             out_dir = osp.dirname(log_file) if log_file else osp.join('work_dirs', 'submission')
         images = [image for image, _ in results]
         entries = [e for _, image_entries in results for e in image_entries]
-        num_classes = len((self.dataset_meta or {}).get('classes', ())) or 4
+        num_classes = num_classes_of(self.dataset_meta)
         json_path = osp.join(out_dir, SUBMISSION_JSON)
         report = write_submission(entries, json_path, images, num_classes=num_classes)
         zip_path = osp.join(out_dir, self.zip_name)

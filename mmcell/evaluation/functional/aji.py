@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .instance_overlap import InstanceOverlap, instance_overlap, max_iou_matching
+from mmcell.evaluation.functional.instance_overlap import InstanceOverlap, instance_overlap, max_iou_matching
 
 _EPS = 1.0e-6  # HoVer-Net's pairwise_iou = inter / (union + 1e-6): only decides near-ties
 

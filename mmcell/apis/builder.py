@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import copy
 import os
-import os.path as osp
 from typing import Any, Optional, Sequence, Union
 
-import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import Compose
 
+from mmcell.models import fast_inference_model_cfg, tta_pipeline_of
+from mmcell.utils import load_config, register_all_modules
 from mmcell.utils.checkpoint import CheckpointError, detector_of, load_inference_checkpoint
+from mmcell.utils.setup_env import check_device
 
 ConfigType = Union[str, os.PathLike, Config]
 
@@ -61,9 +62,7 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
     Limits and thresholds (``max_per_img``, ``score_thr``, ``mask_thr_binary``, NMS) stay those of
     ``model.test_cfg.rcnn``: the wrappers read them from the detector they wrap.
     """
-    from mmcell.models import fast_inference_model_cfg, tta_pipeline_of
 
-    from ..utils import load_config
 
     if tta and tile:
         raise ValueError('TTA and tiled inference cannot be combined (tile big images, or use TTA)')
@@ -118,7 +117,7 @@ def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device
 
     Every mmcell tool and command gets its model here (``tools/predict.py``, ``tools/ensemble.py``,
     ``mmcell segment``, the analysis tools, whole-slide inference); ``tools/test.py`` uses the same
-    :func:`inference_config`. ``build_inference_model`` is the same function.
+    :func:`inference_config`.
 
     Args:
         config: config file or ``Config``.
@@ -142,8 +141,8 @@ def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device
     """
     from mmdet.registry import DATASETS, MODELS
 
-    from mmcell.utils import register_all_modules
 
+    check_device(device)
     register_all_modules()
     config_name = str(config.filename if isinstance(config, Config) else config)
     cfg = inference_config(config, cfg_options, fast=fast, tta=tta, tile=tile, device=device, **variant)
@@ -171,15 +170,17 @@ def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device
     return model
 
 
-#: The name the whole-slide code and older callers use: the same builder.
-build_inference_model = init_cell_model
-
-
-def add_model_args(parser: Any, device: bool = True) -> Any:
+def add_model_args(parser: Any, device: bool = True, tiling: bool = True) -> Any:
     """The flags of :func:`init_cell_model` for a tool's argparse parser (read back with :func:`model_kwargs_of`).
 
-    Every tool that predicts (``predict.py``, ``ensemble.py``, ``test.py``, ``mmcell segment``) takes the same
-    flags with the same defaults, because they all end in the one builder.
+    Every tool that predicts (``predict.py``, ``test.py``, ``mmcell segment``, ``mmcell segment-slide``) takes the
+    same flags with the same defaults, because they all end in the one builder.
+
+    Args:
+        parser: the tool's parser.
+        device: add ``--device``.
+        tiling: add ``--tile`` / ``--tile-overlap`` (the ``TiledDetector`` wrapper); ``segment-slide`` tiles the
+            slide itself and has its own ``--tile``.
     """
     if device:
         parser.add_argument('--device', default='cpu', help='cpu or cuda:0')
@@ -189,8 +190,9 @@ def add_model_args(parser: Any, device: bool = True) -> Any:
                         help="mask TTA (CellTTAModel): the config's tta_model, else flips none/h/v")
     parser.add_argument('--tta-scales', type=float, nargs='+',
                         help="TTA scale multipliers of the test resize (default: the config's tta_pipeline, else 1.0)")
-    parser.add_argument('--tile', type=int, help='tiled inference (TiledDetector) with this tile size (input px)')
-    parser.add_argument('--tile-overlap', type=int, help='overlap between tiles (default min(128, tile/4))')
+    if tiling:
+        parser.add_argument('--tile', type=int, help='tiled inference (TiledDetector) with this tile size (input px)')
+        parser.add_argument('--tile-overlap', type=int, help='overlap between tiles (default min(128, tile/4))')
     if '--trust-checkpoint' not in parser._option_string_actions:
         parser.add_argument('--trust-checkpoint', action='store_true',
                             help='load a checkpoint that weights_only refuses (it can run code: only files you trust)')
@@ -199,13 +201,15 @@ def add_model_args(parser: Any, device: bool = True) -> Any:
 
 def model_kwargs_of(args: Any) -> dict:
     """:func:`init_cell_model` keyword arguments from :func:`add_model_args` flags."""
-    kwargs = dict(fast=not args.no_fast, tta=args.tta, tile=args.tile, trust_checkpoint=args.trust_checkpoint)
+    kwargs = dict(fast=not args.no_fast, tta=args.tta, trust_checkpoint=args.trust_checkpoint)
+    if hasattr(args, 'tile'):  # add_model_args(tiling=True)
+        kwargs['tile'] = args.tile
+        if args.tile_overlap is not None:
+            kwargs['tile_overlap'] = args.tile_overlap
     if getattr(args, 'device', None) is not None:
         kwargs['device'] = args.device
     if args.tta_scales is not None:
         kwargs['tta_scales'] = args.tta_scales
-    if args.tile_overlap is not None:
-        kwargs['tile_overlap'] = args.tile_overlap
     return kwargs
 
 
@@ -222,173 +226,3 @@ def build_test_pipeline(cfg: Config, compose: bool = True) -> Any:
     return Compose(copy.deepcopy(pipeline)) if compose else copy.deepcopy(pipeline)
 
 
-def _check_original_size(sample: Any, path: str, expected: Optional[tuple]) -> None:
-    height, width = (int(v) for v in sample.ori_shape[:2])
-    if expected is not None and (height, width) != tuple(expected):
-        raise ValueError(f'{path}: the pipeline loaded it as {height}x{width} but it is '
-                         f'{expected[0]}x{expected[1]}')
-    masks = sample.pred_instances.get('masks', None)
-    if masks is None or not len(masks):
-        return
-    # dense (N, H, W) masks, or a list of RLE dicts (mmcell's fast inference with mask_format='rle')
-    size = tuple(masks[0]['size']) if isinstance(masks, (list, tuple)) else tuple(masks.shape[-2:])
-    if size != (height, width):
-        raise ValueError(f'{path}: predicted masks are {size}, not the original {height}x{width}; '
-                         'the model must rescale its predictions (test_step with rescale=True)')
-
-
-@torch.no_grad()
-def predict_images(model: torch.nn.Module, image_paths: Sequence[str], batch_size: int = 1,
-                   img_ids: Optional[Sequence[int]] = None, sizes: Optional[Sequence[tuple]] = None,
-                   progress: bool = True) -> list:
-    """Run the model on image files through the config's test pipeline.
-
-    What mmdet's ``inference_detector`` does (the pipeline of ``get_test_pipeline_cfg``, ``test_step`` under
-    ``no_grad``), plus batches, contest image ids and a check that predictions come back at the original size.
-
-    Args:
-        model: from :func:`init_cell_model`.
-        image_paths: image files (TIFF or anything the test pipeline loads).
-        batch_size: images per forward pass.
-        img_ids: ids stored in the samples (``img_id``); default 0..N-1.
-        sizes: expected (H, W) of each image (e.g. from the ids json); a different loaded size is an error.
-        progress: show a progress bar.
-
-    Returns:
-        one ``DetDataSample`` per image; ``pred_instances`` (bboxes, labels, scores, masks) in original pixels.
-    """
-    from mmengine.utils import ProgressBar
-
-    pipeline = build_test_pipeline(model.cfg)
-    img_ids = list(range(len(image_paths))) if img_ids is None else list(img_ids)
-    bar = ProgressBar(len(image_paths)) if progress and len(image_paths) else None
-    samples = []
-    for start in range(0, len(image_paths), batch_size):
-        paths = [str(p) for p in image_paths[start:start + batch_size]]
-        batch = [pipeline(dict(img_path=p, img_id=int(i))) for p, i in zip(paths, img_ids[start:start + batch_size])]
-        outputs = model.test_step(pseudo_collate(batch))
-        for k, (path, out) in enumerate(zip(paths, outputs)):
-            out = out.cpu()
-            _check_original_size(out, path, None if sizes is None else sizes[start + k])
-            samples.append(out)
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        print()
-    return samples
-
-
-def masks_to_numpy(sample: Any) -> np.ndarray:
-    """(N, H, W) bool masks of a prediction (tensor or mmdet BitmapMasks) as numpy."""
-    masks = sample.pred_instances.masks
-    if isinstance(masks, (list, tuple)):  # RLE dicts
-        import pycocotools.mask as mask_utils
-
-        h, w = sample.ori_shape[:2]
-        return np.stack([mask_utils.decode(m) for m in masks]).astype(bool) if masks else np.zeros((0, h, w), bool)
-    if hasattr(masks, 'to_ndarray'):
-        return masks.to_ndarray().astype(bool)
-    return masks.detach().cpu().numpy().astype(bool)
-
-
-def predict_release(model: torch.nn.Module, data_root: str, out_file: str, ids_file: Optional[str] = None,
-                    img_dir: Optional[str] = None, options: Any = None, batch_size: int = 1,
-                    progress: bool = True) -> Any:
-    """Predict every image of a release folder and write the submission (``.zip`` or bare ``.json``).
-
-    Args:
-        model: from :func:`init_cell_model`.
-        data_root: folder with ``test_release/`` and ``test_image_name_to_ids.json``.
-        out_file: ``results.zip`` (holding ``test-results.json``) or ``*.json`` (the bare list).
-        ids_file: the ids json (default ``data_root/test_image_name_to_ids.json``).
-        img_dir: the test images (default ``data_root/test_release``).
-        options: :class:`mmcell.evaluation.submission.SubmissionOptions`.
-        batch_size: images per forward pass.
-        progress: show a progress bar.
-
-    Returns:
-        the :class:`mmcell.evaluation.submission.SubmissionReport` of the written file.
-
-    Raises:
-        HW3FormatError: missing ids json, a test image the json does not list, an empty test folder.
-        SubmissionError: an output path that cannot be written (checked before inference), a format problem.
-    """
-    from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample, write_submission
-
-    options = options or SubmissionOptions()
-    images, paths = release_images(data_root, out_file, ids_file, img_dir)
-    samples = predict_images(model, paths, batch_size,
-                             img_ids=[img['id'] for img in images],
-                             sizes=[(img['height'], img['width']) for img in images], progress=progress)
-    num_classes = len(model.dataset_meta.get('classes', ())) or 4
-    results = []
-    for img, sample in zip(images, samples):
-        results += encode_data_sample(sample, img['id'], options, num_classes,
-                                      expected_size=(img['height'], img['width']))
-    return write_submission(results, out_file, images, num_classes=num_classes)
-
-
-def predict_submission(config: ConfigType, checkpoint: str, data_root: str, out_file: str,
-                       ids_file: Optional[str] = None, img_dir: Optional[str] = None, options: Any = None,
-                       device: str = 'cpu', batch_size: int = 1, cfg_options: Optional[dict] = None,
-                       extra_models: Sequence[tuple] = (), save_labels: Optional[str] = None,
-                       labels_score_thr: Optional[float] = None, trust_checkpoint: bool = False,
-                       progress: bool = True, **model_kwargs: Any) -> Any:
-    """``tools/predict.py`` in one call: check every input and output, build the model, write the submission.
-
-    Args:
-        config, checkpoint: the model (``checkpoint`` is validated, see :func:`init_cell_model`).
-        data_root, out_file, ids_file, img_dir, options, batch_size, progress: as :func:`predict_release`.
-        device, cfg_options, trust_checkpoint, **model_kwargs: as :func:`init_cell_model` (``fast``, ``tta``,
-            ``tta_scales``, ``tile``, ...).
-        extra_models: more ``(config, checkpoint, weight)`` (or ``'CONFIG:CHECKPOINT[:W]'``) to fuse with this
-            one (:mod:`mmcell.apis.ensemble`).
-        save_labels: also write label TIFFs, class maps and cell tables into this folder.
-        labels_score_thr: score threshold of ``save_labels`` (default
-            :data:`mmcell.evaluation.submission.LABEL_SCORE_THR`).
-
-    Returns:
-        the :class:`mmcell.evaluation.submission.SubmissionReport` of the written file.
-    """
-    from mmcell.utils.fileio import check_output_path
-
-    release_images(data_root, out_file, ids_file, img_dir)  # inputs and --out, before any model is built
-    if save_labels:
-        check_output_path(save_labels, is_dir=True)
-    if extra_models:
-        from .ensemble import parse_model_spec, predict_release_ensemble
-
-        extra_models = [parse_model_spec(m) if isinstance(m, str) else m for m in extra_models]
-        if save_labels:
-            raise ValueError(f'{save_labels}: label images are not written for ensembles (drop --save-labels)')
-        return predict_release_ensemble([(config, checkpoint, 1.0), *extra_models], data_root, out_file,
-                                        ids_file=ids_file, img_dir=img_dir, options=options, device=device,
-                                        trust_checkpoint=trust_checkpoint, progress=progress, **model_kwargs)
-    model = init_cell_model(config, checkpoint, device=device, cfg_options=cfg_options,
-                            trust_checkpoint=trust_checkpoint, **model_kwargs)
-    if save_labels:
-        from .segment import LabelSaver
-
-        model = LabelSaver(model, save_labels, labels_score_thr)
-    return predict_release(model, data_root, out_file, ids_file=ids_file, img_dir=img_dir, options=options,
-                           batch_size=batch_size, progress=progress)
-
-
-def release_images(data_root: str, out_file: str, ids_file: Optional[str] = None,
-                   img_dir: Optional[str] = None) -> tuple:
-    """The test images of a release folder (ids json entries and their paths), checked before any inference.
-
-    Raises:
-        HW3FormatError: missing ids json, a test image the json does not list, an empty test folder.
-        SubmissionError: ``out_file`` cannot be written.
-    """
-    from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids
-    from mmcell.evaluation.submission import check_submission_path
-
-    ids_file = ids_file or osp.join(data_root, 'test_image_name_to_ids.json')
-    img_dir = img_dir or osp.join(data_root, 'test_release')
-    images = read_test_ids(ids_file, img_dir)
-    if not images:
-        raise HW3FormatError(img_dir, f'no test images (and {osp.basename(ids_file)} lists none)')
-    check_submission_path(out_file)
-    return images, [osp.join(img_dir, img['file_name']) for img in images]

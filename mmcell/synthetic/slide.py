@@ -1,6 +1,6 @@
 """Synthetic whole-slide images: a pyramidal OME-TIFF (JPEG tiles) of H&E tissue on glass, with ground truth.
 
-Built on the synthetic H&E generator (:func:`mmcell.datasets.synthetic.synthesize_image`): the slide is a mosaic of
+Built on the synthetic H&E generator (:func:`mmcell.synthetic.hw3.synthesize_image`): the slide is a mosaic of
 independently drawn ``tile`` x ``tile`` fields (each with its own seeded random stream, so any tile can be drawn
 alone), cut by a tissue outline (smooth noise thresholded to the requested tissue area) into tissue and white
 glass. Nuclei cut at field borders are drawn cut and annotated as what is visible (as in a scan's tile grid).
@@ -21,12 +21,17 @@ from typing import Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from mmcell.datasets.slide.reader import slide_stem
+from mmcell.exporters.pyramid import write_label_pyramid
+from mmcell.structures.cells import Cell, CellChunk, pack_cells
+from mmcell.synthetic.hw3 import _smooth_noise, synthesize_image
+from mmcell.utils.fileio import atomic_write
+
 BACKGROUND_RGB = (236, 234, 238)  # bright-field glass
 
 
 def _tissue_grid(rng: np.random.Generator, width: int, height: int, cell: int, fraction: float) -> np.ndarray:
     """Smooth tissue probability on a grid of ``cell`` px; exactly ``fraction`` of the grid is above 0.5."""
-    from .synthetic import _smooth_noise
 
     gh, gw = max(2, math.ceil(height / cell)), max(2, math.ceil(width / cell))
     field = _smooth_noise(rng, (gh, gw), max(gh, gw) / 3.0)
@@ -69,11 +74,7 @@ def write_synthetic_slide(out_path: Union[str, Path], size: Union[int, Tuple[int
     """
     import tifffile
 
-    from mmcell.apis.exporters import Cell, CellChunk, pack_cells, write_label_pyramid
-    from mmcell.utils.fileio import atomic_write
 
-    from .slide import slide_stem
-    from .synthetic import synthesize_image
 
     width, height = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if width < 16 or height < 16 or mpp <= 0:

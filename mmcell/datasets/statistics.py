@@ -5,59 +5,14 @@ painted into one int32 label map instead of one full-size bitmap per cell, so a 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..utils.fileio import save_figure
-from .hw3_format import NUM_CLASSES, PathLike, read_image_rgb
-from .metainfo import CELL_METAINFO
-from .rle import rle_runs
-from .transforms.augment import rgb_to_hed
-
-
-def instance_label_map(instances: Sequence[dict], height: int, width: int) -> np.ndarray:
-    """(H, W) int32 map: 0 background, ``n + 1`` where instance ``n`` (its ``mask`` RLE) has pixels."""
-    flat = np.zeros(height * width, np.int32)  # column-major, like COCO RLE
-    for n, inst in enumerate(instances):
-        starts, lengths = rle_runs(inst['mask'])
-        for s, ln in zip(starts.tolist(), lengths.tolist()):
-            flat[s:s + ln] = n + 1
-    return flat.reshape(width, height).T
-
-
-def contour_pixels(labels: np.ndarray) -> np.ndarray:
-    """Bool map of instance pixels with a 4-neighbour of another label (touching cells get their own edges)."""
-    edge = np.zeros(labels.shape, bool)
-    edge[1:] |= labels[1:] != labels[:-1]
-    edge[:-1] |= labels[:-1] != labels[1:]
-    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    return edge & (labels > 0)
-
-
-def draw_gt_contours(rgb: np.ndarray, instances: Sequence[dict], scale: int = 1,
-                     palette: Sequence[Sequence[int]] = CELL_METAINFO['palette']) -> np.ndarray:
-    """RGB image (nearest-upscaled by ``scale``) with each instance's contour in its class colour.
-
-    Args:
-        rgb: (H, W, 3) uint8 image.
-        instances: parsed instances (``class_id`` 1..4, ``mask`` RLE of size [H, W]).
-        scale: integer upscaling so that contours of small nuclei stay visible.
-        palette: RGB colour per class (class K -> ``palette[K - 1]``).
-    """
-    h, w = rgb.shape[:2]
-    labels = instance_label_map(instances, h, w)
-    if scale > 1:
-        rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
-        labels = np.repeat(np.repeat(labels, scale, axis=0), scale, axis=1)
-    colours = np.array([(0, 0, 0)] + [tuple(palette[(i['class_id'] - 1) % len(palette)]) for i in instances],
-                       np.uint8)
-    out = rgb.copy()
-    edge = contour_pixels(labels)
-    out[edge] = colours[labels[edge]]
-    return out
+from mmcell.datasets.image_io import read_image
+from mmcell.datasets.metainfo import CELL_METAINFO, NUM_CLASSES
+from mmcell.datasets.stain import rgb_to_hed
+from mmcell.structures.label_image import instance_label_map
 
 
 def dataset_statistics(samples: Sequence[dict]) -> dict:
@@ -114,40 +69,6 @@ def format_statistics(stats: dict) -> str:
     all_border = sum(stats['border'].values())
     lines.append(f'GT instances touching the image border: {all_border}/{total} ({all_border / total:.1%})')
     return '\n'.join(lines)
-
-
-def plot_statistics(stats: dict, out_file: PathLike) -> Path:
-    """Save a 2x2 PNG: image sizes, instances per class, instance-area histogram per class, border fraction."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    names = _class_names(stats)
-    palette = CELL_METAINFO['palette']
-    colours = [np.array(palette[k % len(palette)]) / 255 for k in range(len(names))]
-    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
-    ax[0, 0].scatter(stats['widths'], stats['heights'], s=12)
-    ax[0, 0].set(title=f'image sizes ({stats["num_images"]} images)', xlabel='width (px)', ylabel='height (px)')
-    ks = sorted(stats['count'])
-    ax[0, 1].bar(names, [stats['count'][k] for k in ks], color=colours)
-    ax[0, 1].set(title='instances per class', ylabel='instances')
-    all_areas = [a for k in ks for a in stats['areas'][k]]
-    if all_areas:
-        bins = np.geomspace(max(1, min(all_areas)), max(all_areas) + 1, 30)
-        for k in ks:
-            if stats['areas'][k]:
-                ax[1, 0].hist(stats['areas'][k], bins=bins, histtype='step', lw=2, color=colours[k - 1],
-                              label=names[k - 1])
-        ax[1, 0].set_xscale('log')
-        ax[1, 0].legend()
-    ax[1, 0].set(title='instance size', xlabel='area (px, log)', ylabel='instances')
-    frac = [stats['border'][k] / stats['count'][k] if stats['count'][k] else 0 for k in ks]
-    ax[1, 1].bar(names, frac, color=colours)
-    ax[1, 1].set(title='fraction of GT instances touching the image border', ylim=(0, 1))
-    fig.tight_layout()
-    save_figure(fig, out_file, dpi=90)
-    plt.close(fig)
-    return Path(out_file)
 
 
 # ------------------------------------------------------------------------------------------ tissue statistics
@@ -279,7 +200,7 @@ def tissue_statistics(samples: Sequence[dict], mpp: float, progress: bool = Fals
         iterator = tqdm(samples, desc='tissue statistics', unit='img')
     for s in iterator:
         labels = instance_label_map(s['instances'], s['height'], s['width'])
-        per_image.append(_image_tissue_measures(read_image_rgb(s['img_path']), labels, mpp, rng=rng))
+        per_image.append(_image_tissue_measures(read_image(s['img_path']), labels, mpp, rng=rng))
         per_image[-1]['side'] = float(np.sqrt(s['height'] * s['width']))
 
     def cat(key: str) -> np.ndarray:

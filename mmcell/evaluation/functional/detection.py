@@ -11,8 +11,8 @@ from typing import Dict
 
 import numpy as np
 
-from .instance_overlap import InstanceOverlap, instance_overlap
-from .pq import MATCH_IOU, PQStats, pq_stats
+from mmcell.evaluation.functional.instance_overlap import InstanceOverlap, instance_overlap
+from mmcell.evaluation.functional.pq import MATCH_IOU, PQStats, pq_stats
 
 
 def _ratio(num: float, denom: float) -> float:

@@ -1,4 +1,4 @@
-"""The one writer (and validator) of the HW3 Codabench submission format.
+"""The HW3 Codabench submission file: the one writer, loader and validator.
 
 A submission is a JSON list named ``test-results.json`` (bare, or inside a zip), one dict per predicted instance::
 
@@ -9,8 +9,8 @@ A submission is a JSON list named ``test-results.json`` (bare, or inside a zip),
 box is COCO xywh in original image pixels and the mask is a pycocotools RLE at the original image size
 (see ``../shared/HW3_FORMAT.md``). Every tool that writes a submission (``tools/test.py`` through
 :class:`~mmcell.evaluation.metrics.CellSubmissionMetric`, ``tools/predict.py``) goes through
-:func:`encode_instances` and :func:`write_submission`; ``tools/misc/check_submission.py`` runs
-:func:`validate_submission`.
+:func:`mmcell.evaluation.submission.encode.encode_instances` and :func:`write_submission`;
+``tools/misc/check_submission.py`` runs :func:`validate_submission`.
 """
 from __future__ import annotations
 
@@ -20,74 +20,14 @@ import os.path as osp
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pycocotools.mask as mask_utils
 
 from mmcell.datasets.metainfo import CONTEST_MAX_DETS, NUM_CLASSES, SUBMISSION_JSON  # noqa: F401
-
-Results = list  # list[dict] in the submission format
-Source = Union[str, 'os.PathLike[str]', Sequence[Mapping[str, Any]]]
-
-
-class SubmissionError(ValueError):
-    """A submission (or the predictions it is made from) breaks the contest format: ``"<path>: <problem>"``."""
-
-
-#: Score threshold of label images and cell tables (``mmcell segment``, ``predict.py --save-labels``): people read
-#: those, so only confident cells go in. A submission keeps nearly everything (``SubmissionOptions.score_thr`` 0):
-#: AP ranks detections by score, and a low-scoring true positive still adds recall.
-LABEL_SCORE_THR = 0.5
-
-
-@dataclass
-class SubmissionOptions:
-    """What goes into a submission.
-
-    The one home of what a submission keeps; the model's own limits (``test_cfg.rcnn.score_thr``,
-    ``max_per_img``, ``mask_thr_binary``) live in its config and apply first. ``tools/predict.py``,
-    ``tools/ensemble.py`` and ``CellSubmissionMetric`` (``tools/test.py``) take their defaults from here.
-
-    Args:
-        score_thr: drop detections scoring below this (default 0: the contest ranks by score, so keep everything
-            the model returns; the model's ``test_cfg.rcnn.score_thr`` already dropped the noise).
-        mask_thr: threshold for soft (float) masks; boolean masks are used as they are.
-        max_per_img: keep at most this many detections per image, best first (None: all the model returns, i.e.
-            ``test_cfg.rcnn.max_per_img``).
-        border_margin: if not None, drop detections whose box lies within this many pixels of the image border
-            (see :func:`mmcell.evaluation.postprocess.boxes_touching_border`).
-        keep_empty: keep detections whose mask is empty after thresholding (they can only be false positives).
-    """
-
-    score_thr: float = 0.0
-    mask_thr: float = 0.5
-    max_per_img: int | None = None
-    border_margin: float | None = None
-    keep_empty: bool = False
-
-
-def add_submission_args(parser: Any, border: bool = True) -> Any:
-    """``--score-thr``, ``--mask-thr``, ``--max-per-img`` (and ``--border-margin``) with the defaults of
-    :class:`SubmissionOptions`; read back with :func:`submission_options_of`."""
-    defaults = SubmissionOptions()
-    parser.add_argument('--score-thr', type=float, default=defaults.score_thr,
-                        help=f'drop detections below this score (default {defaults.score_thr:g}: AP ranks by score, '
-                             'keep everything the model returns)')
-    parser.add_argument('--mask-thr', type=float, default=defaults.mask_thr, help='threshold of soft masks')
-    parser.add_argument('--max-per-img', type=int, default=defaults.max_per_img,
-                        help="keep at most this many detections per image (default: the model's "
-                             'test_cfg.rcnn.max_per_img)')
-    if border:
-        parser.add_argument('--border-margin', type=float, default=defaults.border_margin,
-                            help='drop detections whose box is within this many px of the image border')
-    return parser
-
-
-def submission_options_of(args: Any) -> SubmissionOptions:
-    """:class:`SubmissionOptions` from :func:`add_submission_args` flags."""
-    return SubmissionOptions(score_thr=args.score_thr, mask_thr=args.mask_thr, max_per_img=args.max_per_img,
-                             border_margin=getattr(args, 'border_margin', None))
+from mmcell.evaluation.submission.options import Results, Source, SubmissionError
+from mmcell.structures.rle import rle_counts
+from mmcell.utils.fileio import OutputPathError, atomic_write, check_output_path
 
 
 @dataclass
@@ -144,142 +84,6 @@ class SubmissionReport:
             raise SubmissionError(f'{self.source}: {self.errors[0]}{more}')
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, 'detach'):  # torch tensor, without importing torch here
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """RLE of one HxW mask in the contest encoding (pycocotools, Fortran order, ``counts`` as str)."""
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    rle['counts'] = rle['counts'].decode('utf-8')
-    return rle
-
-
-def encode_instances(image_id: int, height: int, width: int, labels: Any, scores: Any, masks: Any,
-                     bboxes: Any = None, options: SubmissionOptions | None = None,
-                     num_classes: int = NUM_CLASSES, source: str = '') -> Results:
-    """Turn one image's predicted instances into submission entries, best score first.
-
-    Args:
-        image_id: contest id of the image.
-        height, width: original image size; every mask must have it.
-        labels: (N,) model labels 0..num_classes-1 (category_id = label + 1).
-        scores: (N,) scores; clipped to [0, 1].
-        masks: (N, H, W) bool/uint8/float array or tensor, or a list of N RLE dicts of size [H, W].
-        bboxes: (N, 4) x1y1x2y2 boxes in original pixels; None derives them from the masks.
-        options: thresholds and caps (:class:`SubmissionOptions`).
-        num_classes: number of model classes.
-        source: name for error messages (image path).
-
-    Returns:
-        list of submission dicts.
-    """
-    opts = options or SubmissionOptions()
-    where = source or f'image_id {image_id}'
-    labels = _to_numpy(labels).astype(np.int64).reshape(-1)
-    scores = _to_numpy(scores).astype(np.float64).reshape(-1)
-    n = len(labels)
-    rles = None
-    if isinstance(masks, (list, tuple)):
-        rles = list(masks)
-        if len(rles) != n:
-            raise SubmissionError(f'{where}: {len(rles)} masks for {n} instances')
-    else:
-        masks = _to_numpy(masks)
-        if masks.shape[0] != n or masks.ndim != 3:
-            raise SubmissionError(f'{where}: masks of shape {masks.shape} for {n} instances')
-        if n and masks.shape[1:] != (height, width):
-            raise SubmissionError(f'{where}: masks are {masks.shape[1]}x{masks.shape[2]} but the image is '
-                                  f'{height}x{width}; predictions must be mapped back to the original size')
-    if len(scores) != n:
-        raise SubmissionError(f'{where}: {len(scores)} scores for {n} instances')
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
-        raise SubmissionError(f'{where}: label {int(labels.max())} outside 0..{num_classes - 1}')
-    if np.isnan(scores).any():
-        raise SubmissionError(f'{where}: NaN score')
-    if bboxes is not None:
-        bboxes = _to_numpy(bboxes).astype(np.float64).reshape(-1, 4)
-
-    keep = np.flatnonzero(scores >= opts.score_thr)
-    if opts.border_margin is not None and len(keep):
-        from mmcell.evaluation.postprocess import boxes_touching_border
-
-        boxes = bboxes if bboxes is not None else _mask_boxes(masks if rles is None else rles, height, width)
-        touching = boxes_touching_border(boxes, height, width, opts.border_margin)
-        keep = keep[~touching[keep]]
-    keep = keep[np.argsort(-scores[keep], kind='stable')]
-    if opts.max_per_img is not None:
-        keep = keep[:opts.max_per_img]
-
-    results = []
-    for i in keep:
-        if rles is None:
-            mask = masks[i]
-            mask = mask >= opts.mask_thr if mask.dtype.kind == 'f' else mask.astype(bool)
-            rle = encode_mask(mask)
-        else:
-            rle = dict(rles[i])
-            if list(rle['size']) != [height, width]:
-                raise SubmissionError(f'{where}: RLE of size {list(rle["size"])}, image is {[height, width]}')
-            if isinstance(rle['counts'], bytes):
-                rle['counts'] = rle['counts'].decode('utf-8')
-            rle['size'] = [int(height), int(width)]
-        area = float(mask_utils.area({'size': rle['size'], 'counts': rle['counts'].encode()}))
-        if area == 0 and not opts.keep_empty:
-            continue
-        if bboxes is not None:
-            x1, y1, x2, y2 = bboxes[i]
-            x1, x2 = np.clip([x1, x2], 0, width)
-            y1, y2 = np.clip([y1, y2], 0, height)
-            bbox = [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
-        else:
-            bbox = [float(v) for v in mask_utils.toBbox({'size': rle['size'], 'counts': rle['counts'].encode()})]
-        results.append(dict(image_id=int(image_id), bbox=bbox, score=float(np.clip(scores[i], 0.0, 1.0)),
-                            category_id=int(labels[i]) + 1, segmentation=rle))
-    return results
-
-
-def _mask_boxes(masks: Any, height: int, width: int) -> np.ndarray:
-    """x1y1x2y2 boxes of binary masks (array or RLE list)."""
-    if isinstance(masks, (list, tuple)):
-        rles = [{'size': r['size'], 'counts': r['counts'].encode() if isinstance(r['counts'], str) else r['counts']}
-                for r in masks]
-        xywh = mask_utils.toBbox(rles).reshape(-1, 4) if rles else np.zeros((0, 4))
-    else:
-        xywh = np.asarray([mask_utils.toBbox(mask_utils.encode(np.asfortranarray(m, dtype=np.uint8)))
-                           for m in (masks >= 0.5 if masks.dtype.kind == 'f' else masks)]).reshape(-1, 4)
-    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-
-
-def encode_data_sample(sample: Any, image_id: int | None = None, options: SubmissionOptions | None = None,
-                       num_classes: int = NUM_CLASSES, expected_size: tuple[int, int] | None = None) -> Results:
-    """Submission entries of one mmdet ``DetDataSample`` (or its ``to_dict()``) with ``pred_instances``.
-
-    Args:
-        sample: prediction in original image pixels (``ori_shape`` is the original size).
-        image_id: contest id; default the sample's ``img_id``.
-        options: see :class:`SubmissionOptions`.
-        num_classes: number of model classes.
-        expected_size: (H, W) the ids json gives for this image; the sample must agree.
-    """
-    get = sample.get if isinstance(sample, Mapping) else (lambda k, d=None: getattr(sample, k, d))
-    source = str(get('img_path', '') or '')
-    height, width = (int(v) for v in get('ori_shape')[:2])
-    if expected_size is not None and (height, width) != tuple(expected_size):
-        raise SubmissionError(f'{source}: image is {height}x{width} but the ids json says '
-                              f'{expected_size[0]}x{expected_size[1]}')
-    pred = get('pred_instances')
-    pget = pred.get if isinstance(pred, Mapping) else (lambda k, d=None: getattr(pred, k, d))
-    masks = pget('masks')
-    if masks is None:
-        raise SubmissionError(f'{source}: prediction has no masks (a mask model is needed for the contest)')
-    return encode_instances(get('img_id') if image_id is None else image_id, height, width, pget('labels'),
-                            pget('scores'), masks, pget('bboxes'), options, num_classes, source)
-
-
-# ----------------------------------------------------------------------------------------------- writing
 def _serialize(results: Results) -> bytes:
     return json.dumps(results, separators=(',', ':')).encode('utf-8')
 
@@ -292,7 +96,6 @@ def _write_bytes(fh: Any, data: bytes, chunk: int = 1 << 20) -> None:
 
 def check_submission_path(out_file: str | os.PathLike) -> str:
     """Fail before any inference when ``out_file`` is no submission name or cannot be written (one line)."""
-    from mmcell.utils.fileio import OutputPathError, check_output_path
 
     out_file = os.fspath(out_file)
     if not out_file.endswith(('.json', '.zip')):
@@ -322,7 +125,6 @@ def write_submission(results: Results, out_file: str | os.PathLike, images: Sequ
     Returns:
         the :class:`SubmissionReport` of the written file.
     """
-    from mmcell.utils.fileio import OutputPathError, atomic_write
 
     out_file = check_submission_path(out_file)
     data = _serialize(results)
@@ -379,7 +181,6 @@ def load_submission(path: str | os.PathLike) -> Results:
 
 def rle_counts_total(counts: str) -> int:
     """Sum of the run lengths of a pycocotools compressed RLE string (-1 if the string is malformed)."""
-    from mmcell.datasets.rle import rle_counts
 
     try:
         return int(rle_counts(counts, strict=True).sum())
@@ -466,11 +267,3 @@ def validate_submission(source: Source, images: Sequence[Mapping] | None = None,
     return report
 
 
-def images_from_samples(samples: Iterable[Mapping]) -> list[dict]:
-    """Image list (``id``, ``file_name``, ``height``, ``width``) of data samples, for validation."""
-    images = {}
-    for s in samples:
-        h, w = s['ori_shape'][:2]
-        images[int(s['img_id'])] = dict(id=int(s['img_id']), file_name=osp.basename(str(s.get('img_path', ''))),
-                                        height=int(h), width=int(w))
-    return list(images.values())

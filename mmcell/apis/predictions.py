@@ -1,7 +1,7 @@
 """Predictions of a labelled split (or a saved submission) with their ground truth, for the analysis tools.
 
 ``tools/analysis_tools/score_hist.py``, ``class_confusion.py`` and ``visualize_predictions.py`` take their
-predictions from here: a model from the one builder (:func:`mmcell.apis.inference.init_cell_model`) run on a
+predictions from here: a model from the one builder (:func:`mmcell.apis.builder.init_cell_model`) run on a
 config's val/test split, or a submission file scored against a COCO ground-truth json.
 """
 from __future__ import annotations
@@ -13,9 +13,12 @@ from typing import Any, Optional
 
 import torch
 
+from mmcell.apis.builder import init_cell_model
+from mmcell.apis.predict import predict_images
+from mmcell.datasets.coco_gt import coco_ground_truth
+from mmcell.datasets.metainfo import num_classes_of
+from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample, load_submission
 from mmcell.utils import one_line
-
-from .inference import predict_images
 
 
 class SplitPredictions:
@@ -50,8 +53,6 @@ def predict_split(model: torch.nn.Module, split: str = 'val', max_images: Option
 
     from mmdet.registry import DATASETS
 
-    from mmcell.datasets.coco_gt import coco_ground_truth
-    from mmcell.evaluation.submission import SubmissionOptions, encode_data_sample
 
     ds_cfg = copy.deepcopy(model.cfg.get(f'{split}_dataloader', {}).get('dataset'))
     if not ds_cfg:
@@ -76,7 +77,8 @@ def predict_split(model: torch.nn.Module, split: str = 'val', max_images: Option
                              img_ids=[int(info['img_id']) for info in infos],
                              sizes=[(int(info['height']), int(info['width'])) for info in infos], progress=progress)
     options = options or SubmissionOptions()
-    results = [r for s in samples for r in encode_data_sample(s, options=options, num_classes=len(classes) or 4)]
+    num_classes = num_classes_of(model.dataset_meta)
+    results = [r for s in samples for r in encode_data_sample(s, options=options, num_classes=num_classes)]
     return SplitPredictions(infos, samples, results, gt, classes)
 
 
@@ -98,7 +100,6 @@ def load_source(args: argparse.Namespace) -> tuple:
     """(gt COCO dict, results list, out_dir) for the arguments of :func:`add_source_args`."""
     import json
 
-    from mmcell.evaluation.submission import load_submission
 
     try:
         if args.results:
@@ -111,7 +112,6 @@ def load_source(args: argparse.Namespace) -> tuple:
         else:
             if not (args.config and args.checkpoint):
                 raise SystemExit('give CONFIG CHECKPOINT, or --results FILE --gt FILE')
-            from .inference import init_cell_model
 
             model = init_cell_model(args.config, args.checkpoint, device=args.device,
                                     trust_checkpoint=args.trust_checkpoint)

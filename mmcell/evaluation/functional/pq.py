@@ -19,7 +19,7 @@ from typing import Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .instance_overlap import InstanceOverlap, instance_overlap, max_iou_matching
+from mmcell.evaluation.functional.instance_overlap import InstanceOverlap, instance_overlap, max_iou_matching
 
 #: IoU above which a GT and a predicted instance are a true positive (PQ, DQ, detection F1)
 MATCH_IOU = 0.5

@@ -8,7 +8,7 @@ stroma densities) from the range measured on real 40x H&E, nuclei grow cell terr
 cytoplasm and membranes, stroma gets fibres, clear spaces stay white; optics blur and sensor noise come last.
 
 Calibrated against real 40x tissue (MoNuSeg 2018 training images, 0.25 um/px) with
-``tools/analysis_tools/compare_real_synthetic.py`` (:func:`mmcell.datasets.analysis.tissue_statistics`; the table
+``tools/analysis_tools/compare_real_synthetic.py`` (:func:`mmcell.datasets.statistics.tissue_statistics`; the table
 is in ``benchmarks/RESULTS.md``): at ``density=1`` about 6,000 annotated nuclei per mm^2 at 0.25 um/px, nucleus
 areas of ~10-60 um^2, a nuclear area fraction near 20 %, a quarter of the nuclei touching a neighbour, chromatin
 texture and stain densities in the real range.
@@ -35,9 +35,12 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..utils.fileio import write_json
-from .hw3_format import NUM_CLASSES, class_map_instances, write_class_map, write_image_tif
-from .transforms.augment import hed_to_rgb
+from mmcell.datasets.coco_gt import coco_ground_truth
+from mmcell.datasets.hw3_format import class_map_instances, write_class_map
+from mmcell.datasets.image_io import write_image_tif
+from mmcell.datasets.metainfo import NUM_CLASSES
+from mmcell.datasets.stain import hed_to_rgb
+from mmcell.utils.fileio import write_json
 
 # radius range (px at ~0.25 um/px), elongation range, shape irregularity, darkness relative to the image's nucleus
 # haematoxylin density, rim (nuclear membrane), chromatin texture, vesicular (pale centre), share of the nuclei
@@ -403,7 +406,6 @@ def make_synthetic_hw3(out_dir: Union[str, Path], num_train: int = 20, num_test:
     Returns:
         ``out_dir`` as a Path.
     """
-    from .coco_gt import coco_ground_truth
 
     if not 8 <= min_size <= max_size:
         raise ValueError(f'need 8 <= min_size <= max_size, got {min_size}, {max_size}')
