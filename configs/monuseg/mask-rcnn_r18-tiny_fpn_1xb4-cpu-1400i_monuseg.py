@@ -2,7 +2,8 @@
 # (28 min on 2 cores), scored on 3 whole held-out tiles at 1.0x. `tools/misc/monuseg_cpu.sh SRC WORK_DIR` runs it.
 _base_ = [
     '../_base_/models/mask-rcnn_r18-tiny_fpn_cell.py', '../_base_/datasets/monuseg_instance.py',
-    '../_base_/schedules/adamw-cosine-1400i.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/adamw-cosine-1400i.py', '../_base_/default_runtime.py',
+    '../_base_/tta/cell_tta.py'
 ]
 num_classes = 1
 

@@ -3,7 +3,8 @@
 # dev machines): a documented starting point. `tools/train.py CONFIG --data-root data/monuseg --amp`.
 _base_ = [
     '../_base_/models/mask-rcnn_r50_fpn_cell.py', '../_base_/datasets/monuseg_instance.py',
-    '../_base_/schedules/adamw-cosine-4000i.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/adamw-cosine-4000i.py', '../_base_/default_runtime.py',
+    '../_base_/tta/cell_tta.py'
 ]
 # ---- frequently modified parameters ----
 num_classes = 1

@@ -3,7 +3,8 @@
 # resolution (the demo draws 128-320 px images; calibrated nuclei are ~13-40 px at 40x).
 _base_ = [
     '../_base_/models/mask-rcnn_r18-tiny_fpn_cell.py', '../_base_/datasets/synthetic_instance.py',
-    '../_base_/schedules/adamw-cosine-50e.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/adamw-cosine-50e.py', '../_base_/default_runtime.py',
+    '../_base_/tta/cell_tta.py'
 ]
 
 # ---- frequently modified parameters ----
@@ -34,7 +35,7 @@ train_dataloader = dict(batch_size=batch_size, num_workers=num_workers,
 val_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_evaluator = dict(ann_file=data_root + 'test_gt_coco.json')
-# `tools/test.py --tta`: native scale and 1.5x (flips and rotations come from the inherited tta_model)
+# `--tta` views: native scale and 1.5x (measured in benchmarks/RESULTS.md; flips and rotations: ../_base_/tta/cell_tta.py)
 tta_pipeline = [
     _base_.pre_transform[0],
     dict(type='TestTimeAug', transforms=[
