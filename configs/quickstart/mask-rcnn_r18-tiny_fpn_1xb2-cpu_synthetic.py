@@ -35,7 +35,7 @@ train_dataloader = dict(batch_size=batch_size, num_workers=num_workers,
 val_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_evaluator = dict(ann_file=data_root + 'test_gt_coco.json')
-# `--tta` views: native scale and 1.5x (measured in benchmarks/RESULTS.md; flips and rotations: ../_base_/tta/cell_tta.py)
+# `--tta` views: native scale and 1.5x (measured in benchmarks/RESULTS.md; flips, rotations: _base_/tta/cell_tta.py)
 tta_pipeline = [
     _base_.pre_transform[0],
     dict(type='TestTimeAug', transforms=[
