@@ -4,7 +4,8 @@
 # per image and class, and a low threshold costs nothing in AP).
 _base_ = [
     '../_base_/models/mask-rcnn_r50_fpn_cell.py', '../_base_/datasets/hw3_instance_upscale-crop.py',
-    '../_base_/schedules/adamw-cosine-50e.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/adamw-cosine-50e.py', '../_base_/default_runtime.py',
+    '../_base_/tta/cell_tta.py'
 ]
 
 # ---- frequently modified parameters ----

@@ -3,7 +3,8 @@
 # resolution (the demo draws 128-320 px images; calibrated nuclei are ~13-40 px at 40x).
 _base_ = [
     '../_base_/models/mask-rcnn_r18-tiny_fpn_cell.py', '../_base_/datasets/synthetic_instance.py',
-    '../_base_/schedules/adamw-cosine-50e.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/adamw-cosine-50e.py', '../_base_/default_runtime.py',
+    '../_base_/tta/cell_tta.py'
 ]
 
 # ---- frequently modified parameters ----
@@ -34,7 +35,7 @@ train_dataloader = dict(batch_size=batch_size, num_workers=num_workers,
 val_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_evaluator = dict(ann_file=data_root + 'test_gt_coco.json')
-# `tools/test.py --tta`: native scale and 1.5x (flips and rotations come from the inherited tta_model)
+# `--tta` views: native scale and 1.5x (measured in benchmarks/RESULTS.md; flips, rotations: _base_/tta/cell_tta.py)
 tta_pipeline = [
     _base_.pre_transform[0],
     dict(type='TestTimeAug', transforms=[
@@ -42,7 +43,8 @@ tta_pipeline = [
         [_base_.test_pack]]),
 ]
 
-# The adamw-cosine schedule, shortened: a higher LR with 100 warm-up iterations, 16 epochs, validation every 4.
+# The adamw-cosine schedule, shortened: a higher LR (2e-3, from scratch) with 100 warm-up iterations, max_epochs
+# (24) of cosine to 1%, no weight decay on GroupNorm, validation and a checkpoint every 4 epochs.
 optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(norm_decay_mult=0.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
@@ -50,6 +52,4 @@ param_scheduler = [
          convert_to_iter_based=True)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=4)
-default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=4, max_keep_ckpts=2, save_best='coco/segm_mAP_50', rule='greater'))
+default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=2, save_best='coco/segm_mAP_50', rule='greater'))

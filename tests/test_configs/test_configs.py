@@ -76,6 +76,24 @@ def test_config_builds_model_and_data(path, synthetic_hw3):
             METRICS.build(metric)
 
 
+@pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_tta_views_start_at_the_test_resize(path):
+    """`--tta` uses the config's tta_model and tta_pipeline: its first view is the test pipeline's own resize.
+
+    (A child that changed the test resize once inherited its parent's TTA scales, e.g. MoNuSeg's 1.0x tiles were
+    seen at HW3's 800 px short side.)
+    """
+    cfg = Config.fromfile(str(path))
+    assert cfg.tta_model.type == 'CellTTAModel'
+    test_pipeline = cfg.test_dataloader.dataset.pipeline
+    resize = next(i for i, t in enumerate(test_pipeline) if t['type'] == 'Resize')
+    tta = cfg.tta_pipeline
+    assert tta[:-1] == test_pipeline[:resize] and tta[-1]['type'] == 'TestTimeAug'
+    views, *rest = tta[-1]['transforms']
+    assert views[0] == test_pipeline[resize] and len(views) > 1
+    assert rest == [[t] for t in test_pipeline[resize + 1:]]
+
+
 def test_quickstart_iterations_lower_the_loss(synthetic_hw3):
     """Eight optimiser steps on one real batch reduce the total loss (the model and recipe can learn)."""
     torch.manual_seed(0)

@@ -81,13 +81,12 @@ val_evaluator = dict(type='CellCocoMetric', metric=['bbox', 'segm'], classwise=T
 # The hidden test set has no labels: `tools/test.py` writes the Codabench zip (test-results.json) instead.
 test_evaluator = dict(type='CellSubmissionMetric')
 
-# Test-time augmentation for `tools/test.py --tta` (mmcell.models.CellTTAModel; mmdet's DetTTAModel has no masks):
-# flips and 90-degree rotations are applied to tensors by the model, the pipeline branches over two image scales.
-tta_model = dict(type='CellTTAModel', flips=['none', 'horizontal', 'vertical'], rotations=[0, 1])
+# `--tta` views: the test resize at 1.0x and 1.25x (the flips, rotations and tta_model: ../tta/cell_tta.py).
+# A child that changes the test resize restates this too.
 tta_pipeline = [
-    dict(type='LoadCellImage'),
+    pre_transform[0],
     dict(type='TestTimeAug', transforms=[
-        [dict(type='Resize', scale=img_scale, keep_ratio=True),
-         dict(type='Resize', scale=(int(img_scale[0] * 1.25), int(img_scale[1] * 1.25)), keep_ratio=True)],
+        [dict(type='Resize', scale=(int(img_scale[0] * s), int(img_scale[1] * s)), keep_ratio=True)
+         for s in (1.0, 1.25)],
         [test_pack]]),
 ]

@@ -23,3 +23,11 @@ test_pipeline = [_base_.pre_transform[0], dict(type='Resize', scale=(max_long_si
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+# `--tta` views: this test resize at 1.0x and 1.25x
+tta_pipeline = [
+    _base_.pre_transform[0],
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(int(max_long_side * s), int(test_short_side * s)), keep_ratio=True)
+         for s in (1.0, 1.25)],
+        [_base_.test_pack]]),
+]

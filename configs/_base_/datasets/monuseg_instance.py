@@ -35,6 +35,13 @@ train_pipeline = [
 ]
 test_pipeline = [_base_.pre_transform[0], dict(type='Resize', scale_factor=test_scale, keep_ratio=True),
                  _base_.test_pack]
+# `--tta` views: this test resize at 1.0x and 1.25x
+tta_pipeline = [
+    _base_.pre_transform[0],
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale_factor=test_scale * s, keep_ratio=True) for s in (1.0, 1.25)],
+        [_base_.test_pack]]),
+]
 monuseg_dataset = dict(data_root=data_root, metainfo=metainfo, class_agnostic=True, val_names=val_names)
 train_dataloader = dict(
     batch_size=batch_size,
