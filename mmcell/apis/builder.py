@@ -11,6 +11,7 @@ import os
 from typing import Any, Optional, Sequence, Union
 
 import torch
+from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
@@ -139,7 +140,6 @@ def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device
         CheckpointError: not a checkpoint, truncated, refused (untrusted pickle), no or empty state_dict, weights
             of the model missing, trained for another number of classes (one line naming the file).
     """
-    from mmdet.registry import DATASETS, MODELS
 
 
     check_device(device)
@@ -215,6 +215,7 @@ def model_kwargs_of(args: Any) -> dict:
 
 def build_test_pipeline(cfg: Config, compose: bool = True) -> Any:
     """The test pipeline of a config, found as mmdet's ``inference_detector`` finds it."""
+    # deferred: mmdet.apis imports every mmdet model at import time
     from mmdet.apis.inference import get_test_pipeline_cfg
 
     try:

@@ -16,8 +16,10 @@ import os
 import tempfile
 from typing import Dict, Optional
 
+from mmdet.datasets.transforms import PackDetInputs
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.runner import Runner
 
 from mmcell.apis.builder import ConfigType, build_test_pipeline, init_cell_model
 from mmcell.datasets.hw3_format import list_train_samples
@@ -29,7 +31,6 @@ HEADLINE_KEYS = ('segm_mAP_50_md1000', 'segm_mAP_md1000', 'segm_mAP_50', 'bbox_m
 
 def with_gt_instances(pipeline: list) -> list:
     """The test pipeline with ``'instances'`` kept by PackDetInputs (CellCocoMetric reads the ground truth there)."""
-    from mmdet.datasets.transforms import PackDetInputs
 
     pipeline = copy.deepcopy(list(pipeline))
     for step in pipeline:
@@ -77,7 +78,6 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
             a file of the data root is
             not in the HW3 layout (``HW3FormatError``).
     """
-    from mmengine.runner import Runner
 
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os.path as osp
 from typing import Any, Optional
 
 import torch
+from mmdet.registry import DATASETS
 
 from mmcell.apis.builder import init_cell_model
 from mmcell.apis.predict import predict_images
@@ -49,9 +51,7 @@ def predict_split(model: torch.nn.Module, split: str = 'val', max_images: Option
         options: :class:`mmcell.evaluation.submission.SubmissionOptions` for the result list.
         progress: show a progress bar.
     """
-    import json
 
-    from mmdet.registry import DATASETS
 
 
     ds_cfg = copy.deepcopy(model.cfg.get(f'{split}_dataloader', {}).get('dataset'))
@@ -98,7 +98,6 @@ def add_source_args(parser: argparse.ArgumentParser) -> None:
 
 def load_source(args: argparse.Namespace) -> tuple:
     """(gt COCO dict, results list, out_dir) for the arguments of :func:`add_source_args`."""
-    import json
 
 
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
+from tqdm import tqdm
 
 from ..utils.fileio import write_json
 from .hw3_format import HW3FormatError, PathLike, list_train_samples, parse_sample, sample_files
@@ -85,7 +86,6 @@ def load_train_annotations(data_root: PathLike, img_dir: str = 'train',
             todo.append(sample)
     iterator = todo
     if progress and len(todo) > 1:
-        from tqdm import tqdm
         iterator = tqdm(todo, desc=f'parsing {Path(data_root).name}/{img_dir}', unit='img', leave=False)
     for sample in iterator:
         parsed = parse_sample(sample)

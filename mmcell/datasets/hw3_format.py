@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
+import tifffile
 
 from mmcell.structures.rle import runs_to_rle
 from mmcell.utils.errors import HW3FileNotFoundError, HW3FormatError, PathLike, first_line
@@ -263,6 +264,5 @@ def read_test_ids(json_path: PathLike, test_dir: PathLike) -> List[dict]:
 # ------------------------------------------------------------------------------------------------------ writing
 def write_class_map(path: PathLike, cmap: np.ndarray) -> None:
     """Write a (H, W) class map as the contest does: float64, uncompressed (atomically)."""
-    import tifffile
 
     atomic_write(path, lambda tmp: tifffile.imwrite(tmp, np.asarray(cmap, dtype=np.float64)))

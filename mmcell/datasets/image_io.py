@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Sequence, Tuple
 
 import numpy as np
+import tifffile
+from PIL import Image
 
 from mmcell.utils.errors import HW3FileNotFoundError, HW3FormatError, PathLike, first_line
 from mmcell.utils.fileio import atomic_write
@@ -27,7 +29,6 @@ IMAGE_SUFFIXES = TIFF_SUFFIXES + PILLOW_SUFFIXES
 
 
 def _open_tiff(path: Path):
-    import tifffile
 
     if not path.is_file():
         raise HW3FileNotFoundError(path, 'file not found')
@@ -119,7 +120,6 @@ def to_rgb_uint8(img: np.ndarray, path: PathLike = '<array>') -> np.ndarray:
 
 def read_pillow(path: PathLike) -> np.ndarray:
     """Decode a PNG/JPEG/BMP file as stored (no mode conversion: 16-bit PNG stays uint16)."""
-    from PIL import Image
 
     path = Path(path)
     if not path.is_file():
@@ -150,7 +150,6 @@ def read_image(path: PathLike) -> np.ndarray:
 
 def write_image_tif(path: PathLike, rgb: np.ndarray) -> None:
     """Write (H, W, 3) uint8 RGB as the contest does: (H, W, 4) RGBA, alpha 255, LZW-compressed (atomically)."""
-    import tifffile
 
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
     atomic_write(path, lambda tmp: tifffile.imwrite(

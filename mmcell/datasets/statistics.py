@@ -8,6 +8,10 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from scipy import ndimage
+from scipy.signal import convolve2d
+from scipy.spatial import cKDTree
+from tqdm import tqdm
 
 from mmcell.datasets.image_io import read_image
 from mmcell.datasets.metainfo import CELL_METAINFO, NUM_CLASSES
@@ -100,7 +104,6 @@ TISSUE_ROWS = (
 
 def _noise_sigma(grey: np.ndarray) -> float:
     """Immerkaer's (1996) fast noise estimate: the response to a Laplacian difference mask that cancels edges."""
-    from scipy.signal import convolve2d
 
     mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     resp = np.abs(convolve2d(grey, mask, mode='valid'))
@@ -110,8 +113,6 @@ def _noise_sigma(grey: np.ndarray) -> float:
 def _image_tissue_measures(rgb: np.ndarray, labels: np.ndarray, mpp: float, max_nuclei: int = 400,
                            rng: Optional[np.random.Generator] = None) -> dict:
     """Pixel and per-nucleus measures of one image (``labels``: 0 background, n > 0 one nucleus)."""
-    from scipy import ndimage
-    from scipy.spatial import cKDTree
 
     n = int(labels.max())
     fg = labels > 0
@@ -177,7 +178,7 @@ def tissue_statistics(samples: Sequence[dict], mpp: float, progress: bool = Fals
     The same measures run on a real and a synthetic data root (the same HW3 layout) tell how far the synthetic
     generator is from real tissue: density and size of nuclei (per mm^2, um^2), crowding (area fraction, touching
     neighbours, nearest-neighbour distance), stain densities of nuclei and background in HED space
-    (:func:`mmcell.datasets.transforms.augment.rgb_to_hed`), chromatin texture, edge contrast and width (blur)
+    (:func:`mmcell.datasets.stain.rgb_to_hed`), chromatin texture, edge contrast and width (blur)
     and sensor noise.
 
     Args:
@@ -196,7 +197,6 @@ def tissue_statistics(samples: Sequence[dict], mpp: float, progress: bool = Fals
     per_image = []
     iterator = samples
     if progress:
-        from tqdm import tqdm
         iterator = tqdm(samples, desc='tissue statistics', unit='img')
     for s in iterator:
         labels = instance_label_map(s['instances'], s['height'], s['width'])

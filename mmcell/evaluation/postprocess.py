@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 
 def boxes_touching_border(bboxes: Any, height: int, width: int, margin: float = 1.0) -> np.ndarray:
@@ -44,7 +45,6 @@ def filter_border_instances(data_sample: Any, margin: float = 1.0) -> int:
         return 0
     keep = np.flatnonzero(~touching)
     if hasattr(pred.bboxes, 'device'):
-        import torch
 
         keep = torch.as_tensor(keep, dtype=torch.long, device=pred.bboxes.device)
     data_sample.pred_instances = pred[keep]

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence
 
 import numpy as np
+import tifffile
+from scipy import ndimage
 
 from mmcell.evaluation.submission import LABEL_SCORE_THR
 from mmcell.exporters.cells import cell_uuid, class_names_colors, geojson_feature
@@ -44,7 +46,6 @@ def cell_table(ids: np.ndarray, order: np.ndarray, scores: Sequence[float], labe
     Area, centroid and bbox are those of the *visible* pixels (after overlap resolution); the bbox is
     ``x1, y1`` inclusive, ``x2, y2`` exclusive.
     """
-    from scipy import ndimage
 
     n = len(order)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -83,7 +84,6 @@ def cell_table(ids: np.ndarray, order: np.ndarray, scores: Sequence[float], labe
 def save_labels(seg: CellSegmentation, out_dir: str, dataset_meta: Optional[dict] = None) -> dict:
     """Write ``<stem>_labels.tif`` (label image), ``<stem>_classes.tif`` (class map), ``<stem>_cells.csv`` and
     ``<stem>_cells.geojson`` (the cells as QuPath detections, as ``segment-slide`` writes them)."""
-    import tifffile
 
     stem = osp.splitext(osp.basename(seg.image_path))[0]
     files = dict(labels=osp.join(out_dir, f'{stem}_labels.tif'), classes=osp.join(out_dir, f'{stem}_classes.tif'),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 
 
@@ -19,7 +20,6 @@ class PreviewCanvas:
 
     def __init__(self, thumbnail: np.ndarray, downsample: float, colors: Sequence[Sequence[int]],
                  tissue: Optional[np.ndarray] = None, region: Optional[Sequence[int]] = None) -> None:
-        import cv2
 
         self.image = np.ascontiguousarray(thumbnail[..., ::-1]).copy()  # BGR for OpenCV
         self.ds, self.colors = float(downsample), [tuple(int(v) for v in c[::-1]) for c in colors]
@@ -32,14 +32,12 @@ class PreviewCanvas:
                           (0, 0, 0), 1)
 
     def add(self, row: dict, label: int) -> None:
-        import cv2
 
         radius = max(1, int(round(math.sqrt(row['area_px'] / math.pi) / self.ds)))
         centre = (int(row['centroid_x'] / self.ds), int(row['centroid_y'] / self.ds))
         cv2.circle(self.image, centre, radius, self.colors[label % len(self.colors)], -1)
 
     def png(self) -> bytes:
-        import cv2
 
         ok, buf = cv2.imencode('.png', self.image)
         if not ok:

@@ -7,6 +7,7 @@ import math
 from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
+import tifffile
 
 from mmcell.structures.cells import CellChunk
 
@@ -68,7 +69,6 @@ def write_label_pyramid(path: str, width: int, height: int, chunks: Sequence[Cel
 
     Memory: the cells of the chunks that meet one row of tiles at a time.
     """
-    import tifffile
 
     steps = label_levels(width, height, tile)
     pixels = dict(PhysicalSizeX=mpp, PhysicalSizeXUnit='µm', PhysicalSizeY=mpp, PhysicalSizeYUnit='µm') if mpp \

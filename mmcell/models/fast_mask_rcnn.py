@@ -26,6 +26,7 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
+from mmcv.cnn import fuse_conv_bn
 from mmdet.models.detectors import MaskRCNN
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.roi_heads.mask_heads import FCNMaskHead
@@ -106,6 +107,7 @@ class FastFCNMaskHead(FCNMaskHead):
         return nn.Sequential(*layers).eval()
 
     def _build_int8(self, calib: Tensor) -> nn.Module:
+        # deferred: quantization is loaded only for int8 inference
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -304,7 +306,6 @@ class FastMaskRCNN(MaskRCNN):
         cached = self.__dict__.get('_inference_backbone')
         if cached is None:
             if self.fuse_conv_bn:
-                from mmcv.cnn import fuse_conv_bn
 
                 cached = copy.deepcopy(self.backbone)
                 cached.eval()  # (mmdet's ResNet.train() returns None: no chaining)

@@ -7,6 +7,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 from mmcv.ops import batched_nms
+from mmdet.structures.bbox import bbox_overlaps
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmcell.models.fast_ops import RLEMasks
@@ -25,7 +27,6 @@ def cluster_detections(bboxes: Tensor, scores: Tensor, labels: Tensor, iou_thr: 
         ``(keep, cluster)``: indices of the cluster heads (by descending score) and, for every detection,
         the position in ``keep`` of its cluster (each detection joins the head it overlaps most).
     """
-    from mmdet.structures.bbox import bbox_overlaps
 
     if len(bboxes) == 0:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
@@ -129,7 +130,6 @@ def fuse_instances(preds: Sequence, weights: Optional[Sequence[float]], height: 
         ``InstanceData`` with fused ``bboxes``, ``scores`` (source-weighted mean of each model's best score:
         an instance found by one model of two keeps half its score), ``labels`` and ``masks`` (``RLEMasks``).
     """
-    from mmengine.structures import InstanceData
 
 
     num = len(preds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 
@@ -25,7 +26,6 @@ class Cell:
 
 def cell_polygon(mask: np.ndarray, x1: int, y1: int) -> List[List[List[float]]]:
     """GeoJSON Polygon rings (outer first, then holes; each closed) of a crop, through pixel centres, level-0 px."""
-    import cv2
 
     contours, hierarchy = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_CCOMP,
                                            cv2.CHAIN_APPROX_SIMPLE)

@@ -3,7 +3,7 @@
 The real contest data cannot be shipped, so the demo and the tests use images drawn here. Rendering follows the
 physics of bright-field staining (Beer-Lambert): each pixel has haematoxylin, eosin and residual DAB optical
 densities, mixed to RGB with the one set of stain vectors of mmcell
-(:func:`mmcell.datasets.transforms.augment.hed_to_rgb`). Each image draws a stain profile (nucleus, cytoplasm and
+(:func:`mmcell.datasets.stain.hed_to_rgb`). Each image draws a stain profile (nucleus, cytoplasm and
 stroma densities) from the range measured on real 40x H&E, nuclei grow cell territories with textured
 cytoplasm and membranes, stroma gets fibres, clear spaces stay white; optics blur and sensor noise come last.
 
@@ -34,6 +34,7 @@ from typing import Dict, Tuple, Union
 import cv2
 import numpy as np
 from scipy import ndimage
+from tqdm import tqdm
 
 from mmcell.datasets.coco_gt import coco_ground_truth
 from mmcell.datasets.hw3_format import class_map_instances, write_class_map
@@ -415,7 +416,6 @@ def make_synthetic_hw3(out_dir: Union[str, Path], num_train: int = 20, num_test:
     id_entries, gt_entries = [], []
     iterator = jobs
     if progress:
-        from tqdm import tqdm
         iterator = tqdm(jobs, desc='synthetic HW3', unit='img')
     for split, index in iterator:
         rng = np.random.default_rng([seed, 0 if split == 'train' else 1, index])

@@ -20,6 +20,8 @@ from typing import Iterator, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
+import tifffile
+from tqdm import tqdm
 
 from mmcell.datasets.slide.reader import slide_stem
 from mmcell.exporters.pyramid import write_label_pyramid
@@ -72,7 +74,6 @@ def write_synthetic_slide(out_path: Union[str, Path], size: Union[int, Tuple[int
     Returns:
         ``dict(slide, ground_truth, width, height, mpp, tissue_mm2, cells)``.
     """
-    import tifffile
 
 
 
@@ -99,7 +100,6 @@ def write_synthetic_slide(out_path: Union[str, Path], size: Union[int, Tuple[int
         steps.append(steps[-1] * 4)
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=math.ceil(width / tile) * math.ceil(height / tile), desc='synthetic slide', unit='tile')
 
     def draw(tx: int, ty: int) -> Tuple[np.ndarray, List[Cell]]:
@@ -205,7 +205,6 @@ def _downsample_into(dst: np.ndarray, img: np.ndarray, x: int, y: int, factor: i
 
 def read_ground_truth(gt_path: Union[str, Path], region: Optional[Tuple[int, int, int, int]] = None) -> tuple:
     """``(ids, classes)`` level-0 arrays of a ``*_gt.ome.tif`` (or a ``labels.ome.tif``), optionally a region."""
-    import tifffile
 
     with tifffile.TiffFile(str(gt_path)) as tif:
         ids = tif.series[0].levels[0].asarray() if region is None else _region(tif.series[0], region)
@@ -214,7 +213,7 @@ def read_ground_truth(gt_path: Union[str, Path], region: Optional[Tuple[int, int
 
 
 def _region(series, region: Tuple[int, int, int, int]) -> np.ndarray:
-    import zarr
+    import zarr  # deferred: zarr loads only when a slide is opened
 
     x, y, w, h = region
     store = series.aszarr(level=0)

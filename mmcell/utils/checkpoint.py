@@ -22,6 +22,7 @@ import threading
 from typing import Any, Iterator, Optional
 
 import torch
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
 from .errors import InputError
 
@@ -78,7 +79,6 @@ def read_checkpoint(path: str, map_location: Any = 'cpu') -> dict:
     Raises:
         CheckpointError: missing file, not a checkpoint, truncated, refused (untrusted full pickle), not a dict.
     """
-    from mmengine.runner.checkpoint import CheckpointLoader
 
     if '://' not in str(path) and not osp.isfile(path):
         raise CheckpointError(f'{path}: checkpoint file not found')
@@ -172,7 +172,6 @@ def load_inference_checkpoint(model: torch.nn.Module, checkpoint: str, config: s
     Raises:
         CheckpointError: one line naming the file and the problem.
     """
-    from mmengine.runner.checkpoint import load_state_dict
 
     with trust_checkpoints(trust):
         ckpt = read_checkpoint(checkpoint)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from mmengine.logging import print_log
+from mmengine.dist import get_dist_info
+from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmcell.utils.checkpoint import checkpoints_trusted, describe_load_error
@@ -28,7 +29,6 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     the real ``builtins.getattr`` would let a crafted checkpoint walk to any callable, so only public attributes of
     the HistoryBuffer class and its instances are served.
     """
-    from mmengine.logging import HistoryBuffer
 
     if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and not name.startswith('_'):
         return getattr(obj, name)
@@ -40,7 +40,6 @@ def _checkpoint_safe_globals() -> list:
 
     The message hub stores ``HistoryBuffer`` objects holding numpy arrays, and ``meta`` may hold numpy scalars.
     """
-    from mmengine.logging import HistoryBuffer
 
     safe: list = [HistoryBuffer, np.ndarray, np.dtype, (_history_buffer_getattr, 'builtins.getattr')]
     multiarray = getattr(np, '_core', getattr(np, 'core', None)).multiarray
@@ -89,7 +88,7 @@ def _load_from_local(filename: str, map_location: Any = None) -> Any:
 
 def _download_checkpoint(url: str, model_dir: str | None, progress: bool) -> str:
     """Fetch ``url`` into torch's hub cache (the directory mmengine uses too) and return the local path."""
-    from torch.hub import download_url_to_file, get_dir
+    from torch.hub import download_url_to_file, get_dir  # deferred: only for downloads
 
     cache_dir = model_dir or osp.join(get_dir(), 'checkpoints')
     cached = osp.join(cache_dir, osp.basename(url.split('?')[0]))
@@ -109,7 +108,6 @@ def _download_checkpoint(url: str, model_dir: str | None, progress: bool) -> str
 def _load_from_http(filename: str, map_location: Any = None, model_dir: str | None = None,
                     progress: bool = False) -> Any:
     """Like mmengine's ``load_from_http`` (rank 0 downloads first), with one clear error line when offline."""
-    from mmengine.dist import get_dist_info
 
     rank, world_size = get_dist_info()
     if rank == 0:

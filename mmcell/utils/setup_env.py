@@ -9,6 +9,7 @@ from typing import Any, Optional, Tuple, Union
 
 import torch
 import torch.distributed as torch_dist
+from mmdet.utils import register_all_modules as register_mmdet
 from mmengine.config import Config, DictAction
 
 from mmcell.utils.checkpoint import TRUST_ENV
@@ -22,7 +23,6 @@ class ConfigError(InputError):
 
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Register mmdet's modules and mmcell's (which register into the mmdet registries)."""
-    from mmdet.utils import register_all_modules as register_mmdet
 
     register_mmdet(init_default_scope=init_default_scope)
     import mmcell  # noqa: F401  (importing registers datasets, transforms, hooks, metrics, models)

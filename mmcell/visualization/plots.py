@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import cv2
 import numpy as np
+from mmdet.structures.mask import bitmap_to_polygon
 
 from mmcell.datasets.hw3_format import PathLike
 from mmcell.datasets.metainfo import CELL_METAINFO
@@ -17,10 +19,10 @@ from mmcell.utils.fileio import save_figure
 
 # ------------------------------------------------------------------------------------------------------ plots
 def _pyplot() -> Any:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is heavy and only plots need it
 
     matplotlib.use('Agg')  # files only; never open a window
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is heavy and only plots need it
 
     return plt
 
@@ -96,10 +98,8 @@ def render_comparison(image: np.ndarray, gt_masks: np.ndarray, gt_labels: Sequen
     Returns:
         (H', 3 W' + 2 * gap, 3) uint8 RGB.
     """
-    import cv2
-    from mmdet.structures.mask import bitmap_to_polygon
-    from mmdet.visualization import DetLocalVisualizer
-    from mmdet.visualization.palette import get_palette
+    from mmdet.visualization import DetLocalVisualizer  # deferred: mmdet's visualizer pulls in matplotlib
+    from mmdet.visualization.palette import get_palette  # deferred: mmdet's visualizer pulls in matplotlib
 
     colors = get_palette(list(palette) if palette else 'random', len(classes))
     scale = max(1, int(np.ceil(min_side / max(1, min(image.shape[:2])))))
@@ -169,9 +169,9 @@ def draw_gt_contours(rgb: np.ndarray, instances: Sequence[dict], scale: int = 1,
 
 def plot_statistics(stats: dict, out_file: PathLike) -> Path:
     """Save a 2x2 PNG: image sizes, instances per class, instance-area histogram per class, border fraction."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is heavy and only plots need it
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is heavy and only plots need it
 
     names = _class_names(stats)
     palette = CELL_METAINFO['palette']

@@ -13,7 +13,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 
-from mmcell import apis as api  # noqa: E402
+from mmcell import apis as api
 from mmcell.apis.builder import build_test_pipeline  # noqa: E402
 from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids  # noqa: E402
 from mmcell.evaluation.submission import SubmissionError, load_submission, validate_submission  # noqa: E402

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+from scipy import ndimage
 
 from mmcell.apis.slide.records import SlideResult, SlideWork, _load_npz
 from mmcell.datasets.slide.reader import SlideError, SlideReader, slide_stem
@@ -39,7 +40,6 @@ def _resolve_rows(tiling: SlideTiling, read_record: Callable[[int], bytes]):
 
     ``read_record(tile_id)`` returns the bytes :func:`tile_record` made for that tile.
     """
-    from scipy import ndimage
 
     index = {rc: t for t, rc in enumerate(tiling.tiles)}
     rows = sorted({r for r, _ in tiling.tiles})

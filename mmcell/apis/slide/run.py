@@ -27,10 +27,13 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
 import time
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.distributed as dist
+from tqdm import tqdm
 
 from mmcell.apis.builder import build_test_pipeline, init_cell_model
 from mmcell.apis.slide.merge import merge_slide
@@ -116,7 +119,6 @@ def _run_tiles(model: torch.nn.Module, reader: SlideReader, tiling: SlideTiling,
                                          prefetch_factor=2 if num_workers else None)
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=len(tile_ids), desc=desc, unit='tile', dynamic_ncols=True)
     cells = 0
     try:
@@ -240,7 +242,6 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         plan = _plan(reader, tiling, args, tissue.area_mm2)
         work = SlideWork(slide_dir)
         if overwrite and shard is None and rank == 0 and work.dir.exists():  # shards never delete others' work
-            import shutil
             shutil.rmtree(work.dir)
         _barrier(world)
         old = work.read_plan()
@@ -292,7 +293,6 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
 
 def _barrier(world: int) -> None:
     if world > 1:
-        import torch.distributed as dist
         dist.barrier()
 
 

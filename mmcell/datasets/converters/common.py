@@ -27,8 +27,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from mmcell.datasets.hw3_format import HW3FormatError, PathLike, first_line, read_tiff
-from mmcell.datasets.image_io import read_image, to_rgb_uint8
+from mmcell.datasets.hw3_format import HW3FormatError, PathLike, first_line
 
 #: image file suffixes read by the converters (.svs: Aperio, level 0 through tifffile + imagecodecs)
 IMAGE_SUFFIXES = ('.tif', '.tiff', '.png', '.svs', '.jpg', '.jpeg', '.bmp')
@@ -105,41 +104,6 @@ def majority_class(labels: np.ndarray, class_map: np.ndarray, num_instances: int
 
 
 # ------------------------------------------------------------------------------------------------------- inputs
-def read_source_image(path: PathLike) -> np.ndarray:
-    """Read a source image (.tif/.svs level 0 through tifffile + imagecodecs, .png/.jpg through Pillow) as
-    (H, W, 3) uint8 RGB.
-
-    Raises:
-        HW3FormatError: missing or unreadable file, unsupported shape or dtype.
-    """
-    path = Path(path)
-    if path.suffix.lower() in ('.tif', '.tiff', '.svs'):
-        return read_image(path)  # page 0 = level 0 of an Aperio .svs
-    return to_rgb_uint8(read_pillow(path), path)
-
-
-def read_pillow(path: PathLike) -> np.ndarray:
-    """Decode a PNG/JPEG/BMP file as stored (no mode conversion)."""
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise HW3FormatError(path, 'file not found')
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img)
-    except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError... on a bad file
-        raise HW3FormatError(path, f'unreadable image ({first_line(err)})') from None
-
-
-def read_label_file(path: PathLike) -> np.ndarray:
-    """Read a label image (TIFF or PNG) as stored."""
-    path = Path(path)
-    if path.suffix.lower() in ('.tif', '.tiff'):
-        return read_tiff(path)
-    return read_pillow(path)
-
-
 def load_npy(path: PathLike) -> np.ndarray:
     """Memory-map a ``.npy`` file (no pickles: ``allow_pickle=False``)."""
     path = Path(path)

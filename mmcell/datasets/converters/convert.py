@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from mmcell.datasets.coco_gt import coco_categories, samples_to_coco
 from mmcell.datasets.converters.common import ConvertedImage
@@ -161,7 +162,6 @@ def convert_to_hw3(fmt: str, src: PathLike, out: PathLike, class_map: Optional[S
         items = module.find_items(src)
         iterator = items
         if progress:
-            from tqdm import tqdm
             iterator = tqdm(items, desc=f'{fmt} -> HW3', unit='img')
             log = tqdm.write if log is print else log
         for item in iterator:

@@ -13,8 +13,8 @@ from typing import List, NamedTuple
 
 import numpy as np
 
-from mmcell.datasets.converters.common import ConvertedImage, check_same_size, read_pillow
-from mmcell.datasets.image_io import read_image
+from mmcell.datasets.converters.common import ConvertedImage, check_same_size
+from mmcell.datasets.image_io import read_image, read_pillow
 from mmcell.structures.label_image import paint_instances
 
 from ..hw3_format import HW3FormatError, PathLike

@@ -80,7 +80,7 @@ def polygon_pixels(vertices: np.ndarray, height: int, width: int) -> np.ndarray:
     Returns:
         int64 indices; empty for a degenerate polygon (< 3 vertices, zero area, entirely outside).
     """
-    from matplotlib.path import Path as MplPath
+    from matplotlib.path import Path as MplPath  # deferred: matplotlib is heavy; only rasterising needs it
 
     if len(vertices) < 3:
         return np.zeros(0, np.int64)

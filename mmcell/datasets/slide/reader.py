@@ -83,7 +83,7 @@ class SlideReader:
             raise SlideError(f'{self.path}: not an image or slide ({err.problem})') from None
 
     def _open_tiff(self) -> None:
-        import tiffslide
+        import tiffslide  # deferred: tiffslide (zarr, fsspec) loads only when a slide is opened
 
         try:
             slide = tiffslide.TiffSlide(self.path)

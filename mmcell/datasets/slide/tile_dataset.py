@@ -3,11 +3,15 @@ config's test pipeline (its resize made the identity: ``model_mpp`` is the resol
 die with their main process."""
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
+from mmengine.dataset import Compose
 
 from mmcell.datasets.slide.reader import SlideError, SlideReader
 from mmcell.datasets.slide.tiling import SlideTiling, read_tile
@@ -41,7 +45,6 @@ class SlideTileDataset(torch.utils.data.Dataset):
         return len(self.tile_ids)
 
     def __getitem__(self, index: int) -> dict:
-        from mmengine.dataset import Compose
 
         tile_id = self.tile_ids[index]
         try:
@@ -70,9 +73,6 @@ def die_with_parent(worker_id: int = 0) -> None:
     A worker whose main process was killed (``kill -9``, a job scheduler) while the worker was blocked handing over a
     tile would otherwise live on as an orphan holding a slide and a pipeline in memory.
     """
-    import ctypes
-    import signal
-    import sys
 
     if sys.platform.startswith('linux'):
         try:

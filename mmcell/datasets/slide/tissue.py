@@ -8,6 +8,7 @@ from typing import Tuple
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from mmcell.datasets.slide.reader import THUMBNAIL_SIDE, SlideReader
 
@@ -52,7 +53,6 @@ class TissueMask:
 
 def tissue_mask(reader: SlideReader, max_side: int = THUMBNAIL_SIDE) -> TissueMask:
     """Tissue of a slide: Otsu on the saturation of a thumbnail + clean-up (see the module docstring)."""
-    from scipy import ndimage
 
     thumb, ds = reader.thumbnail(max_side)
     sat = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV)[..., 1]

@@ -18,6 +18,9 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from scipy import ndimage
 
 from mmcell.datasets.coco_gt import coco_ground_truth
 from mmcell.datasets.metainfo import CLASSES as DEFAULT_CLASSES
@@ -38,7 +41,6 @@ def contest_ap50(gt: Mapping, results: Sequence[Mapping], max_dets: int = CONTES
 
     Returns 0.0 when there is no prediction.
     """
-    from pycocotools.cocoeval import COCOeval
 
     if not results:
         return 0.0
@@ -73,7 +75,6 @@ class Matching:
 
 
 def _coco_gt(gt: Mapping) -> Any:
-    from pycocotools.coco import COCO
 
     coco_gt = COCO()
     coco_gt.dataset = {k: list(v) for k, v in gt.items() if k in ('images', 'annotations', 'categories')}
@@ -92,7 +93,6 @@ def match_detections(gt: Mapping, results: Sequence[Mapping], iou_thr: float = 0
         iou_thr: minimum mask IoU of a match.
         class_aware: match only a GT of the same category (False: COCO's ``useCats=0``, for the confusion matrix).
     """
-    from pycocotools.cocoeval import COCOeval
 
     anns = [a for a in gt['annotations'] if not a.get('iscrowd', 0)]
     gt_index = {a['id']: i for i, a in enumerate(anns)}
@@ -210,7 +210,6 @@ def label_image_to_coco(ids: np.ndarray, classes: np.ndarray, scores: Optional[M
     For scoring whole-slide outputs (``labels.ome.tif``) or slide ground truth (``*_gt.ome.tif``): instance ``i``
     is ``ids == i`` with class ``classes`` there (1..K); ``scores`` maps ids to scores (default 1).
     """
-    from scipy import ndimage
 
     height, width = ids.shape
     infos = dict(img_id=1, img_path='', height=height, width=width, instances=[])

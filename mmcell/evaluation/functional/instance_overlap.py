@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import NamedTuple, Tuple
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 #: above this many (GT + 1) x (prediction + 1) cells the pair table is built sparsely (np.unique) instead
 DENSE_TABLE_LIMIT = 1 << 24
@@ -109,9 +112,6 @@ def max_iou_matching(pair_true: np.ndarray, pair_pred: np.ndarray, iou: np.ndarr
     Returns:
         Indices into the pair arrays of the chosen pairs.
     """
-    from scipy.optimize import linear_sum_assignment
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     if len(iou) == 0:
         return np.zeros(0, np.int64)

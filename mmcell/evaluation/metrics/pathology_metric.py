@@ -16,12 +16,15 @@ images, NaN images skipped, as HoVer-Net and PanNuke average), ``{class}_pq`` (`
 """
 from __future__ import annotations
 
+import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import pycocotools.mask as mask_util
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
+from mmengine.fileio import load
 from mmengine.logging import MMLogger
 
 from mmcell.evaluation.functional.aji import aji_from_overlap, aji_plus_from_overlap
@@ -66,9 +69,7 @@ class CellPathologyMetric(BaseMetric):
 
     @staticmethod
     def _load_ann_file(ann_file: str) -> Dict[int, List[dict]]:
-        import os.path as osp
 
-        from mmengine.fileio import load
 
         if not osp.isfile(ann_file):
             raise FileNotFoundError(f'{ann_file}: ground-truth annotation file not found')
@@ -80,7 +81,6 @@ class CellPathologyMetric(BaseMetric):
         return by_image
 
     def _ground_truth(self, data_sample: dict, height: int, width: int) -> tuple:
-        import pycocotools.mask as mask_util
 
         if self._gt_by_image is not None:
             anns = self._gt_by_image.get(int(data_sample['img_id']), [])
