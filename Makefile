@@ -9,6 +9,7 @@ install:
 
 lint: install
 	$(PY) -m ruff check .
+	.venv/bin/lint-imports  # the floors of mmcell import only downward (pyproject.toml [tool.importlinter])
 
 test: install lint
 	$(PY) -m pytest tests
