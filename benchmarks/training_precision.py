@@ -35,7 +35,7 @@ from mmcell.utils.precision import cpu_name, describe_units
 PROFILED_MODULES = ('backbone.conv1', 'backbone.layer1', 'backbone.layer2', 'backbone.layer3', 'backbone.layer4',
                     'neck', 'rpn_head', 'roi_head.bbox_roi_extractor', 'roi_head.bbox_head',
                     'roi_head.mask_roi_extractor', 'roi_head.mask_head')
-VARIANTS = ('fp32', 'bf16', 'bf16-cl')
+VARIANTS = ('fp32', 'bf16', 'bf16-cl', 'fp32-roi', 'bf16-roi')
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
@@ -44,7 +44,8 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config', help='training config (e.g. the MoNuSeg CPU recipe)')
     parser.add_argument('--data-root', help='converted data set (rewrites the config data_root)')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS,
-                        help='fp32; bf16 (BF16AutocastOptimWrapper); bf16-cl (bf16, model and input channels_last)')
+                        help='fp32; bf16 (BF16AutocastOptimWrapper); bf16-cl (bf16, model and input channels_last); '
+                             "-roi: FastRoIExtractor(fast_training=True) instead of mmcv's RoIAlign")
     parser.add_argument('--batches', type=int, default=4, help='distinct training batches drawn (reused)')
     parser.add_argument('--rounds', type=int, default=4, help='timed rounds; each runs every variant on each batch')
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps per variant first')
@@ -64,8 +65,20 @@ def draw_batches(cfg, n: int) -> list:
     return [next(it) for _ in range(n)]
 
 
+def with_fast_roi(model_cfg: dict) -> dict:
+    """The model config with both RoI extractors on mmcell's differentiable CPU RoIAlign."""
+    model_cfg = copy.deepcopy(model_cfg)
+    for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
+        model_cfg['roi_head'][key].update(type='FastRoIExtractor', fast_training=True)
+    return model_cfg
+
+
 def build_variant(cfg, model0: torch.nn.Module, name: str):
-    model = copy.deepcopy(model0)
+    if name.endswith('-roi'):
+        model = MODELS.build(with_fast_roi(cfg.model))
+        model.load_state_dict(model0.state_dict())
+    else:
+        model = copy.deepcopy(model0)
     wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
     if name.startswith('bf16'):
         wrapper_cfg['type'] = 'BF16AutocastOptimWrapper'
