@@ -80,8 +80,11 @@ class FastRoIExtractor(SingleRoIExtractor):
         if roi_scale_factor is not None:
             rois = self.roi_rescale(rois, roi_scale_factor)
         scales = [float(lay.spatial_scale) for lay in self.roi_layers]
-        return multilevel_roi_align(feats, rois, target_lvls, out_size, scales, int(layer.sampling_ratio),
-                                    bool(layer.aligned))
+        out = multilevel_roi_align(feats, rois, target_lvls, out_size, scales, int(layer.sampling_ratio),
+                                   bool(layer.aligned))
+        if torch.is_grad_enabled():  # every level in the graph, as mmdet does (DDP needs a gradient for each)
+            out = out + sum(f[(0, ) * f.dim()] for f in feats) * 0.
+        return out
 
 
 @MODELS.register_module()
