@@ -86,6 +86,12 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
     chosen = resolve_precision(requested if fast_model is not None else 'fp32', device)
     if fast_model is not None:
         model = fast_inference_model_cfg(model, precision=chosen, mask_format=mask_format)
+    elif not fast:  # --no-fast: mmdet's own RoIAlign too, even where a training config chose mmcell's
+        for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
+            extractor = (model.get('roi_head') or {}).get(key)
+            if extractor and extractor.get('type') == 'FastRoIExtractor':
+                extractor['type'] = 'SingleRoIExtractor'
+                extractor.pop('fast_training', None)
     cfg.precision = chosen
     if wrapper is not None:  # a wrapper from the config predicts in the format the caller needs
         if wrapper['type'] == 'TiledDetector':
