@@ -62,7 +62,10 @@ def draw_batches(cfg, n: int) -> list:
     loader_cfg.pop('persistent_workers', None)
     loader = Runner.build_dataloader(loader_cfg, seed=0)
     it = iter(loader)
-    return [next(it) for _ in range(n)]
+    next(it)  # workers, caches
+    tic = time.perf_counter()
+    batches = [next(it) for _ in range(n)]
+    return batches, (time.perf_counter() - tic) / n
 
 
 def with_fast_roi(model_cfg: dict) -> dict:
@@ -133,7 +136,7 @@ def main(argv: List[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     register_all_modules()
     cfg = load_config(args.config, data_root=args.data_root)
-    batches = draw_batches(cfg, args.batches)
+    batches, data_s = draw_batches(cfg, args.batches)
     model0 = MODELS.build(cfg.model)
     model0.init_weights()
     variants = {name: build_variant(cfg, model0, name) for name in args.variants}
@@ -168,10 +171,10 @@ def main(argv: List[str] | None = None) -> None:
             profiles[name] = {e.key: (e.cpu_time_total / 1e3 / args.profile_steps,
                                       e.self_cpu_time_total / 1e3 / args.profile_steps)
                               for e in prof.key_averages()}
-    report(args, times, losses, loss_dtypes, profiles)
+    report(args, times, losses, loss_dtypes, profiles, data_s)
 
 
-def report(args, times, losses, loss_dtypes, profiles) -> None:
+def report(args, times, losses, loss_dtypes, profiles, data_s: float) -> None:
     base = statistics.median(times['fp32']) if 'fp32' in times else None
     print(f'\n## Training precision: fp32 vs bf16 per step\n- machine: {describe_units()}; torch '
           f'{torch.__version__}, {args.threads} thread(s)\n- command: `python {" ".join(sys.argv)}`\n')
@@ -182,6 +185,8 @@ def report(args, times, losses, loss_dtypes, profiles) -> None:
         ratio = f'{base / med:.2f}x' if base else '-'
         print(f'| {name} | {med:.3f} | {min(ts):.3f} | {max(ts):.3f} | {ratio} | {", ".join(loss_dtypes[name])} '
               f'| {statistics.mean(losses[name]):.4f} |')
+    print(f'\nData pipeline (one process, as the recipe\'s one worker): {data_s:.3f} s/batch. In the training loop a '
+          'step takes max(model step, data batch) when the worker has its own core.')
     if not profiles:
         return
     names = list(profiles)
