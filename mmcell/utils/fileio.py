@@ -152,6 +152,39 @@ def append_text(path: PathLike, text: str, header: str = '') -> Path:
     return atomic_write_text(path, joined if joined.endswith('\n') else joined + '\n')
 
 
+def write_results_section(path: PathLike, heading: str, body: str, header: str = '# Benchmarks\n') -> Path:
+    """Make ``body`` the current figures of the ``## heading`` section of a results file (``benchmarks/RESULTS.md``).
+
+    One section per benchmark, never a second copy: a section with this heading (or a legacy ``heading (date)``)
+    keeps its place; its previous figures move, collapsed under the run's first line, to the top of the section's
+    **History**, which keeps every earlier run. A new heading is appended at the end. Written atomically.
+    """
+    old = Path(path).read_text(encoding='utf-8') if osp.isfile(path) else header
+    lines = old.rstrip('\n').split('\n')
+    starts = [i for i, ln in enumerate(lines) if ln.startswith('## ')]
+
+    def same(ln: str) -> bool:
+        title = ln[3:].strip()
+        return title == heading or (title.startswith(heading + ' (') and title.endswith(')'))
+
+    found = next((i for i in starts if same(lines[i])), None)
+    body = body.strip('\n')
+    if found is None:
+        return atomic_write_text(path, '\n'.join(lines).rstrip('\n') + f'\n\n## {heading}\n{body}\n')
+    end = next((i for i in starts if i > found), len(lines))
+    section = lines[found + 1:end]
+    hist = next((i for i, ln in enumerate(section) if ln.startswith('**History**')), None)
+    current = '\n'.join(section[:hist] if hist is not None else section).strip('\n')
+    history = section[hist + 1:] if hist is not None else []
+    summary = next((ln.lstrip('- ').strip() for ln in current.split('\n') if ln.strip()), 'earlier run')
+    entry = [f'<details><summary>{summary}</summary>', '', current, '', '</details>', ''] if current else []
+    new = [f'## {heading}', body, '', '**History** (earlier runs)', '', *entry, *[ln for ln in history if ln or entry]]
+    while new and not new[-1].strip():
+        new.pop()
+    text = '\n'.join(lines[:found] + new + ([''] if end < len(lines) else []) + lines[end:])
+    return atomic_write_text(path, text.rstrip('\n') + '\n')
+
+
 def save_figure(fig: Any, path: PathLike, **savefig_kwargs: Any) -> Path:
     """``fig.savefig`` through :func:`atomic_write` (the temp file keeps the suffix: matplotlib picks the format)."""
     return atomic_write(path, lambda tmp: fig.savefig(tmp, **savefig_kwargs))
