@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 from mmdet.structures.mask import bitmap_to_polygon
 
-from mmcell.datasets.hw3_format import PathLike
 from mmcell.datasets.metainfo import CELL_METAINFO
 from mmcell.datasets.metainfo import CLASSES as DEFAULT_CLASSES
 from mmcell.datasets.statistics import _class_names
 from mmcell.structures.label_image import instance_label_map
+from mmcell.utils.errors import PathLike
 from mmcell.utils.fileio import save_figure
 
 

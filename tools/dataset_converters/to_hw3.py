@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from mmcell.datasets.converters.convert import FORMATS, convert_to_hw3
-from mmcell.datasets.hw3_format import HW3FormatError
+from mmcell.utils.errors import HW3FormatError
 
 
 def parse_args(argv=None) -> argparse.Namespace:

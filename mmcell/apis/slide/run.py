@@ -196,6 +196,15 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
     if shard is not None and world > 1:
         raise ValueError(f'--shard {shard[0]}/{shard[1]}: use either --shard or torchrun, not both')
     part_index, part_count = shard if shard is not None else (rank, world)
+    if 'tile' in model_kwargs or 'tile_overlap' in model_kwargs:
+        raise ValueError('segment-slide: the slide is already cut into tiles (--tile is the slide tile size); '
+                         'the TiledDetector wrapper does not apply')
+    if model is None:  # a bad config is one line before anything else is read
+        cfg = load_config(config, cfg_options)
+        if world > 1 and str(device).startswith('cuda'):
+            device = f'cuda:{os.environ.get("LOCAL_RANK", "0")}'
+    else:
+        cfg = model.cfg
     out_root = check_output_path(out_dir, is_dir=True)
     for path in paths:  # fail on the first bad slide before any long work
         reader = SlideReader(path, mpp=mpp)
@@ -204,15 +213,6 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
             raise SlideError(f'{path}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
         if mpp is not None and reader.metadata_mpp and abs(mpp / reader.metadata_mpp - 1) > 0.05 and progress:
             print(f'{path}: --mpp {mpp:g} overrides the metadata ({reader.metadata_mpp:g} um/px)', flush=True)
-    if 'tile' in model_kwargs or 'tile_overlap' in model_kwargs:
-        raise ValueError('segment-slide: the slide is already cut into tiles (--tile is the slide tile size); '
-                         'the TiledDetector wrapper does not apply')
-    if model is None:
-        cfg = load_config(config, cfg_options)
-        if world > 1 and str(device).startswith('cuda'):
-            device = f'cuda:{os.environ.get("LOCAL_RANK", "0")}'
-    else:
-        cfg = model.cfg
     model_mpp = model_mpp_of(cfg)
     batch_size = batch_size or (8 if str(device).startswith('cuda') else 2)
     num_workers = worker_count(num_workers)

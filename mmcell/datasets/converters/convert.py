@@ -19,7 +19,6 @@ labels      class-map value K -> K (no class map: every instance -> 1)
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -28,15 +27,18 @@ import numpy as np
 from tqdm import tqdm
 
 from mmcell.datasets.coco_gt import coco_categories, samples_to_coco
+from mmcell.datasets.converters import conic, dsb2018, labels, monusac, monuseg, pannuke
 from mmcell.datasets.converters.common import ConvertedImage
 from mmcell.datasets.converters.hw3_coco import hw3_to_coco
-from mmcell.datasets.hw3_format import HW3FormatError, PathLike, parse_sample, write_class_map
+from mmcell.datasets.hw3_format import parse_sample, write_class_map
 from mmcell.datasets.image_io import write_image_tif
 from mmcell.datasets.metainfo import CLASSES as CLASS_NAMES
+from mmcell.utils.errors import HW3FormatError, PathLike
 from mmcell.utils.fileio import atomic_dir, write_json
 
-#: ``--format`` name -> module under mmcell.datasets.converters
-FORMATS = ('monuseg', 'monusac', 'pannuke', 'conic', 'dsb2018', 'labels')
+#: ``--format`` name -> its converter module (``find_items(src)``, ``load_item(item)``, ``DEFAULT_CLASSES``)
+CONVERTERS = dict(monuseg=monuseg, monusac=monusac, pannuke=pannuke, conic=conic, dsb2018=dsb2018, labels=labels)
+FORMATS = tuple(CONVERTERS)
 
 #: files of a converted test release (the same names as the synthetic generator writes)
 TEST_IDS_FILE = 'test_image_name_to_ids.json'
@@ -51,7 +53,7 @@ def format_module(name: str):
     """
     if name not in FORMATS:
         raise ValueError(f'--format {name}: unknown format (choose from {", ".join(FORMATS)})')
-    return importlib.import_module(f'{__name__}.{name}')
+    return CONVERTERS[name]
 
 
 def parse_class_map(spec: Optional[Sequence[str]], class_names: Sequence[str]) -> Dict[int, int]:
