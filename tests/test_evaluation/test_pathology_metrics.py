@@ -17,7 +17,7 @@ from mmengine.structures import InstanceData
 from mmcell.evaluation.metrics import aji, aji_plus, detection_f1, multiclass_pq, panoptic_quality
 from mmcell.evaluation.metrics.instance_overlap import instance_overlap, max_iou_matching
 
-BENCH = runpy.run_path(str(REPO / 'tools' / 'analysis_tools' / 'benchmark_pathology_metrics.py'), run_name='bench')
+BENCH = runpy.run_path(str(REPO / 'benchmarks' / 'pathology_metrics.py'), run_name='bench')
 EPS = 1.0e-6  # HoVer-Net's SQ denominator TP + 1e-6
 
 
