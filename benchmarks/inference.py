@@ -10,7 +10,8 @@ The model is the config's Mask R-CNN with 4 classes and random weights (no downl
 half that size (the contest median upscaled 2x), so masks are pasted at the original size as in a submission.
 Upstream's dense masks are RLE-encoded (what a submission/metric needs) and timed both with and without that
 step. Each variant runs interleaved with upstream ``--repeat`` times; medians are reported with the per-instance
-mask IoU against upstream (instances matched by label and box IoU). Timings on a shared machine are noisy: compare ratios measured in the same run.
+mask IoU against upstream (instances matched by label and box IoU). Timings on a shared machine are noisy:
+compare ratios measured in the same run.
 """
 from __future__ import annotations
 
