@@ -1,4 +1,6 @@
-"""MoNuSeg recipe vs Cellpose 3.1, side by side in one run, on the same 10/3 split and the same training time.
+"""MoNuSeg recipe vs Cellpose 3.1, side by side in one run, on the same 10/3 split and the same training time:
+segm AP50/AP, AJI, AJI+, PQ and seconds per tile. Prints a table and appends it to ``--results`` (default
+benchmarks/RESULTS.md); the outline figure goes to WORK/comparison.png.
 
     .venv/bin/python benchmarks/monuseg_vs_cellpose.py SRC WORK [--budget-s S] [--reuse-mmcell]
 

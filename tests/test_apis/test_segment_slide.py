@@ -206,7 +206,7 @@ def _matched_fraction(ref_ids: np.ndarray, ref_scores: dict, ids: np.ndarray, mi
 def test_slide_path_matches_whole_image_inference(slide_model, slide, slide_run, tmp_path):
     """Same model, whole slide in one pass vs 256 px tiles (many seams): the same cells, no duplicates, about the
     same AP50 against the ground truth. (The |dAP50| <= 0.005 goal is measured on a 4096^2 slide by
-    tools/analysis_tools/benchmark_slide.py; on this small slide a few cells near the score threshold flip with the
+    benchmarks/slide.py; on this small slide a few cells near the score threshold flip with the
     context a tile gives the model, and the exact seam rule is tested with the oracle above.)"""
     from mmcell.apis.slide.reference import whole_image_cells
     from mmcell.evaluation.functional.coco import contest_ap50, label_image_to_coco
