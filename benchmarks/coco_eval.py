@@ -23,7 +23,7 @@ from pycocotools.coco import COCO as PyCOCO
 from pycocotools.cocoeval import COCOeval as PyCOCOeval
 
 from mmcell.evaluation.metrics.cell_coco_metric import average_precision, evaluate_coco
-from mmcell.utils.fileio import append_text
+from mmcell.utils.fileio import write_results_section
 
 MAX_DETS = [100, 1000]
 
@@ -133,8 +133,8 @@ def main() -> None:
                 f'- command: `{command}`\n'
                 f'- scene: {args.images} images {args.size}x{args.size}, {args.gts} nuclei and {args.dets} '
                 f'detections per image, 4 classes; evaluate + accumulate with maxDets (100, 1000)\n\n{table}\n')
-        append_text(args.results, text, header='# Benchmarks\n')
-        print(f'appended to {args.results}')
+        write_results_section(args.results, text)
+        print(f'wrote its section of {args.results}')
 
 
 if __name__ == '__main__':

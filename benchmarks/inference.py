@@ -31,7 +31,7 @@ import torch
 
 from mmcell.models.fast_mask_rcnn import fast_inference_model_cfg
 from mmcell.utils import register_all_modules
-from mmcell.utils.fileio import append_text
+from mmcell.utils.fileio import write_results_section
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RESULTS = osp.join(REPO, 'benchmarks', 'RESULTS.md')
@@ -180,7 +180,7 @@ def main(argv=None) -> None:
         if not args.no_append:
             cmd = 'python benchmarks/inference.py ' + ' '.join(
                 sys.argv[1:] if argv is None else argv)
-            append_text(RESULTS, f'## Cheaper mask heads: AP50 change on the synthetic test split '
+            write_results_section(RESULTS, f'## Cheaper mask heads: AP50 change on the synthetic test split '
                                  f'({datetime.date.today()})\n'
                                  f'- Machine: 2-core CPU dev box, no GPU. Command: `{cmd.strip()}`\n\n{table}\n')
         return
@@ -244,8 +244,8 @@ def main(argv=None) -> None:
              f'{args.dets} detections forced (score_thr 0, max_per_img {args.dets}). Upstream returns dense masks; '
              f'"upstream+RLE" adds the pycocotools encoding a submission needs; mmcell returns RLE directly.\n\n'
              f'{table}\n')
-    append_text(RESULTS, entry)
-    print(f'appended to {RESULTS}')
+    write_results_section(RESULTS, entry)
+    print(f'wrote its section of {RESULTS}')
 
 
 if __name__ == '__main__':

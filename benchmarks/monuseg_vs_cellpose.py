@@ -265,7 +265,9 @@ def main() -> None:
         f'{train_s / 60:.1f} min. Outlines of both on the val tiles: `{figure}`.', ''])
     print(block)
     results = Path(args.results)
-    atomic_write_text(results, (results.read_text() if results.exists() else '') + block)
+    from mmcell.utils.fileio import write_results_section
+
+    write_results_section(results, block)
 
 
 if __name__ == '__main__':

@@ -201,18 +201,17 @@ def main(argv=None) -> None:
              f'`label_image`, then all figures | {run_s:.2f} | -- |')
     print(table)
     if args.append:
-        from mmcell.utils.fileio import atomic_write_text
-
         cmd = 'python benchmarks/pathology_metrics.py ' + ' '.join(
             f'--{k} {getattr(args, k)}' for k in ('size', 'instances', 'images'))
-        old = open(args.append).read() if os.path.exists(args.append) else ''
-        block = (f'\n## Pathology metrics: {args.size}x{args.size} label maps, {args.instances} nuclei '
+        block = (f'## Pathology metrics: {args.size}x{args.size} label maps, {args.instances} nuclei '
                  f'({datetime.date.today()}, {args.machine})\n`{cmd}` -- {args.images} images, figures equal to '
                  f'the reference (max |difference| {worst:.1e}); goal <= 2 s per image. The reference builds the '
                  'per-instance masks once for all figures (HoVer-Net builds them once per function, 3x).\n\n'
                  f'{table}\n')
-        atomic_write_text(args.append, old.rstrip('\n') + '\n' + block)
-        print(f'appended to {args.append}')
+        from mmcell.utils.fileio import write_results_section
+
+        write_results_section(args.append, block)
+        print(f'wrote its section of {args.append}')
 
 
 if __name__ == '__main__':

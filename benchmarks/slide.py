@@ -110,7 +110,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
-    from mmcell.utils.fileio import atomic_write_text
 
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -210,7 +209,9 @@ def main() -> None:
     print(text)
     if not args.no_append:
         results = REPO / 'benchmarks' / 'RESULTS.md'
-        atomic_write_text(results, (results.read_text() if results.exists() else '') + text)
+        from mmcell.utils.fileio import write_results_section
+
+        write_results_section(results, text)
 
 
 if __name__ == '__main__':

@@ -34,7 +34,7 @@ from mmcell.datasets.hw3_annotations import load_train_annotations
 from mmcell.datasets.hw3_format import find_class_files, read_class_map
 from mmcell.datasets.transforms import LoadCellAnnotations, LoadCellImage
 from mmcell.synthetic.hw3 import make_synthetic_hw3
-from mmcell.utils.fileio import append_text
+from mmcell.utils.fileio import write_results_section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,8 +127,8 @@ def main() -> None:
         f'{second:.3f} s', ''])
     print(text)
     if not args.no_append:
-        append_text(args.results, text)
-        print(f'appended to {args.results}')
+        write_results_section(args.results, text)
+        print(f'wrote its section of {args.results}')
 
 
 if __name__ == '__main__':
