@@ -1,25 +1,9 @@
-"""mmcell's exporters: label images, cell tables and GeoJSON, for single images and whole slides.
+"""Whole-slide cells for QuPath and spreadsheets, streamed so memory does not grow with the slide.
 
-Images (``mmcell segment``):
-
-- :func:`label_image` paints instances into a uint16 (uint32 past 65535 instances) label image, 0 = background,
-  overlaps going to the higher score, plus a class map (uint8, contest class id 1..K, 0 = background).
-- :func:`cell_table` measures every painted instance: id, class, score, area, centroid, bbox, mean intensity.
-- :func:`save_labels` writes ``<stem>_labels.tif``, ``<stem>_classes.tif``, ``<stem>_cells.csv`` and
-  ``<stem>_cells.geojson`` (QuPath detections, the Feature builder of the slides) atomically.
-
-Masks may be dense ``(N, H, W)`` arrays/tensors or COCO RLEs (``RLEMasks``); RLEs are painted from their runs,
-so a big image with many instances never needs N full-size masks.
-
-Whole slides (``mmcell segment-slide``), streamed so memory does not grow with the slide:
-
-- :class:`CellWriter` writes ``cells.geojson.gz`` (a FeatureCollection QuPath 0.4+ imports: one ``detection``
-  Feature per nucleus, Polygon in level-0 pixels, classification name + colour, measurements, UUID) and
-  ``cells.csv.gz`` (:data:`SLIDE_TABLE_COLUMNS`) one :class:`Cell` at a time.
-- :func:`write_label_pyramid` writes ``labels.ome.tif``: a pyramidal, tiled OME-TIFF whose series 0 holds the
-  uint32 instance ids (= the table's ``id``) and series 1 the class map (uint8, class id 1..K), painted tile by tile
-  from chunks of cells (:class:`CellChunk`).
-- :class:`PreviewCanvas` draws the nuclei, coloured by class, on a slide thumbnail (``preview.png``).
+:class:`CellWriter` writes ``cells.geojson.gz`` (a FeatureCollection QuPath 0.4+ imports: one ``detection`` Feature
+per nucleus, Polygon in level-0 pixels, classification name + colour, measurements, UUID) and ``cells.csv.gz``
+(:data:`SLIDE_TABLE_COLUMNS`), one :class:`mmcell.structures.cells.Cell` at a time. :func:`geojson_feature` is the
+one Feature builder (single images use it too, :mod:`mmcell.exporters.image`).
 """
 from __future__ import annotations
 

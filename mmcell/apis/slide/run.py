@@ -1,4 +1,4 @@
-"""``mmcell.apis.segment_slide``: whole-slide images in, QuPath-ready cells out (the API behind ``mmcell
+"""``mmcell.apis.segment_slide`` (the orchestration): whole-slide images in, QuPath-ready cells out (the API behind ``mmcell
 segment-slide`` and ``mmcell merge-slide``).
 
 For each slide, into ``OUT/<stem>/``:
@@ -8,15 +8,15 @@ For each slide, into ``OUT/<stem>/``:
    with tissue; the plan is saved in ``.work/plan.json``.
 2. **Tiles.** DataLoader workers read + resample + pre-process tiles; the model (:func:`init_cell_model`,
    fast path, RLE masks) predicts batches of them, boxes and masks rescaled to level-0 pixels. A detection belongs
-   to the one tile whose core holds its box centre (:func:`mmcell.models.tiled.in_core`, the rule of
+   to the one tile whose core holds its box centre (:func:`mmcell.structures.tiling.in_core`, the rule of
    :class:`TiledDetector`); each finished tile is appended to a per-process log (``.work/tiles-*.bin`` + ``.jsonl``
    manifest, :class:`mmcell.utils.fileio.AppendLog`), so a killed run continues where it stopped. Ranks of torchrun
-   (or ``--shard I/N`` jobs) take every N-th tile.
-3. **Merge.** Cells are resolved in a fixed order (tile by tile, score first): each keeps the pixels no
+   (or ``--shard I/N`` jobs) take every N-th tile (:mod:`.records`).
+3. **Merge** (:mod:`.merge`). Cells are resolved in a fixed order (tile by tile, score first): each keeps the pixels no
    better-scoring overlapping cell has, its largest connected part, and is dropped if less than
-   :data:`MIN_VISIBLE_FRACTION` of its mask is left (the duplicate of a neighbour's cell). Ids are given in that
-   order, so every run (1 or N processes, resumed or not) gives the same ids. The exporters of
-   :mod:`mmcell.exporters.cells` stream ``cells.geojson.gz``, ``cells.csv.gz``, ``labels.ome.tif`` and
+   :data:`~mmcell.apis.slide.merge.MIN_VISIBLE_FRACTION` of its mask is left (the duplicate of a neighbour's cell). Ids are given in that
+   order, so every run (1 or N processes, resumed or not) gives the same ids. The exporters
+   (:mod:`mmcell.exporters`) stream ``cells.geojson.gz``, ``cells.csv.gz``, ``labels.ome.tif`` and
    ``preview.png`` into a temp folder that replaces ``OUT/<stem>/`` at the end (with ``summary.json``): final
    files appear together, or not at all.
 """
