@@ -1,25 +1,24 @@
-"""``mmcell.apis.segment_slide`` (the orchestration): whole-slide images in, QuPath-ready cells out (the API behind ``mmcell
-segment-slide`` and ``mmcell merge-slide``).
+"""``mmcell.apis.segment_slide`` (the orchestration): whole-slide images in, QuPath-ready cells out (the API behind
+``mmcell segment-slide`` and ``mmcell merge-slide``).
 
 For each slide, into ``OUT/<stem>/``:
 
-1. **Plan.** Open the slide (:class:`mmcell.datasets.slide.SlideReader`), find the tissue on a thumbnail, lay out
-   tiles of ``tile`` px at the model's mpp (config key ``model_mpp``) overlapping by ``overlap`` px and keep those
-   with tissue; the plan is saved in ``.work/plan.json``.
-2. **Tiles.** DataLoader workers read + resample + pre-process tiles; the model (:func:`init_cell_model`,
-   fast path, RLE masks) predicts batches of them, boxes and masks rescaled to level-0 pixels. A detection belongs
-   to the one tile whose core holds its box centre (:func:`mmcell.structures.tiling.in_core`, the rule of
-   :class:`TiledDetector`); each finished tile is appended to a per-process log (``.work/tiles-*.bin`` + ``.jsonl``
-   manifest, :class:`mmcell.utils.fileio.AppendLog`), so a killed run continues where it stopped. Ranks of torchrun
-   (or ``--shard I/N`` jobs) take every N-th tile (:mod:`.records`).
+1. **Plan.** Open the slide (:class:`mmcell.datasets.slide.SlideReader`), find the tissue on a thumbnail, lay out tiles
+   of ``tile`` px at the model's mpp (config key ``model_mpp``) overlapping by ``overlap`` px and keep those with
+   tissue; the plan is saved in ``.work/plan.json``.
+2. **Tiles.** DataLoader workers read + resample + pre-process tiles; the model (:func:`init_cell_model`, fast path, RLE
+   masks) predicts batches of them, boxes and masks rescaled to level-0 pixels. A detection belongs to the one tile
+   whose core holds its box centre (:func:`mmcell.structures.tiling.in_core`, the rule of :class:`TiledDetector`); each
+   finished tile is appended to a per-process log (``.work/tiles-*.bin`` + ``.jsonl`` manifest,
+   :class:`mmcell.utils.fileio.AppendLog`), so a killed run continues where it stopped. Ranks of torchrun (or ``--shard
+   I/N`` jobs) take every N-th tile (:mod:`.records`).
 3. **Merge** (:mod:`.merge`). Cells are resolved in a fixed order (tile by tile, score first): each keeps the pixels no
    better-scoring overlapping cell has, its largest connected part, and is dropped if less than
-   :data:`~mmcell.apis.slide.merge.MIN_VISIBLE_FRACTION` of its mask is left (the duplicate of a neighbour's cell). Ids are given in that
-   order, so every run (1 or N processes, resumed or not) gives the same ids. The exporters
-   (:mod:`mmcell.exporters`) stream ``cells.geojson.gz``, ``cells.csv.gz``, ``labels.ome.tif`` and
-   ``preview.png`` into a temp folder that replaces ``OUT/<stem>/`` at the end (with ``summary.json``): final
-   files appear together, or not at all.
-"""
+   :data:`~mmcell.apis.slide.merge.MIN_VISIBLE_FRACTION` of its mask is left (the duplicate of a neighbour's cell). Ids
+   are given in that order, so every run (1 or N processes, resumed or not) gives the same ids. The exporters
+   (:mod:`mmcell.exporters`) stream ``cells.geojson.gz``, ``cells.csv.gz``, ``labels.ome.tif`` and ``preview.png`` into
+   a temp folder that replaces ``OUT/<stem>/`` at the end (with ``summary.json``): final files appear together, or not
+   at all."""
 from __future__ import annotations
 
 import hashlib
