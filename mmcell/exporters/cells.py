@@ -31,6 +31,7 @@ import math
 import uuid
 from typing import List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from mmcell.datasets.hw3_dataset import CELL_METAINFO
@@ -60,16 +61,16 @@ def cell_uuid(slide_key: str, cell_id: int) -> str:
     return str(uuid.uuid5(_UUID_NAMESPACE, f'{slide_key}:{cell_id}'))
 
 
-def _ring_length(ring: List[List[float]]) -> float:
-    pts = np.asarray(ring)
-    return float(np.hypot(*np.diff(pts, axis=0).T).sum())
+def contour_length(mask: np.ndarray) -> float:
+    """Perimeter (px) of a mask's largest part, along its pixel-centre contour (a disc of radius r gives about
+    2 pi r; the pixel-edge outline of :func:`cell_polygon` is a staircase about 4 / pi longer)."""
+    contours, _ = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    return max((cv2.arcLength(c, True) for c in contours), default=0.0)
 
 
-def cell_row(cell: Cell, mpp: float, class_names: Sequence[str], slide_key: str,
-             rings: Optional[list] = None) -> dict:
-    """The table row of a cell (:data:`SLIDE_TABLE_COLUMNS`); ``rings`` from :func:`cell_polygon` (computed if
-    None) give the perimeter."""
-    rings = rings if rings is not None else cell_polygon(cell.mask, cell.x1, cell.y1)
+def cell_row(cell: Cell, mpp: float, class_names: Sequence[str], slide_key: str) -> dict:
+    """The table row of a cell (:data:`SLIDE_TABLE_COLUMNS`)."""
     ys, xs = np.nonzero(cell.mask)
     area = int(len(xs))
     cx, cy = float(xs.mean()) + cell.x1 + 0.5, float(ys.mean()) + cell.y1 + 0.5
@@ -83,7 +84,7 @@ def cell_row(cell: Cell, mpp: float, class_names: Sequence[str], slide_key: str,
             'bbox_y1': by1, 'bbox_x2': bx2, 'bbox_y2': by2, 'bbox_x1_um': round(bx1 * mpp, 3),
             'bbox_y1_um': round(by1 * mpp, 3), 'bbox_x2_um': round(bx2 * mpp, 3), 'bbox_y2_um': round(by2 * mpp, 3),
             'area_px': area, 'area_um2': round(area * mpp * mpp, 4),
-            'perimeter_um': round(_ring_length(rings[0]) * mpp, 4), 'mean_r': r, 'mean_g': g, 'mean_b': b,
+            'perimeter_um': round(contour_length(cell.mask) * mpp, 4), 'mean_r': r, 'mean_g': g, 'mean_b': b,
             'mean_hematoxylin': hem, 'mean_eosin': eos}
 
 
@@ -94,11 +95,11 @@ GEOJSON_MEASUREMENTS = (('Label', 'id'), ('Area µm^2', 'area_um2'), ('Area px',
                         ('Red mean', 'mean_r'), ('Green mean', 'mean_g'), ('Blue mean', 'mean_b'))
 
 
-def geojson_feature(row: dict, rings: list, color: Sequence[int], object_id: Optional[str] = None) -> dict:
-    """A QuPath detection Feature for a table row (slide or image table) and its polygon rings."""
+def geojson_feature(row: dict, geometry: dict, color: Sequence[int], object_id: Optional[str] = None) -> dict:
+    """A QuPath detection Feature for a table row (slide or image table) and its outline (:func:`cell_polygon`)."""
     measurements = {name: row[key] for name, key in GEOJSON_MEASUREMENTS
                     if isinstance(row.get(key), (int, float)) and math.isfinite(row[key])}
-    return {'type': 'Feature', 'id': object_id or row['uuid'], 'geometry': {'type': 'Polygon', 'coordinates': rings},
+    return {'type': 'Feature', 'id': object_id or row['uuid'], 'geometry': geometry,
             'properties': {'objectType': 'detection',
                            'classification': {'name': row['class'], 'color': [int(c) for c in color]},
                            'measurements': measurements}}
@@ -146,10 +147,10 @@ class CellWriter:
 
     def add(self, cell: Cell) -> dict:
         """Write one cell to both files; returns its table row."""
-        rings = cell_polygon(cell.mask, cell.x1, cell.y1)
-        row = cell_row(cell, self.mpp, self.class_names, self.slide_key, rings)
+        geometry = cell_polygon(cell.mask, cell.x1, cell.y1)
+        row = cell_row(cell, self.mpp, self.class_names, self.slide_key)
         color = self.colors[cell.label] if cell.label < len(self.colors) else (128, 128, 128)
-        text = json.dumps(geojson_feature(row, rings, color), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(geojson_feature(row, geometry, color), ensure_ascii=False, allow_nan=False)
         self._geo.write(((',\n' if self.count else '') + text).encode('utf-8'))
         self._table.writerow(row)
         self.count += 1

@@ -102,8 +102,8 @@ def save_labels(seg: CellSegmentation, out_dir: str, dataset_meta: Optional[dict
     features = []
     for row in seg.table:
         x1, y1, x2, y2 = row['bbox_x1'], row['bbox_y1'], row['bbox_x2'], row['bbox_y2']
-        rings = cell_polygon(seg.labels[y1:y2, x1:x2] == row['id'], x1, y1)
-        features.append(geojson_feature(row, rings, colors[(row['class_id'] - 1) % len(colors)],
+        geometry = cell_polygon(seg.labels[y1:y2, x1:x2] == row['id'], x1, y1)
+        features.append(geojson_feature(row, geometry, colors[(row['class_id'] - 1) % len(colors)],
                                         cell_uuid(stem, row['id'])))
     atomic_write_text(files['geojson'], json.dumps(dict(type='FeatureCollection', features=features),
                                                    ensure_ascii=False))
