@@ -135,7 +135,7 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
         raise SlideError(f'{slide_dir}: {len(missing)} of {len(tiling.tiles)} tiles are not finished yet '
                          f'(first: tile {missing[0]}); run the remaining shards, then merge again')
     args = plan['args']
-    reader = SlideReader(plan['slide']['path'], mpp=plan['mpp'])
+    reader = SlideReader(plan['slide']['path'], mpp=plan['mpp'], reader=args.get('reader', 'auto'))
     tissue = tissue_mask(reader)
     if args.get('region'):
         tissue = tissue.restrict(args['region'])
