@@ -33,12 +33,14 @@ def _segment_parser(sub) -> None:
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--score-thr', type=float,
                    help='leave out instances scoring below this (default 0.5: label images are read by people)')
+    p.add_argument('--mpp', type=float,
+                   help='microns per pixel of the images: measurements in µm (Nucleus: Area µm^2 ...), else in px')
     add_model_args(p)
 
 
 def _segment(args) -> None:
     results = exit_on_bad_input(segment, args.images, args.config, args.checkpoint, out_dir=args.out,
-                                score_thr=args.score_thr, **model_kwargs_of(args))
+                                score_thr=args.score_thr, mpp=args.mpp, **model_kwargs_of(args))
     print(f'{len(results)} image(s), {sum(len(r.table) for r in results)} cells -> {args.out}')
 
 
@@ -65,6 +67,9 @@ def _segment_slide_parser(sub) -> None:
                    help='only this level-0 rectangle (outputs keep slide coordinates)')
     p.add_argument('--shard', help='I/N: do every N-th tile from the I-th (SLURM arrays), then mmcell merge-slide')
     p.add_argument('--overwrite', action='store_true', help='redo finished slides, discard unfinished other work')
+    p.add_argument('--review-below', type=float, metavar='S',
+                   help='also write review.geojson: the cells scoring below S as QuPath annotations to correct '
+                        '(with a --score-thr below S)')
     add_model_args(p, tiling=False)
 
 
@@ -80,7 +85,7 @@ def _run_segment_slide(args: argparse.Namespace) -> None:
         overlap=args.overlap, batch_size=args.batch_size,
         score_thr=LABEL_SCORE_THR if args.score_thr is None else args.score_thr, region=args.region,
         shard=args.shard, overwrite=args.overwrite, num_workers=args.workers, reader=args.reader,
-        **model_kwargs_of(args))
+        review_below=args.review_below, **model_kwargs_of(args))
     done = [r for r in results if r.status == 'done']
     if done:
         print(f'{len(done)} slide(s), {sum(r.cells for r in done)} cells, '

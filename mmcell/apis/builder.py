@@ -202,7 +202,7 @@ def add_model_args(parser: Any, device: bool = True, tiling: bool = True) -> Any
 def model_kwargs_of(args: Any) -> dict:
     """:func:`init_cell_model` keyword arguments from :func:`add_model_args` flags."""
     kwargs = dict(fast=not args.no_fast, tta=args.tta, trust_checkpoint=args.trust_checkpoint)
-    if hasattr(args, 'tile'):  # add_model_args(tiling=True)
+    if hasattr(args, 'tile_overlap'):  # add_model_args(tiling=True); segment-slide's own --tile is not the wrapper's
         kwargs['tile'] = args.tile
         if args.tile_overlap is not None:
             kwargs['tile_overlap'] = args.tile_overlap

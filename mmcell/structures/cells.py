@@ -13,7 +13,9 @@ from scipy import ndimage
 class Cell:
     """One nucleus of a slide: its final (visible, non-overlapping) mask as a crop at ``(x1, y1)`` level-0 px.
 
-    ``means`` holds the mean R, G, B and hematoxylin / eosin optical densities of the nucleus pixels.
+    ``means`` holds the intensity statistics of the nucleus pixels (``exporters.measurements.INTENSITY_FIELDS``: mean
+    R, G, B, hematoxylin and eosin optical density means, hematoxylin std dev and max; work folders of older runs
+    hold the first five).
     """
     id: int
     label: int
@@ -21,7 +23,7 @@ class Cell:
     x1: int
     y1: int
     mask: np.ndarray
-    means: Tuple[float, ...] = (float('nan'),) * 5
+    means: Tuple[float, ...] = (float('nan'),) * 7
 
 
 def cell_polygon(mask: np.ndarray, x1: int, y1: int) -> dict:

@@ -190,8 +190,16 @@ def test_trained_model_outputs_agree(slide_run):
     assert sorted(os.listdir(slide_run.out_dir)) == ['cells.csv.gz', 'cells.geojson.gz', 'labels.ome.tif',
                                                      'preview.png', 'summary.json']  # .work removed
     feature = out['features'][0]
-    assert set(feature['properties']['measurements']) >= {'Area µm^2', 'Perimeter µm', 'Score',
-                                                           'Hematoxylin OD mean', 'Eosin OD mean'}
+    from mmcell.exporters.measurements import NUCLEUS_MEASUREMENTS
+
+    assert set(feature['properties']['measurements']) >= {'Score', 'Label', 'Area px'} | {
+        name for name, _ in NUCLEUS_MEASUREMENTS}  # QuPath's Nucleus: ... names
+    with gzip.open(Path(slide_run.out_dir) / 'cells.geojson.gz', 'rt') as fh:
+        metadata = json.load(fh)['metadata']
+    assert metadata['checkpoint'] == 'epoch_8.pth' and metadata['config'].endswith('.py')
+    assert metadata['mpp'] == 0.25 and metadata['software'].startswith('mmcell ')
+    assert all(0 < float(r['circularity']) <= 1 and 0 < float(r['solidity']) <= 1 for r in out['rows'])
+    assert all(float(r['max_caliper_um']) >= float(r['min_caliper_um']) > 0 for r in out['rows'])
     hematoxylin = np.mean([float(r['mean_hematoxylin']) for r in out['rows']])
     assert hematoxylin > np.mean([float(r['mean_eosin']) for r in out['rows']])  # nuclei are hematoxylin-dark
 

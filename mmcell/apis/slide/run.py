@@ -153,6 +153,7 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
                   shard: Optional[Union[str, Tuple[int, int]]] = None, overwrite: bool = False,
                   num_workers: Optional[int] = None, progress: bool = True, cfg_options: Optional[dict] = None,
                   model: Optional[torch.nn.Module] = None, trust_checkpoint: bool = False, reader: str = 'auto',
+                  review_below: Optional[float] = None,
                   **model_kwargs: Any) -> List[SlideResult]:
     """Segment every nucleus of whole-slide images (see the module docstring for the steps and files).
 
@@ -172,6 +173,8 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         progress: progress bars and a line per slide.
         cfg_options: config overrides.
         model: an already built model (from :func:`init_cell_model`) instead of config + checkpoint.
+        review_below: also write ``review.geojson``: the cells scoring below this as classified QuPath annotations,
+            to correct in QuPath (only cells kept by ``score_thr`` are there: pass a lower ``score_thr``).
         reader: the slide backend, ``'auto'`` (by what opens the file), ``'tiffslide'`` or ``'openslide'``
             (:class:`mmcell.datasets.slide.SlideReader`); recorded in the plan when not ``'auto'``.
         trust_checkpoint: load a checkpoint that ``weights_only`` refuses (it can run code; see
@@ -244,6 +247,8 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
             args['model_variant'] = variant
         if reader_name != 'auto':
             args['reader'] = reader_name
+        if review_below is not None:
+            args['review_below'] = float(review_below)
         plan = _plan(reader, tiling, args, tissue.area_mm2)
         work = SlideWork(slide_dir)
         if overwrite and shard is None and rank == 0 and work.dir.exists():  # shards never delete others' work
