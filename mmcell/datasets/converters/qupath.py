@@ -8,7 +8,8 @@ or a bare list of features, as QuPath writes them). Coordinates are level-0 pixe
 Objects (``properties.objectType``; older exports without it count as annotations):
 
 - **nuclei**: ``annotation`` and ``detection`` objects with a Polygon or MultiPolygon geometry (holes and parts kept),
-  and ``cell`` objects through their ``nucleusGeometry``. The class is ``properties.classification.name`` (older
+  and ``cell`` objects through their ``nucleusGeometry`` (their ``geometry`` when they have none); ``tile``,
+  ``tma_core`` and ``root`` objects are left out. The class is ``properties.classification.name`` (older
   exports: ``classification`` as a string, or ``name``); unclassified objects are ``Unclassified``.
 - **regions**: annotations whose class starts with ``Region`` (QuPath's built-in region class; ``--region-class``
   to change) are the fully annotated areas. Each becomes one training image ``<stem>_region<k>`` (k = its rank
@@ -177,6 +178,8 @@ def read_export(path: Path, region_class: str = 'Region') -> List[QuPathObject]:
         props = feature.get('properties') if isinstance(feature.get('properties'), dict) else {}
         kind = str(props.get('objectType', 'annotation'))
         name = class_name(props)
+        if kind in ('tile', 'tma_core', 'root'):  # tiles and TMA cores are not annotated nuclei or regions
+            continue
         if kind == 'cell' and feature.get('nucleusGeometry') is not None:
             polygons = geometry_polygons(path, fid, feature['nucleusGeometry'], 'nucleusGeometry')
         else:
@@ -186,10 +189,8 @@ def read_export(path: Path, region_class: str = 'Region') -> List[QuPathObject]:
             role = 'region'
         elif kind == 'annotation' and name.lower().startswith('ignore'):
             role = 'ignore'
-        elif kind not in ('annotation', 'detection', 'cell', 'tile', 'tma_core', 'root'):
+        elif kind not in ('annotation', 'detection', 'cell'):
             raise HW3FormatError(path, f'feature {fid}: unknown objectType {kind!r}')
-        if kind in ('tile', 'tma_core', 'root'):
-            continue
         objects.append(QuPathObject(role, name, fid, polygons))
     return objects
 
