@@ -69,14 +69,15 @@ def _rounded(measures: dict, keys: Sequence[str], digits: int = 4) -> dict:
     return {k: round(float(measures[k]), digits) for k in keys}
 
 
-def cell_row(cell: Cell, mpp: float, class_names: Sequence[str], slide_key: str) -> dict:
+def cell_row(cell: Cell, mpp: float, class_names: Sequence[str], slide_key: str,
+             outline: Optional[dict] = None) -> dict:
     """The table row of a cell (:data:`SLIDE_TABLE_COLUMNS`; measurements by
-    :func:`mmcell.exporters.measurements.nucleus_measurements`)."""
+    :func:`mmcell.exporters.measurements.nucleus_measurements`; ``outline`` its :func:`cell_polygon` if at hand)."""
     ys, xs = np.nonzero(cell.mask)
     cx, cy = float(xs.mean()) + cell.x1 + 0.5, float(ys.mean()) + cell.y1 + 0.5
     bx1, by1, bx2, by2 = int(xs.min()) + cell.x1, int(ys.min()) + cell.y1, int(xs.max()) + cell.x1 + 1, \
         int(ys.max()) + cell.y1 + 1
-    measures = nucleus_measurements(cell.mask, mpp, cell.means)
+    measures = nucleus_measurements(cell.mask, mpp, cell.means, outline)
     name = class_names[cell.label] if cell.label < len(class_names) else str(cell.label + 1)
     return {'id': cell.id, 'uuid': cell_uuid(slide_key, cell.id), 'class_id': cell.label + 1, 'class': name,
             'score': round(float(cell.score), 5), 'centroid_x': round(cx, 2), 'centroid_y': round(cy, 2),
@@ -190,7 +191,7 @@ class CellWriter:
     def add(self, cell: Cell) -> dict:
         """Write one cell to the files; returns its table row."""
         geometry = cell_polygon(cell.mask, cell.x1, cell.y1)
-        row = cell_row(cell, self.mpp, self.class_names, self.slide_key)
+        row = cell_row(cell, self.mpp, self.class_names, self.slide_key, geometry)
         color = self.colors[cell.label] if cell.label < len(self.colors) else (128, 128, 128)
         feature = geojson_feature(row, geometry, color)
         self._geo.write(feature)

@@ -81,20 +81,22 @@ def _hull_calipers(points: np.ndarray) -> Tuple[float, float, float]:
 
 
 def nucleus_measurements(mask: np.ndarray, mpp: Optional[float] = None,
-                         intensity: Optional[Sequence[float]] = None) -> Dict[str, float]:
+                         intensity: Optional[Sequence[float]] = None,
+                         outline: Optional[dict] = None) -> Dict[str, float]:
     """The shape and stain measurements of one nucleus (see the module docstring).
 
     Args:
         mask: ``(h, w)`` bool crop of the nucleus (any position: shape measurements do not depend on it).
         mpp: microns per pixel of the mask; None: the ``*_um`` fields are NaN.
         intensity: :func:`intensity_statistics` of its pixels (NaN fields without).
+        outline: its :func:`cell_polygon` (at any offset) when the caller has it already.
 
     Returns:
         ``{field: value}`` for :data:`SHAPE_FIELDS` and :data:`INTENSITY_FIELDS`.
     """
     mask = np.asarray(mask, bool)
     area = int(mask.sum())
-    polys = polygon_rings(cell_polygon(mask, 0, 0))
+    polys = polygon_rings(outline if outline is not None else cell_polygon(mask, 0, 0))
     simple = [cv2.approxPolyDP(np.asarray(p[0][:-1], np.float32).reshape(-1, 1, 2), TOLERANCE_PX, True)
               for p in polys]
     perimeter = max(float(cv2.arcLength(s, True)) for s in simple)  # of the largest part

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 
 @dataclass
@@ -41,8 +41,9 @@ def cell_polygon(mask: np.ndarray, x1: int, y1: int) -> dict:
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         raise ValueError('cell_polygon: empty mask')
-    rings = _edge_rings(mask)
-    parts, count = ndimage.label(mask)  # 4-connected (the default cross structure)
+    count, parts = cv2.connectedComponents(np.ascontiguousarray(mask, np.uint8), connectivity=4)
+    count -= 1
+    rings = _edge_rings(mask, parts)
     polygons: List[List[np.ndarray]] = [[] for _ in range(count)]
     for ring, part in rings:
         if _signed_area(ring) > 0:
@@ -64,57 +65,61 @@ def polygon_rings(geometry: dict) -> List[List[List[List[float]]]]:
 
 def _signed_area(ring: np.ndarray) -> float:
     x, y = ring[:, 0].astype(np.float64), ring[:, 1].astype(np.float64)
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]) + x[-1] * y[0] - x[0] * y[-1])
 
 
 # unit steps of the boundary: the mask lies on the right of each step (y down), so exterior rings have positive
 # signed area (shoelace in image coordinates) and holes negative
-_RIGHT_TURN = {(1, 0): (0, 1), (0, 1): (-1, 0), (-1, 0): (0, -1), (0, -1): (1, 0)}
-
-
-def _edge_rings(mask: np.ndarray) -> List[Tuple[np.ndarray, int]]:
-    """Every boundary ring of ``mask`` as ``((n, 2) int corners x, y, the 4-connected part it bounds)``."""
+def _edge_rings(mask: np.ndarray, parts: np.ndarray) -> List[Tuple[np.ndarray, int]]:
+    """Every boundary ring of ``mask`` as ``((n, 2) int corners x, y, the 4-connected part it bounds)``; ``parts``
+    are its 4-connected parts (1..N)."""
     h, w = mask.shape
     pad = np.zeros((h + 2, w + 2), bool)
     pad[1:-1, 1:-1] = mask
-    parts = ndimage.label(mask)[0]
     fg = pad[1:-1, 1:-1]
-    starts, steps, owner = [], [], []
-    # (neighbour offset in pad, start corner offset, step): one boundary edge per foreground pixel and empty side
-    for (dr, dc), (sx, sy), step in (((-1, 0), (0, 0), (1, 0)), ((0, 1), (1, 0), (0, 1)),
-                                     ((1, 0), (1, 1), (-1, 0)), ((0, -1), (0, 1), (0, -1))):
+    starts, codes, owner = [], [], []
+    # one unit edge per foreground pixel side facing background: (neighbour offset, start corner offset); the step
+    # codes 0..3 are +x, +y, -x, -y (the mask on the right), so code + 1 (mod 4) is a right turn
+    for code, ((dr, dc), (sx, sy)) in enumerate((((-1, 0), (0, 0)), ((0, 1), (1, 0)), ((1, 0), (1, 1)),
+                                                  ((0, -1), (0, 1)))):
         rr, cc = np.nonzero(fg & ~pad[1 + dr:h + 1 + dr, 1 + dc:w + 1 + dc])
         starts.append(np.stack([cc + sx, rr + sy], axis=1))
-        steps.append(np.tile(step, (len(rr), 1)))
+        codes.append(np.full(len(rr), code, np.int64))
         owner.append(parts[rr, cc])
-    start, step, part = np.concatenate(starts), np.concatenate(steps), np.concatenate(owner)
+    start, code, part = np.concatenate(starts), np.concatenate(codes), np.concatenate(owner)
+    end = start + _STEPS[code]
     key = start[:, 1] * (w + 1) + start[:, 0]
-    out: dict = {}
-    for e, k in enumerate(key.tolist()):
-        out.setdefault(k, []).append(e)
-    used = np.zeros(len(key), bool)
+    order = np.argsort(key * 4 + code, kind='stable')
+    sorted_key = key[order]
+    end_key = end[:, 1] * (w + 1) + end[:, 0]
+    lo = np.searchsorted(sorted_key, end_key, 'left')
+    two = np.searchsorted(sorted_key, end_key, 'right') - lo == 2
+    first = order[lo]
+    second = order[np.minimum(lo + 1, len(order) - 1)]
+    # at a corner shared by two diagonal pixels (two edges leave it) turn right, keeping to the same pixel
+    nxt = np.where(two & (code[first] != (code + 1) % 4), second, first)
+    is_corner = code[nxt] != code
     rings = []
-    for first in range(len(key)):
-        if used[first]:
+    visited = [False] * len(key)
+    nxt_l, corner_l = nxt.tolist(), is_corner.tolist()
+    for e0 in range(len(key)):
+        if visited[e0]:
             continue
-        corners = []
-        e = first
-        while not used[e]:
-            used[e] = True
-            d = (int(step[e, 0]), int(step[e, 1]))
-            end = start[e] + step[e]
-            nxt = out[int(end[1]) * (w + 1) + int(end[0])]
-            if len(nxt) == 1:
-                e2 = nxt[0]
-            else:  # a corner shared by two diagonal pixels: turn right, keeping to the same pixel
-                turn = _RIGHT_TURN[d]
-                e2 = next(i for i in nxt if (int(step[i, 0]), int(step[i, 1])) == turn)
-            if (int(step[e2, 0]), int(step[e2, 1])) != d:
-                corners.append(end)
-            e = e2
-        for ring in _simple_rings(corners):
-            rings.append((ring, int(part[first])))
+        cycle = []
+        e = e0
+        while not visited[e]:
+            visited[e] = True
+            if corner_l[e]:
+                cycle.append(e)
+            e = nxt_l[e]
+        corners = end[cycle]
+        keys = corners[:, 1] * (w + 1) + corners[:, 0]
+        simple = [corners] if len(np.unique(keys)) == len(keys) else _simple_rings(list(corners))
+        rings += [(ring, int(part[e0])) for ring in simple]
     return rings
+
+
+_STEPS = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], np.int64)
 
 
 def _simple_rings(corners: List[np.ndarray]) -> List[np.ndarray]:
