@@ -6,7 +6,7 @@ _base_ = '../monuseg/mask-rcnn_r18-tiny_fpn_1xb4-cpu-1400i_monuseg.py'
 
 # ---- frequently modified parameters ----
 data_root = 'data/qupath/'
-classes = ('nucleus', )  # finetune.sh sets these from OUT/classes.json
+classes = ('nucleus', )  # finetune.sh sets these from OUT/classes.json (and class_agnostic=False)
 num_classes = len(classes)
 load_from = None  # the trained checkpoint (finetune.sh --from CKPT); its heads are reused when the class count fits
 max_iters = 300
@@ -15,8 +15,9 @@ lr = 5e-4
 # ----------------------------------------
 metainfo = dict(classes=classes, palette=None)  # None: mmdet draws a colour per class
 model = dict(roi_head=dict(bbox_head=dict(num_classes=num_classes), mask_head=dict(num_classes=num_classes)))
-# the regions of the export: 20 % (at least one) held out for validation, seeded; class_agnostic off
-qupath_dataset = dict(data_root=data_root, metainfo=metainfo, class_agnostic=False, val_names=None, val_ratio=0.2)
+# the regions of the export, 20 % held out for validation (seeded); as written here every class is one 'nucleus'
+# (class_agnostic): finetune.sh's child config names the export's classes and turns it off
+qupath_dataset = dict(data_root=data_root, metainfo=metainfo, class_agnostic=True, val_names=None, val_ratio=0.2)
 train_dataloader = dict(dataset=qupath_dataset)
 val_dataloader = dict(dataset=qupath_dataset)
 # `tools/test.py` scores the held-out regions (a converted QuPath export has no test_release/)

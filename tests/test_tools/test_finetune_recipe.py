@@ -51,7 +51,7 @@ def test_finetune_writes_a_valid_child_config(tmp_path):
     assert cfg.load_from == str(ckpt) and cfg.train_cfg.max_iters == 300
     assert cfg.model.roi_head.bbox_head.num_classes == cfg.model.roi_head.mask_head.num_classes == 2
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        assert tuple(cfg[split].dataset.metainfo.classes) == classes
+        assert tuple(cfg[split].dataset.metainfo.classes) == classes and not cfg[split].dataset.class_agnostic
     from mmcell.utils import register_all_modules
 
     register_all_modules()

@@ -38,7 +38,8 @@ import sys
 
 config, data, ckpt, out = sys.argv[1:]
 classes = tuple(json.load(open(osp.join(data, 'classes.json')))['classes'])
-qupath_dataset = dict(data_root=osp.abspath(data) + '/', metainfo=dict(classes=classes, palette=None))
+qupath_dataset = dict(data_root=osp.abspath(data) + '/', metainfo=dict(classes=classes, palette=None),
+                      class_agnostic=False)
 text = f'''# written by tools/misc/finetune.sh: {osp.basename(config)} on {data} from {ckpt}
 _base_ = {osp.abspath(config)!r}
 classes = {classes!r}
