@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from converter_fixtures import qupath_feature, qupath_nuclei, square, synthetic_instances, write_qupath
 from test_converters import _dataset, _label_map  # the same readers as the other formats
 
@@ -127,3 +128,20 @@ def test_mpp_resamples_the_region(tmp_path):
     got_ids, _ = _label_map(tmp_path / 'out' / 'train' / 'm')
     assert got_ids.shape == (32, 32)
     assert abs(int((got_ids > 0).sum()) * 4 - int((ids > 0).sum())) < 0.1 * (ids > 0).sum()
+
+
+def test_both_readers_give_the_same_training_image(tmp_path):
+    pytest.importorskip('openslide')
+    import tifffile
+
+    rgb, ids, classes = synthetic_instances(5, 64, 80)
+    src = tmp_path / 'src'
+    src.mkdir()
+    tifffile.imwrite(src / 'w.tif', rgb, photometric='rgb', tile=(32, 32), compression='zlib')  # tiled: both open it
+    (src / 'w.geojson').write_text(json.dumps(qupath_nuclei(ids, classes, 'ABCD')))
+    for reader in ('tiffslide', 'openslide'):
+        _convert(src, tmp_path / reader, reader=reader)
+    for name in ('image.tif', 'class1.tif'):
+        a, b = (read_image(tmp_path / r / 'train' / 'w' / name) for r in ('tiffslide', 'openslide'))
+        assert np.array_equal(a, b)
+    assert np.array_equal(read_image(tmp_path / 'openslide' / 'train' / 'w' / 'image.tif'), rgb)
