@@ -151,7 +151,8 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
                   region: Optional[Sequence[int]] = None, device: str = 'cpu',
                   shard: Optional[Union[str, Tuple[int, int]]] = None, overwrite: bool = False,
                   num_workers: Optional[int] = None, progress: bool = True, cfg_options: Optional[dict] = None,
-                  model: Optional[torch.nn.Module] = None, trust_checkpoint: bool = False,
+                  model: Optional[torch.nn.Module] = None, trust_checkpoint: bool = False, reader: str = 'auto',
+                  review_below: Optional[float] = None,
                   **model_kwargs: Any) -> List[SlideResult]:
     """Segment every nucleus of whole-slide images (see the module docstring for the steps and files).
 
@@ -171,6 +172,10 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         progress: progress bars and a line per slide.
         cfg_options: config overrides.
         model: an already built model (from :func:`init_cell_model`) instead of config + checkpoint.
+        review_below: also write ``review.geojson``: the cells scoring below this as classified QuPath annotations,
+            to correct in QuPath (only cells kept by ``score_thr`` are there: pass a lower ``score_thr``).
+        reader: the slide backend, ``'auto'`` (by what opens the file), ``'tiffslide'`` or ``'openslide'``
+            (:class:`mmcell.datasets.slide.SlideReader`); recorded in the plan when not ``'auto'``.
         trust_checkpoint: load a checkpoint that ``weights_only`` refuses (it can run code; see
             :mod:`mmcell.utils.checkpoint`).
         **model_kwargs: the model variant, as :func:`mmcell.apis.builder.init_cell_model` takes it (``fast``,
@@ -187,6 +192,7 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
     register_all_modules()  # the tile pipeline is built from mmdet's registries
 
     check_device(device)
+    reader_name = reader
     paths = [str(slides)] if isinstance(slides, (str, os.PathLike)) else [str(s) for s in slides]
     if not paths:
         raise ValueError('segment-slide: no slide given')
@@ -206,7 +212,7 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         cfg = model.cfg
     out_root = check_output_path(out_dir, is_dir=True)
     for path in paths:  # fail on the first bad slide before any long work
-        reader = SlideReader(path, mpp=mpp)
+        reader = SlideReader(path, mpp=mpp, reader=reader_name)
         reader.close()
         if reader.mpp is None:
             raise SlideError(f'{path}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
@@ -225,7 +231,7 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
             results.append(SlideResult(path, str(slide_dir), 'skipped'))
             continue
         start = time.time()
-        reader = SlideReader(path, mpp=mpp)
+        reader = SlideReader(path, mpp=mpp, reader=reader_name)
         if reader.mpp is None:
             raise SlideError(f'{path}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
         tissue = tissue_mask(reader)
@@ -238,6 +244,10 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         variant = {k: v for k, v in model_kwargs.items() if v != _DEFAULT_VARIANT.get(k)}
         if variant:
             args['model_variant'] = variant
+        if reader_name != 'auto':
+            args['reader'] = reader_name
+        if review_below is not None:
+            args['review_below'] = float(review_below)
         plan = _plan(reader, tiling, args, tissue.area_mm2)
         work = SlideWork(slide_dir)
         if overwrite and shard is None and rank == 0 and work.dir.exists():  # shards never delete others' work
