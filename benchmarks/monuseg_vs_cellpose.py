@@ -1,4 +1,6 @@
-"""MoNuSeg recipe vs Cellpose 3.1, side by side in one run, on the same 10/3 split and the same training time.
+"""MoNuSeg recipe vs Cellpose 3.1, side by side in one run, on the same 10/3 split and the same training time:
+segm AP50/AP, AJI, AJI+, PQ and seconds per tile. Prints a table and appends it to ``--results`` (default
+benchmarks/RESULTS.md); the outline figure goes to WORK/comparison.png.
 
     .venv/bin/python benchmarks/monuseg_vs_cellpose.py SRC WORK [--budget-s S] [--reuse-mmcell]
 
@@ -263,7 +265,9 @@ def main() -> None:
         f'{train_s / 60:.1f} min. Outlines of both on the val tiles: `{figure}`.', ''])
     print(block)
     results = Path(args.results)
-    atomic_write_text(results, (results.read_text() if results.exists() else '') + block)
+    from mmcell.utils.fileio import write_results_section
+
+    write_results_section(results, block)
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@
 
     mmcell segment IMAGES... --config CFG --checkpoint CKPT --out DIR [--score-thr 0.5] [--tta] [--tile 1024]
     mmcell segment-slide SLIDES... --config CFG --checkpoint CKPT --out DIR [--mpp M] [--region X Y W H] [--shard I/N]
-                         [--tta] [--no-fast]
+                         [--reader auto|tiffslide|openslide] [--tta] [--no-fast]
     mmcell merge-slide DIR/<stem>
 
 ``segment`` writes, per image, ``<stem>_labels.tif`` (uint16 instance labels, 0 = background), ``<stem>_classes.tif``
@@ -19,6 +19,7 @@ import sys
 from typing import List, Optional
 
 from mmcell.apis import add_model_args, merge_slide, model_kwargs_of, segment, segment_slide
+from mmcell.datasets.slide.reader import READERS
 from mmcell.evaluation.submission import LABEL_SCORE_THR
 from mmcell.utils import ToolArgumentParser, exit_on_bad_input
 
@@ -32,18 +33,21 @@ def _segment_parser(sub) -> None:
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--score-thr', type=float,
                    help='leave out instances scoring below this (default 0.5: label images are read by people)')
+    p.add_argument('--mpp', type=float,
+                   help='microns per pixel of the images: measurements in µm (Nucleus: Area µm^2 ...), else in px')
     add_model_args(p)
 
 
 def _segment(args) -> None:
     results = exit_on_bad_input(segment, args.images, args.config, args.checkpoint, out_dir=args.out,
-                                score_thr=args.score_thr, **model_kwargs_of(args))
+                                score_thr=args.score_thr, mpp=args.mpp, **model_kwargs_of(args))
     print(f'{len(results)} image(s), {sum(len(r.table) for r in results)} cells -> {args.out}')
 
 
 def _segment_slide_parser(sub) -> None:
     p = sub.add_parser('segment-slide', help='whole-slide images -> QuPath GeoJSON, cell table, label OME-TIFF',
-                       description='Segment every nucleus of whole-slide images (SVS, OME-TIFF, tiled TIFF, PNG) '
+                       description='Segment every nucleus of whole-slide images (SVS, OME-TIFF, tiled TIFF, NDPI, '
+                                   'MRXS, SCN, Philips TIFF, VMS, BIF, PNG) '
                                    'into OUT/<stem>/: cells.geojson.gz, cells.csv.gz, labels.ome.tif, preview.png. '
                                    'Resumable (run the same command again), distributed (torchrun or --shard).')
     p.add_argument('slides', nargs='+', help='slide files')
@@ -51,6 +55,9 @@ def _segment_slide_parser(sub) -> None:
     p.add_argument('--checkpoint', required=True, help='trained weights (.pth)')
     p.add_argument('--out', required=True, help='output folder (one sub-folder per slide)')
     p.add_argument('--mpp', type=float, help='microns per level-0 pixel (overrides the slide metadata)')
+    p.add_argument('--reader', choices=READERS, default='auto',
+                   help='slide backend: auto (by what opens the file), tiffslide (SVS, OME-TIFF, tiled TIFF) or '
+                        'openslide (NDPI, MRXS, SCN, Philips TIFF, VMS/VMU, BIF, SVS)')
     p.add_argument('--tile', type=int, default=1024, help='tile side at the model resolution (px)')
     p.add_argument('--overlap', type=int, default=128, help='tile overlap (px, >= twice the largest nucleus)')
     p.add_argument('--batch-size', type=int, help='tiles per forward pass (default 2 on CPU, 8 on GPU)')
@@ -60,6 +67,9 @@ def _segment_slide_parser(sub) -> None:
                    help='only this level-0 rectangle (outputs keep slide coordinates)')
     p.add_argument('--shard', help='I/N: do every N-th tile from the I-th (SLURM arrays), then mmcell merge-slide')
     p.add_argument('--overwrite', action='store_true', help='redo finished slides, discard unfinished other work')
+    p.add_argument('--review-below', type=float, metavar='S',
+                   help='also write review.geojson: the cells scoring below S as QuPath annotations to correct '
+                        '(with a --score-thr below S)')
     add_model_args(p, tiling=False)
 
 
@@ -74,7 +84,8 @@ def _run_segment_slide(args: argparse.Namespace) -> None:
         segment_slide, args.slides, args.config, args.checkpoint, args.out, mpp=args.mpp, tile=args.tile,
         overlap=args.overlap, batch_size=args.batch_size,
         score_thr=LABEL_SCORE_THR if args.score_thr is None else args.score_thr, region=args.region,
-        shard=args.shard, overwrite=args.overwrite, num_workers=args.workers, **model_kwargs_of(args))
+        shard=args.shard, overwrite=args.overwrite, num_workers=args.workers, reader=args.reader,
+        review_below=args.review_below, **model_kwargs_of(args))
     done = [r for r in results if r.status == 'done']
     if done:
         print(f'{len(done)} slide(s), {sum(r.cells for r in done)} cells, '

@@ -1,8 +1,9 @@
-"""Small inference API shared by ``tools/predict.py``, the analysis tools and users.
+"""The one builder of inference models, shared by every tool and command.
 
-Predictions come back as mmdet ``DetDataSample`` objects in **original image pixels**: the test pipeline may
-upscale or pad an image for the model, and mmdet's detectors rescale boxes and paste masks back at ``ori_shape``;
-:func:`predict_images` checks that every mask has the size of the image file.
+:func:`inference_config` chooses the inference variant (fast CPU modules, TTA, tiles, precision) in one place,
+:func:`init_cell_model` builds the model from it and loads the checkpoint with mmcell's rules, and
+:func:`add_model_args` / :func:`model_kwargs_of` give every tool the same flags. :func:`build_test_pipeline` finds a
+config's test pipeline as mmdet's ``inference_detector`` does.
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Union
 from mmengine.config import Config
 
 from mmcell.datasets.image_io import IMAGE_SUFFIXES, read_image
+from mmcell.exporters.cells import geojson_metadata
 from mmcell.exporters.image import CellSegmentation, save_labels, segmentation_of
 from mmcell.utils.fileio import check_output_path
 from mmcell.utils.setup_env import check_device
@@ -47,7 +48,8 @@ def find_images(inputs: Union[PathLike, Sequence[PathLike]]) -> List[str]:
 def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike, Config], checkpoint: str,
             out_dir: Optional[str] = None, device: str = 'cpu', score_thr: Optional[float] = None,
             tta: bool = False, tile: Optional[int] = None, fast: bool = True, cfg_options: Optional[dict] = None,
-            trust_checkpoint: bool = False, progress: bool = True, **model_kwargs) -> List[CellSegmentation]:
+            trust_checkpoint: bool = False, progress: bool = True, mpp: Optional[float] = None,
+            **model_kwargs) -> List[CellSegmentation]:
     """Segment cells: per image a label image, a class map and a table of cells.
 
     Args:
@@ -62,24 +64,29 @@ def segment(images: Union[PathLike, Sequence[PathLike]], config: Union[PathLike,
         tta, tile, fast, cfg_options, trust_checkpoint, **model_kwargs: see
             :func:`mmcell.apis.builder.init_cell_model`.
         progress: print one line per image.
+        mpp: microns per pixel of the images: the µm measurements of the tables and GeoJSON (pixel ones without).
 
     Returns:
         one :class:`mmcell.exporters.image.CellSegmentation` per image (``files`` set when ``out_dir`` is given).
     """
     check_device(device)
+    if mpp is not None and not (mpp > 0):
+        raise ValueError(f'--mpp {mpp}: must be a positive number')
     paths = find_images(images)
     if out_dir is not None:
         check_output_path(out_dir, is_dir=True)  # before any inference
     model = init_cell_model(config, checkpoint, device=device, cfg_options=cfg_options, fast=fast, tta=tta,
                             tile=tile, trust_checkpoint=trust_checkpoint, **model_kwargs)
     names = tuple((model.dataset_meta or {}).get('classes', ()))
+    metadata = geojson_metadata(config=getattr(config, 'filename', None) or config, checkpoint=checkpoint, mpp=mpp,
+                                classes=list(names))
     results = []
     for path in paths:  # one at a time: only one image's predictions are held in memory
         rgb = read_image(path)
         sample = predict_images(model, [path], images=[rgb], progress=False)[0]
-        seg = segmentation_of(sample, path, names, score_thr, rgb)
+        seg = segmentation_of(sample, path, names, score_thr, rgb, mpp=mpp)
         if out_dir is not None:
-            save_labels(seg, out_dir, model.dataset_meta)
+            save_labels(seg, out_dir, model.dataset_meta, metadata)
         if progress:
             print(f'{path}: {len(seg.table)} cells' + (f' -> {seg.files["labels"]}' if seg.files else ''))
         results.append(seg)

@@ -16,8 +16,10 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 from tqdm import tqdm
 
+from mmcell.utils.errors import HW3FormatError, PathLike
+
 from ..utils.fileio import write_json
-from .hw3_format import HW3FormatError, PathLike, list_train_samples, parse_sample, sample_files
+from .hw3_format import list_train_samples, parse_sample, sample_files
 
 CACHE_VERSION = 1
 CACHE_DIR_NAME = '.mmcell_cache'

@@ -8,8 +8,10 @@ from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
 from mmengine.logging import print_log
 
+from mmcell.utils.errors import HW3FormatError
+
 from .hw3_annotations import load_train_annotations, split_samples
-from .hw3_format import HW3FormatError, list_train_samples, read_test_ids
+from .hw3_format import list_train_samples, read_test_ids
 from .metainfo import CELL_METAINFO
 
 

@@ -1,7 +1,9 @@
-"""Looking at HW3 annotations: GT contour overlays and data set statistics (used by the analysis tools).
+"""Numbers about a data set: instance counts and sizes per class, and real-tissue statistics (nuclei per mm^2,
+areas, touching nuclei, stain densities, texture, edges, noise) to compare real and synthetic images.
 
 Everything works from the parsed (cached) annotations, whose masks are compact RLE: an image's instances are
-painted into one int32 label map instead of one full-size bitmap per cell, so a 772-cell image stays cheap.
+painted into one int32 label map instead of one full-size bitmap per cell, so a 772-cell image stays cheap. The
+pictures of these numbers are drawn by :mod:`mmcell.visualization`.
 """
 from __future__ import annotations
 
@@ -47,14 +49,15 @@ def dataset_statistics(samples: Sequence[dict]) -> dict:
                 areas=areas, count={k: len(v) for k, v in areas.items()}, border=border)
 
 
-def _class_names(stats: dict) -> List[str]:
+def statistics_class_names(stats: dict) -> List[str]:
+    """Names of the classes counted in ``stats`` (the HW3 names, then ``class5``, ``class6``, ...)."""
     names = list(CELL_METAINFO['classes'])
     return names + [f'class{k}' for k in range(len(names) + 1, len(stats['count']) + 1)]
 
 
 def format_statistics(stats: dict) -> str:
     """The statistics as a plain-text table."""
-    names = _class_names(stats)
+    names = statistics_class_names(stats)
     h, w, n = np.array(stats['heights']), np.array(stats['widths']), np.array(stats['instances_per_image'])
     lines = [f'images: {stats["num_images"]}']
     if stats['num_images']:

@@ -1,25 +1,10 @@
-"""mmcell's exporters: label images, cell tables and GeoJSON, for single images and whole slides.
+"""Whole-slide cells for QuPath and spreadsheets, streamed so memory does not grow with the slide.
 
-Images (``mmcell segment``):
-
-- :func:`label_image` paints instances into a uint16 (uint32 past 65535 instances) label image, 0 = background,
-  overlaps going to the higher score, plus a class map (uint8, contest class id 1..K, 0 = background).
-- :func:`cell_table` measures every painted instance: id, class, score, area, centroid, bbox, mean intensity.
-- :func:`save_labels` writes ``<stem>_labels.tif``, ``<stem>_classes.tif``, ``<stem>_cells.csv`` and
-  ``<stem>_cells.geojson`` (QuPath detections, the Feature builder of the slides) atomically.
-
-Masks may be dense ``(N, H, W)`` arrays/tensors or COCO RLEs (``RLEMasks``); RLEs are painted from their runs,
-so a big image with many instances never needs N full-size masks.
-
-Whole slides (``mmcell segment-slide``), streamed so memory does not grow with the slide:
-
-- :class:`CellWriter` writes ``cells.geojson.gz`` (a FeatureCollection QuPath 0.4+ imports: one ``detection``
-  Feature per nucleus, Polygon in level-0 pixels, classification name + colour, measurements, UUID) and
-  ``cells.csv.gz`` (:data:`SLIDE_TABLE_COLUMNS`) one :class:`Cell` at a time.
-- :func:`write_label_pyramid` writes ``labels.ome.tif``: a pyramidal, tiled OME-TIFF whose series 0 holds the
-  uint32 instance ids (= the table's ``id``) and series 1 the class map (uint8, class id 1..K), painted tile by tile
-  from chunks of cells (:class:`CellChunk`).
-- :class:`PreviewCanvas` draws the nuclei, coloured by class, on a slide thumbnail (``preview.png``).
+:class:`CellWriter` writes ``cells.geojson.gz`` (a FeatureCollection QuPath 0.4+ imports: one ``detection`` Feature
+per nucleus, its pixel-edge outline in level-0 pixels, classification name + colour, QuPath's nucleus measurements
+(:mod:`mmcell.exporters.measurements`), UUID; a ``metadata`` block with config and checkpoint) and ``cells.csv.gz``
+(:data:`SLIDE_TABLE_COLUMNS`), one :class:`mmcell.structures.cells.Cell` at a time. :func:`geojson_feature` is the
+one Feature builder (single images use it too, :mod:`mmcell.exporters.image`).
 """
 from __future__ import annotations
 
@@ -28,19 +13,23 @@ import gzip
 import io
 import json
 import math
+import os.path as osp
 import uuid
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mmcell.datasets.hw3_dataset import CELL_METAINFO
+from mmcell.exporters.measurements import measurement_dict, nucleus_measurements
 from mmcell.structures.cells import Cell, cell_polygon
+from mmcell.version import __version__
 
 # ------------------------------------------------------------------------------------------------ whole slides
 SLIDE_TABLE_COLUMNS = ('id', 'uuid', 'class_id', 'class', 'score', 'centroid_x', 'centroid_y', 'centroid_x_um',
                        'centroid_y_um', 'bbox_x1', 'bbox_y1', 'bbox_x2', 'bbox_y2', 'bbox_x1_um', 'bbox_y1_um',
-                       'bbox_x2_um', 'bbox_y2_um', 'area_px', 'area_um2', 'perimeter_um', 'mean_r', 'mean_g',
-                       'mean_b', 'mean_hematoxylin', 'mean_eosin')
+                       'bbox_x2_um', 'bbox_y2_um', 'area_px', 'area_um2', 'perimeter_um', 'circularity', 'solidity',
+                       'max_caliper_um', 'min_caliper_um', 'eccentricity', 'mean_r', 'mean_g', 'mean_b',
+                       'mean_hematoxylin', 'std_hematoxylin', 'max_hematoxylin', 'mean_eosin')
 _UUID_NAMESPACE = uuid.UUID('5d6c1f0e-8a57-4c4e-9d1b-6f1b2b8f3a11')
 
 
@@ -60,48 +49,57 @@ def cell_uuid(slide_key: str, cell_id: int) -> str:
     return str(uuid.uuid5(_UUID_NAMESPACE, f'{slide_key}:{cell_id}'))
 
 
-def _ring_length(ring: List[List[float]]) -> float:
-    pts = np.asarray(ring)
-    return float(np.hypot(*np.diff(pts, axis=0).T).sum())
+def _rounded(measures: dict, keys: Sequence[str], digits: int = 4) -> dict:
+    return {k: round(float(measures[k]), digits) for k in keys}
 
 
 def cell_row(cell: Cell, mpp: float, class_names: Sequence[str], slide_key: str,
-             rings: Optional[list] = None) -> dict:
-    """The table row of a cell (:data:`SLIDE_TABLE_COLUMNS`); ``rings`` from :func:`cell_polygon` (computed if
-    None) give the perimeter."""
-    rings = rings if rings is not None else cell_polygon(cell.mask, cell.x1, cell.y1)
+             outline: Optional[dict] = None) -> dict:
+    """The table row of a cell (:data:`SLIDE_TABLE_COLUMNS`; measurements by
+    :func:`mmcell.exporters.measurements.nucleus_measurements`; ``outline`` its :func:`cell_polygon` if at hand)."""
     ys, xs = np.nonzero(cell.mask)
-    area = int(len(xs))
     cx, cy = float(xs.mean()) + cell.x1 + 0.5, float(ys.mean()) + cell.y1 + 0.5
     bx1, by1, bx2, by2 = int(xs.min()) + cell.x1, int(ys.min()) + cell.y1, int(xs.max()) + cell.x1 + 1, \
         int(ys.max()) + cell.y1 + 1
-    r, g, b, hem, eos = (round(float(v), 4) for v in cell.means)
+    measures = nucleus_measurements(cell.mask, mpp, cell.means, outline)
     name = class_names[cell.label] if cell.label < len(class_names) else str(cell.label + 1)
     return {'id': cell.id, 'uuid': cell_uuid(slide_key, cell.id), 'class_id': cell.label + 1, 'class': name,
             'score': round(float(cell.score), 5), 'centroid_x': round(cx, 2), 'centroid_y': round(cy, 2),
             'centroid_x_um': round(cx * mpp, 3), 'centroid_y_um': round(cy * mpp, 3), 'bbox_x1': bx1,
             'bbox_y1': by1, 'bbox_x2': bx2, 'bbox_y2': by2, 'bbox_x1_um': round(bx1 * mpp, 3),
             'bbox_y1_um': round(by1 * mpp, 3), 'bbox_x2_um': round(bx2 * mpp, 3), 'bbox_y2_um': round(by2 * mpp, 3),
-            'area_px': area, 'area_um2': round(area * mpp * mpp, 4),
-            'perimeter_um': round(_ring_length(rings[0]) * mpp, 4), 'mean_r': r, 'mean_g': g, 'mean_b': b,
-            'mean_hematoxylin': hem, 'mean_eosin': eos}
+            'area_px': int(measures['area_px']),
+            **_rounded(measures, SLIDE_TABLE_COLUMNS[SLIDE_TABLE_COLUMNS.index('area_um2'):])}
 
 
-# QuPath measurement name <- table column (those a row has and that are finite)
-GEOJSON_MEASUREMENTS = (('Label', 'id'), ('Area µm^2', 'area_um2'), ('Area px', 'area'),
-                        ('Perimeter µm', 'perimeter_um'), ('Score', 'score'),
-                        ('Hematoxylin OD mean', 'mean_hematoxylin'), ('Eosin OD mean', 'mean_eosin'),
-                        ('Red mean', 'mean_r'), ('Green mean', 'mean_g'), ('Blue mean', 'mean_b'))
+def geojson_feature(row: dict, geometry: dict, color: Sequence[int], object_id: Optional[str] = None,
+                    calibrated: bool = True) -> dict:
+    """A QuPath detection Feature for a table row (slide or image table) and its outline (:func:`cell_polygon`).
 
-
-def geojson_feature(row: dict, rings: list, color: Sequence[int], object_id: Optional[str] = None) -> dict:
-    """A QuPath detection Feature for a table row (slide or image table) and its polygon rings."""
-    measurements = {name: row[key] for name, key in GEOJSON_MEASUREMENTS
-                    if isinstance(row.get(key), (int, float)) and math.isfinite(row[key])}
-    return {'type': 'Feature', 'id': object_id or row['uuid'], 'geometry': {'type': 'Polygon', 'coordinates': rings},
+    Measurements: ``Label`` (the id), ``Score``, ``Area px``, QuPath's nucleus measurements
+    (:func:`mmcell.exporters.measurements.measurement_dict`; in pixels when not ``calibrated``) and the RGB means.
+    """
+    measurements = {'Label': row['id'], 'Score': row['score'], 'Area px': row.get('area_px', row.get('area'))}
+    measurements.update(measurement_dict(row, calibrated))
+    measurements.update({name: row[key] for name, key in RGB_MEASUREMENTS
+                         if isinstance(row.get(key), (int, float)) and math.isfinite(row[key])})
+    return {'type': 'Feature', 'id': object_id or row['uuid'], 'geometry': geometry,
             'properties': {'objectType': 'detection',
                            'classification': {'name': row['class'], 'color': [int(c) for c in color]},
                            'measurements': measurements}}
+
+
+#: QuPath measurement name <- table column of the colour means
+RGB_MEASUREMENTS = (('Nucleus: Red mean', 'mean_r'), ('Nucleus: Green mean', 'mean_g'),
+                    ('Nucleus: Blue mean', 'mean_b'))
+
+
+def geojson_metadata(config: Any = None, checkpoint: Any = None, **extra: Any) -> dict:
+    """The ``metadata`` block of mmcell's GeoJSON files: the config and checkpoint names (file names), the mmcell
+    version and anything in ``extra`` (None values left out)."""
+    meta = dict(software=f'mmcell {__version__}', config=osp.basename(str(config)) if config else None,
+                checkpoint=osp.basename(str(checkpoint)) if checkpoint else None, **extra)
+    return {k: v for k, v in meta.items() if v is not None}
 
 
 def open_stream(path: str):
@@ -122,6 +120,25 @@ class _ClosingGzip(gzip.GzipFile):
         self._raw.close()
 
 
+class _FeatureStream:
+    """A FeatureCollection written one feature at a time (gzip when the path ends with ``.gz``)."""
+
+    def __init__(self, path: str, metadata: Optional[dict]) -> None:
+        self._fh = open_stream(path)
+        head = json.dumps(metadata or {}, ensure_ascii=False, allow_nan=False, sort_keys=True)
+        self._fh.write(f'{{"type": "FeatureCollection", "metadata": {head}, "features": [\n'.encode())
+        self.count = 0
+
+    def write(self, feature: dict) -> None:
+        text = json.dumps(feature, ensure_ascii=False, allow_nan=False)
+        self._fh.write(((',\n' if self.count else '') + text).encode('utf-8'))
+        self.count += 1
+
+    def close(self) -> None:
+        self._fh.write(b'\n]}\n')
+        self._fh.close()
+
+
 class CellWriter:
     """Stream cells into ``cells.geojson.gz`` and ``cells.csv.gz`` (one :meth:`add` per cell, ids in order).
 
@@ -131,33 +148,48 @@ class CellWriter:
         mpp: microns per level-0 pixel.
         class_names, colors: from :func:`class_names_colors`.
         slide_key: makes the cell UUIDs (``cell_uuid``) specific to the slide.
+        metadata: the FeatureCollection's ``metadata`` block (:func:`geojson_metadata`).
+        review_path, review_below: also write the cells scoring below ``review_below`` to ``review_path`` as
+            classified QuPath *annotations* (editable, unlike detections), the same ids, outlines and measurements.
     """
 
     def __init__(self, geojson_path: str, table_path: str, mpp: float, class_names: Sequence[str],
-                 colors: Sequence[Sequence[int]], slide_key: str) -> None:
+                 colors: Sequence[Sequence[int]], slide_key: str, metadata: Optional[dict] = None,
+                 review_path: Optional[str] = None, review_below: Optional[float] = None) -> None:
         self.mpp, self.class_names, self.colors, self.slide_key = mpp, tuple(class_names), list(colors), slide_key
-        self._geo = open_stream(geojson_path)
-        self._geo.write(b'{"type": "FeatureCollection", "features": [\n')
+        self._geo = _FeatureStream(geojson_path, metadata)
+        self.review_below = review_below
+        self._review = None
+        if review_path is not None and review_below is not None:
+            self._review = _FeatureStream(review_path, {**(metadata or {}), 'review_below': review_below})
         self._table_fh = open_stream(table_path)
         self._table_text = io.TextIOWrapper(self._table_fh, encoding='utf-8', newline='')
         self._table = csv.DictWriter(self._table_text, fieldnames=SLIDE_TABLE_COLUMNS)
         self._table.writeheader()
         self.count = 0
 
+    @property
+    def review_count(self) -> int:
+        return self._review.count if self._review is not None else 0
+
     def add(self, cell: Cell) -> dict:
-        """Write one cell to both files; returns its table row."""
-        rings = cell_polygon(cell.mask, cell.x1, cell.y1)
-        row = cell_row(cell, self.mpp, self.class_names, self.slide_key, rings)
+        """Write one cell to the files; returns its table row."""
+        geometry = cell_polygon(cell.mask, cell.x1, cell.y1)
+        row = cell_row(cell, self.mpp, self.class_names, self.slide_key, geometry)
         color = self.colors[cell.label] if cell.label < len(self.colors) else (128, 128, 128)
-        text = json.dumps(geojson_feature(row, rings, color), ensure_ascii=False, allow_nan=False)
-        self._geo.write(((',\n' if self.count else '') + text).encode('utf-8'))
+        feature = geojson_feature(row, geometry, color)
+        self._geo.write(feature)
+        if self._review is not None and cell.score < self.review_below:
+            feature['properties']['objectType'] = 'annotation'
+            self._review.write(feature)
         self._table.writerow(row)
         self.count += 1
         return row
 
     def close(self) -> None:
-        self._geo.write(b'\n]}\n')
         self._geo.close()
+        if self._review is not None:
+            self._review.close()
         self._table_text.flush()
         self._table_text.close()
 
@@ -166,5 +198,3 @@ class CellWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import tempfile
 import threading
@@ -150,6 +151,49 @@ def append_text(path: PathLike, text: str, header: str = '') -> Path:
     old = Path(path).read_text(encoding='utf-8') if osp.isfile(path) else header
     joined = (old.rstrip('\n') + '\n\n' if old.strip() else '') + text
     return atomic_write_text(path, joined if joined.endswith('\n') else joined + '\n')
+
+
+def write_results_section(path: PathLike, section: str, header: str = '# Benchmarks\n') -> Path:
+    """Make ``section`` (markdown starting ``## Heading``) the current figures of its benchmark in a results file
+    (``benchmarks/RESULTS.md``).
+
+    One section per benchmark, never a second copy: the section with the same heading keeps its place (a date in
+    parentheses at the end of a heading, ``## Heading (2026-12-03)``, is not part of the name and moves into the
+    body as ``- date:``); its previous figures move, collapsed under their first line, to the top of the section's
+    **History**, which keeps every earlier run. A new heading is appended at the end. Written atomically.
+    """
+    first, _, body = section.strip('\n').partition('\n')
+    if not first.startswith('## '):
+        raise ValueError(f'a results section starts with "## Heading", not {first[:40]!r}')
+    heading = first[3:].strip()
+    dated = re.match(r'^(.*\S)\s+\((\d{4}-\d{2}-\d{2})([^)]*)\)$', heading)
+    if dated:
+        heading = dated.group(1)
+        body = f'- date: {dated.group(2)}{dated.group(3)}\n{body}'
+    body = body.strip('\n')
+    old = Path(path).read_text(encoding='utf-8') if osp.isfile(path) else header
+    lines = old.rstrip('\n').split('\n')
+    starts = [i for i, ln in enumerate(lines) if ln.startswith('## ')]
+
+    def same(ln: str) -> bool:
+        title = ln[3:].strip()
+        return title == heading or (title.startswith(heading + ' (') and title.endswith(')'))
+
+    found = next((i for i in starts if same(lines[i])), None)
+    if found is None:
+        return atomic_write_text(path, '\n'.join(lines).rstrip('\n') + f'\n\n## {heading}\n{body}\n')
+    end = next((i for i in starts if i > found), len(lines))
+    part = lines[found + 1:end]
+    hist = next((i for i, ln in enumerate(part) if ln.startswith('**History**')), None)
+    current = '\n'.join(part[:hist] if hist is not None else part).strip('\n')
+    history = part[hist + 1:] if hist is not None else []
+    summary = next((ln.lstrip('- ').strip() for ln in current.split('\n') if ln.strip()), 'earlier run')
+    entry = [f'<details><summary>{summary}</summary>', '', current, '', '</details>', ''] if current else []
+    new = [f'## {heading}', body, '', '**History** (earlier runs)', '', *entry, *[ln for ln in history if ln or entry]]
+    while new and not new[-1].strip():
+        new.pop()
+    text = '\n'.join(lines[:found] + new + ([''] if end < len(lines) else []) + lines[end:])
+    return atomic_write_text(path, text.rstrip('\n') + '\n')
 
 
 def save_figure(fig: Any, path: PathLike, **savefig_kwargs: Any) -> Path:

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 from mmdet.structures.mask import bitmap_to_polygon
 
-from mmcell.datasets.hw3_format import PathLike
 from mmcell.datasets.metainfo import CELL_METAINFO
 from mmcell.datasets.metainfo import CLASSES as DEFAULT_CLASSES
-from mmcell.datasets.statistics import _class_names
+from mmcell.datasets.statistics import statistics_class_names
 from mmcell.structures.label_image import instance_label_map
+from mmcell.utils.errors import PathLike
 from mmcell.utils.fileio import save_figure
 
 
@@ -173,7 +173,7 @@ def plot_statistics(stats: dict, out_file: PathLike) -> Path:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt  # deferred: matplotlib is heavy and only plots need it
 
-    names = _class_names(stats)
+    names = statistics_class_names(stats)
     palette = CELL_METAINFO['palette']
     colours = [np.array(palette[k % len(palette)]) / 255 for k in range(len(names))]
     fig, ax = plt.subplots(2, 2, figsize=(11, 8))

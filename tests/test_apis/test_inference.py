@@ -15,10 +15,11 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 
 from mmcell import apis as api
 from mmcell.apis.builder import build_test_pipeline  # noqa: E402
-from mmcell.datasets.hw3_format import HW3FormatError, read_test_ids  # noqa: E402
+from mmcell.datasets.hw3_format import read_test_ids  # noqa: E402
 from mmcell.evaluation.submission import SubmissionError, load_submission, validate_submission  # noqa: E402
 from mmcell.structures.rle import masks_to_bool  # noqa: E402
 from mmcell.utils.checkpoint import CheckpointError  # noqa: E402
+from mmcell.utils.errors import HW3FormatError  # noqa: E402
 from tests.conftest import load_script  # noqa: E402
 
 UPSCALE_PIPELINE = [

@@ -107,12 +107,24 @@ def test_segment_api_and_cli(trained_quickstart, tmp_path):
         with open(seg.files['geojson']) as fh:  # the same cells as QuPath detections
             features = json.load(fh)['features']
         assert [f['properties']['measurements']['Label'] for f in features] == [int(r['id']) for r in rows]
+        for f, r in zip(features, rows):  # pixel-edge outlines: QuPath's polygon area is the pixel count
+            assert _geometry_area(f['geometry']) == int(r['area'])
+            assert 'Nucleus: Perimeter px' in f['properties']['measurements']  # no --mpp: sizes in pixels
         assert all(f['properties']['objectType'] == 'detection' for f in features)
     assert sum(len(s.table) for s in results) > 0
     # the console command, tiled, writes the same kind of files
     main(['segment', test_dir, '--config', trained_quickstart.config, '--checkpoint', trained_quickstart.checkpoint,
-          '--out', str(tmp_path / 'cli'), '--tile', '192', '--tile-overlap', '48'])
+          '--out', str(tmp_path / 'cli'), '--tile', '192', '--tile-overlap', '48', '--mpp', '0.5'])
     assert len(glob.glob(str(tmp_path / 'cli' / '*_labels.tif'))) == len(results)
+    import json
+
+    with open(sorted(glob.glob(str(tmp_path / 'cli' / '*_cells.geojson')))[0]) as fh:
+        collection = json.load(fh)
+    assert collection['metadata']['checkpoint'] == osp.basename(trained_quickstart.checkpoint)
+    assert collection['metadata']['mpp'] == 0.5
+    if collection['features']:
+        assert {'Nucleus: Area µm^2', 'Nucleus: Circularity', 'Nucleus: Hematoxylin OD std dev'} <= set(
+            collection['features'][0]['properties']['measurements'])
     with pytest.raises(SystemExit, match='no such image'):
         main(['segment', str(tmp_path / 'missing.tif'), '--config', trained_quickstart.config, '--checkpoint',
               trained_quickstart.checkpoint, '--out', str(tmp_path / 'x')])
@@ -157,3 +169,13 @@ def test_segment_reads_every_image_kind_once(trained_quickstart, tmp_path, monke
         assert labels[name].shape == reference.shape and labels[name].max() > 0, name
     with open(out / 'f_grey_cells.csv') as fh:  # grey is repeated into R, G and B
         assert all(r['mean_r'] == r['mean_g'] == r['mean_b'] for r in csv.DictReader(fh))
+
+
+def _geometry_area(geometry: dict) -> float:
+    from mmcell.structures.cells import polygon_rings
+
+    def shoelace(ring):
+        pts = np.asarray(ring, np.float64)
+        return abs(0.5 * float(np.dot(pts[:-1, 0], pts[1:, 1]) - np.dot(pts[1:, 0], pts[:-1, 1])))
+
+    return sum(shoelace(p[0]) - sum(shoelace(r) for r in p[1:]) for p in polygon_rings(geometry))

@@ -19,6 +19,7 @@ import pytest
 import torch
 from conftest import REPO, TrainedRun, quickstart_config, run_tool
 
+from mmcell.structures.cells import polygon_rings
 from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
 
 pytest.importorskip('mmcv.ops')
@@ -57,15 +58,22 @@ def assert_outputs_agree(out: dict) -> None:
         assert feat['id'] == row['uuid'] and feat['properties']['measurements']['Label'] == i
         assert feat['properties']['objectType'] == 'detection'
         assert feat['properties']['classification']['name'] == row['class']
-        ring = feat['geometry']['coordinates'][0]
-        assert ring[0] == ring[-1] and len(ring) >= 4
+        polys = polygon_rings(feat['geometry'])
+        assert all(ring[0] == ring[-1] and len(ring) >= 5 for poly in polys for ring in poly)
         assert area[i] == int(row['area_px'])
+        # the outline follows pixel edges: QuPath's polygon area is the pixel count (holes and parts included)
+        assert sum(abs(_shoelace(p[0])) - sum(abs(_shoelace(r)) for r in p[1:]) for p in polys) == area[i]
         x1, y1, x2, y2 = (int(row[k]) for k in ('bbox_x1', 'bbox_y1', 'bbox_x2', 'bbox_y2'))
         crop = ids[y1:y2, x1:x2] == i
         assert crop.sum() == area[i]  # the bbox holds the whole nucleus
         assert set(np.unique(classes[y1:y2, x1:x2][crop])) == {int(row['class_id'])}
-        xs = np.asarray(ring)[:, 0]
+        xs = np.concatenate([np.asarray(r)[:, 0] for p in polys for r in p])
         assert x1 <= xs.min() and xs.max() <= x2
+
+
+def _shoelace(ring) -> float:
+    pts = np.asarray(ring, np.float64)
+    return 0.5 * float(np.dot(pts[:-1, 0], pts[1:, 1]) - np.dot(pts[1:, 0], pts[:-1, 1]))
 
 
 def instances_of(ids: np.ndarray, classes: np.ndarray) -> dict:
@@ -182,8 +190,16 @@ def test_trained_model_outputs_agree(slide_run):
     assert sorted(os.listdir(slide_run.out_dir)) == ['cells.csv.gz', 'cells.geojson.gz', 'labels.ome.tif',
                                                      'preview.png', 'summary.json']  # .work removed
     feature = out['features'][0]
-    assert set(feature['properties']['measurements']) >= {'Area µm^2', 'Perimeter µm', 'Score',
-                                                           'Hematoxylin OD mean', 'Eosin OD mean'}
+    from mmcell.exporters.measurements import NUCLEUS_MEASUREMENTS
+
+    assert set(feature['properties']['measurements']) >= {'Score', 'Label', 'Area px'} | {
+        name for name, _ in NUCLEUS_MEASUREMENTS}  # QuPath's Nucleus: ... names
+    with gzip.open(Path(slide_run.out_dir) / 'cells.geojson.gz', 'rt') as fh:
+        metadata = json.load(fh)['metadata']
+    assert metadata['checkpoint'] == 'epoch_8.pth' and metadata['config'].endswith('.py')
+    assert metadata['mpp'] == 0.25 and metadata['software'].startswith('mmcell ')
+    assert all(0 < float(r['circularity']) <= 1 and 0 < float(r['solidity']) <= 1 for r in out['rows'])
+    assert all(float(r['max_caliper_um']) >= float(r['min_caliper_um']) > 0 for r in out['rows'])
     hematoxylin = np.mean([float(r['mean_hematoxylin']) for r in out['rows']])
     assert hematoxylin > np.mean([float(r['mean_eosin']) for r in out['rows']])  # nuclei are hematoxylin-dark
 
@@ -206,7 +222,7 @@ def _matched_fraction(ref_ids: np.ndarray, ref_scores: dict, ids: np.ndarray, mi
 def test_slide_path_matches_whole_image_inference(slide_model, slide, slide_run, tmp_path):
     """Same model, whole slide in one pass vs 256 px tiles (many seams): the same cells, no duplicates, about the
     same AP50 against the ground truth. (The |dAP50| <= 0.005 goal is measured on a 4096^2 slide by
-    tools/analysis_tools/benchmark_slide.py; on this small slide a few cells near the score threshold flip with the
+    benchmarks/slide.py; on this small slide a few cells near the score threshold flip with the
     context a tile gives the model, and the exact seam rule is tested with the oracle above.)"""
     from mmcell.apis.slide.reference import whole_image_cells
     from mmcell.evaluation.functional.coco import contest_ap50, label_image_to_coco
@@ -379,3 +395,81 @@ def test_merge_refuses_unfinished_work(slide_model, slide, tmp_path):
     proc = _cli('merge-slide', str(tmp_path / 'nothing'))
     assert proc.returncode != 0 and 'no .work/plan.json' in proc.stderr
     assert osp.isdir(tmp_path / 'tissue' / '.work')
+
+
+# ---------------------------------------------------------------------------------------------- QuPath round trip
+def _round_trip(slide_path: str, slide_dir: str, tmp_path: Path) -> dict:
+    """cells.geojson.gz of a segmented slide -> ``to_hw3 --format qupath`` -> the label map it trains on."""
+    import shutil
+
+    from mmcell.datasets.converters.convert import convert_to_hw3
+
+    src = tmp_path / 'src'
+    src.mkdir()
+    shutil.copy(slide_path, src / 'tissue.ome.tif')
+    shutil.copy(Path(slide_dir) / 'cells.geojson.gz', src / 'tissue.geojson.gz')
+    convert_to_hw3('qupath', src, tmp_path / 'hw3', progress=False, log=lambda line: None)
+    ids = classes = None
+    for path in sorted((tmp_path / 'hw3' / 'train' / 'tissue').glob('class*.tif')):
+        import tifffile
+
+        cmap = tifffile.imread(path)
+        if ids is None:
+            ids, classes = np.zeros(cmap.shape, np.int64), np.zeros(cmap.shape, np.int64)
+        ids[cmap > 0], classes[cmap > 0] = cmap[cmap > 0], int(path.stem[5:])
+    names = json.loads((tmp_path / 'hw3' / 'classes.json').read_text())['classes']
+    return dict(ids=ids, classes=classes, names=names)
+
+
+def assert_same_nuclei(out: dict, back: dict) -> dict:
+    """Instance count equal, every instance IoU >= 0.95 with its source, same class; the polygon area = the pixel
+    area within 1 %. Returns the figures."""
+    src_ids, got_ids = out['ids'].astype(np.int64), back['ids']
+    src = [int(v) for v in np.unique(src_ids) if v]
+    assert len(src) == len(np.unique(got_ids)) - 1
+    ious, area_ratio = [], []
+    class_of = {int(r['id']): r['class'] for r in out['rows']}
+    for i in src:
+        m = src_ids == i
+        overlap = np.bincount(got_ids[m])
+        overlap[0] = 0
+        j = int(overlap.argmax())
+        iou = overlap[j] / (m.sum() + (got_ids == j).sum() - overlap[j])
+        ious.append(iou)
+        assert back['names'][int(back['classes'][got_ids == j][0]) - 1] == class_of[i]
+    for feat in out['features']:
+        polys = polygon_rings(feat['geometry'])
+        area = sum(abs(_shoelace(p[0])) - sum(abs(_shoelace(r)) for r in p[1:]) for p in polys)
+        area_ratio.append(area / feat['properties']['measurements']['Area px'])
+    assert min(ious) >= 0.95 and max(abs(r - 1) for r in area_ratio) <= 0.01
+    return dict(cells=len(src), min_iou=float(min(ious)), max_area_error=float(max(abs(r - 1) for r in area_ratio)))
+
+
+def test_qupath_round_trip_and_review_with_openslide(slide, tmp_path):
+    """segment-slide (read through OpenSlide) -> cells.geojson.gz -> to_hw3 --format qupath gives back the same
+    nuclei; --review-below writes the low scorers as annotations."""
+    pytest.importorskip('openslide')
+    from mmcell.apis import segment_slide
+
+    model = OracleModel(slide['ground_truth'])
+    (res,) = segment_slide(slide['slide'], None, None, tmp_path / 'run', tile=256, overlap=112, score_thr=0.0,
+                           model=model, progress=False, num_workers=0, reader='openslide', review_below=0.999)
+    out = read_outputs(res.out_dir)
+    assert_outputs_agree(out)
+    back = _round_trip(slide['slide'], res.out_dir, tmp_path)
+    figures = assert_same_nuclei(out, back)
+    assert figures['cells'] == slide['cells'] and figures['min_iou'] == 1.0 and figures['max_area_error'] == 0
+    # the review file: the cells scoring below 0.999 (cut by the slide border), as editable annotations
+    review = json.loads((Path(res.out_dir) / 'review.geojson').read_text())
+    low = {r['uuid'] for r in out['rows'] if float(r['score']) < 0.999}
+    assert {f['id'] for f in review['features']} == low and out['summary']['cells_to_review'] == len(low)
+    assert all(f['properties']['objectType'] == 'annotation' for f in review['features'])
+    assert review['metadata']['review_below'] == 0.999
+
+
+def test_trained_model_round_trip(slide_model, slide, slide_run, tmp_path):
+    """The same round trip on a trained model's nuclei (irregular shapes, holes filled, touching cells)."""
+    out = read_outputs(slide_run.out_dir)
+    figures = assert_same_nuclei(out, _round_trip(slide['slide'], slide_run.out_dir, tmp_path))
+    assert figures['cells'] > 20
+    print(f'round trip: {figures}')

@@ -3,7 +3,7 @@ built in tmp dirs from the project's synthetic generator or by hand."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -100,3 +100,43 @@ def write_pannuke(src: Path, num: int = 3, float_images: bool = True, fold: str 
     np.save(src / 'images' / fold / 'images.npy', imgs.astype(np.float64) if float_images else imgs)
     np.save(src / 'masks' / fold / 'masks.npy', np.stack(masks))
     return imgs, truths
+
+
+def qupath_feature(geometry: dict, name: Optional[str], kind: str = 'annotation', fid: Optional[str] = None,
+                   **extra) -> dict:
+    """One QuPath 0.4+ GeoJSON feature (``classification.name``; ``name`` None: unclassified)."""
+    props = {'objectType': kind, **({'classification': {'name': name, 'color': [255, 0, 0]}} if name else {})}
+    feature = {'type': 'Feature', 'geometry': geometry, 'properties': props, **extra}
+    if fid:
+        feature['id'] = fid
+    return feature
+
+
+def qupath_nuclei(ids: np.ndarray, classes: np.ndarray, names: Sequence[str], kind: str = 'detection') -> List[dict]:
+    """The instances of a label map as QuPath features, outlined along pixel edges (``cell_polygon``)."""
+    from mmcell.structures.cells import cell_polygon
+
+    features = []
+    for v in np.unique(ids):
+        if v:
+            ys, xs = np.nonzero(ids == v)
+            crop = ids[ys.min():ys.max() + 1, xs.min():xs.max() + 1] == v
+            name = names[int(classes[ys[0], xs[0]]) - 1]
+            features.append(qupath_feature(cell_polygon(crop, int(xs.min()), int(ys.min())), name, kind,
+                                           fid=f'nucleus-{int(v)}'))
+    return features
+
+
+def write_qupath(src: Path, stem: str, rgb: np.ndarray, features, suffix: str = '.geojson',
+                 collection: bool = True) -> Tuple[Path, Path]:
+    """``<stem>.tif`` (the slide) and ``<stem><suffix>`` (the export: FeatureCollection or bare list; ``.gz``)."""
+    import gzip
+    import json
+
+    src.mkdir(parents=True, exist_ok=True)
+    slide = src / f'{stem}.tif'
+    write_image_tif(slide, rgb)
+    text = json.dumps({'type': 'FeatureCollection', 'features': features} if collection else features)
+    export = src / f'{stem}{suffix}'
+    export.write_bytes(gzip.compress(text.encode()) if suffix.endswith('.gz') else text.encode())
+    return slide, export

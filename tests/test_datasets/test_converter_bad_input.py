@@ -2,6 +2,7 @@
 temp folder beside it) left behind. One test per row of the README's converter "Bad input" table."""
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -11,7 +12,17 @@ import numpy as np
 import pytest
 import tifffile
 from conftest import REPO
-from converter_fixtures import square, synthetic_instances, write_monuseg, write_pannuke, write_png, write_xml
+from converter_fixtures import (
+    qupath_feature,
+    qupath_nuclei,
+    square,
+    synthetic_instances,
+    write_monuseg,
+    write_pannuke,
+    write_png,
+    write_qupath,
+    write_xml,
+)
 
 from mmcell.datasets.image_io import write_image_tif
 
@@ -126,7 +137,8 @@ def test_mask_png_not_binary(tmp_path):
 
 def test_unknown_format(tmp_path, monuseg_src):
     msg = _fail(tmp_path, '--format', 'monusegg', str(monuseg_src))
-    assert msg == '--format monusegg: unknown format (choose from monuseg, monusac, pannuke, conic, dsb2018, labels)'
+    assert msg == '--format monusegg: unknown format (choose from monuseg, monusac, pannuke, conic, dsb2018, labels, ' \
+        'qupath)'
 
 
 def test_out_exists_needs_overwrite(tmp_path, monuseg_src):
@@ -186,3 +198,97 @@ def test_dsb2018_mask_of_another_size(tmp_path):
     mask = write_png(tmp_path / 'src' / 's1' / 'masks' / 'm1.png', np.zeros((20, 20), np.uint8))
     msg = _fail(tmp_path, '--format', 'dsb2018', str(tmp_path / 'src'))
     assert msg.startswith(f'{mask}: annotation size (20, 20) differs from image')
+
+
+# ------------------------------------------------------------------------------------------ QuPath GeoJSON exports
+@pytest.fixture
+def qupath_src(tmp_path):
+    """Two slides with their exports; ``b.geojson`` is the one the tests spoil."""
+    rgb, ids, classes = synthetic_instances(0, 40, 48)
+    src = tmp_path / 'src'
+    write_qupath(src, 'a', rgb, qupath_nuclei(ids, classes, 'ABCD'))
+    write_qupath(src, 'b', rgb, qupath_nuclei(ids, classes, 'ABCD'))
+    return src
+
+
+def _spoil(src, feature: dict) -> str:
+    """Add ``feature`` (id ``bad-1``) to ``b.geojson``; returns that file."""
+    path = src / 'b.geojson'
+    data = json.loads(path.read_text())
+    data['features'].insert(1, {'id': 'bad-1', **feature})
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_qupath_geojson_does_not_parse(tmp_path, qupath_src):
+    (qupath_src / 'b.geojson').write_text('{"type": "FeatureCollection", "features": [')
+    msg = _fail(tmp_path, '--format', 'qupath', str(qupath_src))
+    assert msg.startswith(f'{qupath_src / "b.geojson"}: not valid GeoJSON (Expecting value: line 1')
+
+
+@pytest.mark.parametrize('geometry,problem', [
+    (None, 'no geometry'),
+    ({'type': 'LineString', 'coordinates': [[1, 1], [5, 5]]}, 'geometry is a LineString, expected a Polygon or '
+     'MultiPolygon (a nucleus or region outline)'),
+    ({'type': 'Point', 'coordinates': [3, 4]}, 'geometry is a Point, expected a Polygon or MultiPolygon'),
+    ({'type': 'Polygon', 'coordinates': [[[1, 1], [5, 5], [1, 1]]]}, 'geometry ring has 2 distinct vertices (at least '
+     '3 needed)'),
+    ({'type': 'Polygon', 'coordinates': [[[1, 1], [float('nan'), 5], [5, 9], [1, 1]]]}, 'geometry has a coordinate '
+     'that is not a finite number (NaN)'),
+    ({'type': 'MultiPolygon', 'coordinates': [[[[1, 1], [5, 1], [5, 5], [1, 1]]], [[[1, 1], [None, 1], [5, 5]]]]},
+     'geometry has a coordinate that is not a finite number (NaN)'),
+])
+def test_qupath_bad_geometry(tmp_path, qupath_src, geometry, problem):
+    path = _spoil(qupath_src, qupath_feature(geometry, 'A'))
+    msg = _fail(tmp_path, '--format', 'qupath', str(qupath_src))
+    assert msg.startswith(f'{path}: feature bad-1: {problem}')
+
+
+def test_qupath_feature_outside_the_slide(tmp_path, qupath_src):
+    path = _spoil(qupath_src, qupath_feature({'type': 'Polygon', 'coordinates': [[[40, 30], [60, 30], [60, 39],
+                                                                                  [40, 30]]]}, 'A'))
+    msg = _fail(tmp_path, '--format', 'qupath', str(qupath_src))
+    assert msg == f'{path}: feature bad-1: vertex (60, 30) lies outside the slide b.tif (48 x 40 px; coordinates ' \
+        'are level-0 pixels)'
+
+
+def test_qupath_class_not_in_class_map(tmp_path, qupath_src):
+    path = _spoil(qupath_src, qupath_feature({'type': 'Polygon', 'coordinates': [[[1, 1], [5, 1], [5, 5], [1, 1]]]},
+                                             'Mitosis'))
+    msg = _fail(tmp_path, '--class-map', 'A=1', 'B=1', 'C=2', 'D=0', '--format', 'qupath', str(qupath_src))
+    assert msg == f"{path}: feature bad-1: class 'Mitosis' is not in --class-map (A, B, C, D); add Mitosis=K (K=0 " \
+        'drops it)'
+
+
+def test_qupath_slide_no_reader_opens(tmp_path, qupath_src):
+    (qupath_src / 'b.tif').unlink()
+    (qupath_src / 'b.ndpi').write_bytes(b'not a slide\n' * 4)
+    msg = _fail(tmp_path, '--format', 'qupath', str(qupath_src))
+    assert msg.startswith(f'{qupath_src / "b.ndpi"}: ') and 'OpenSlide' in msg
+
+
+def test_qupath_slide_without_export_and_the_reverse(tmp_path, qupath_src):
+    (qupath_src / 'b.geojson').rename(qupath_src / 'c.geojson')
+    msg = _fail(tmp_path, '--format', 'qupath', str(qupath_src))
+    assert msg == f"{qupath_src / 'c.geojson'}: no slide with stem 'c' below {qupath_src}"
+    (qupath_src / 'c.geojson').unlink()
+    msg = _fail(tmp_path, '--format', 'qupath', str(qupath_src))
+    assert msg == f"{qupath_src / 'b.tif'}: no QuPath GeoJSON export (b.geojson, .json or .geojson.gz) below " \
+        f'{qupath_src}'
+
+
+def test_qupath_80k_slide_without_region(tmp_path):
+    src = tmp_path / 'src'
+    src.mkdir()
+    # 80,000 x 80,000 px RGB: an empty (sparse) TIFF, 20 kB on disk; never read, only measured
+    tifffile.imwrite(src / 'huge.tif', shape=(80000, 80000, 3), dtype='uint8', photometric='rgb', rowsperstrip=64)
+    (src / 'huge.geojson').write_text(json.dumps([qupath_feature(
+        {'type': 'Polygon', 'coordinates': [[[10, 10], [20, 10], [20, 20], [10, 10]]]}, 'Tumor')]))
+    msg = _fail(tmp_path, '--format', 'qupath', str(src))
+    assert msg == f'{src / "huge.geojson"}: no Region* annotation, and the slide huge.tif is 80000 x 80000 px (more ' \
+        'than 8192 a side): draw Region annotations around the fully annotated areas'
+
+
+def test_qupath_options_refused_for_other_formats(tmp_path, monuseg_src):
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src), '--reader', 'openslide')
+    assert msg == '--reader applies to --format qupath only'

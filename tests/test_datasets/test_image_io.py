@@ -66,7 +66,7 @@ def test_bad_files_name_the_file(tmp_path):
     (tmp_path / 'x.tif').write_bytes(b'II*\x00garbage')
     with pytest.raises(HW3FormatError, match='x.tif: unreadable TIFF'):
         read_image(tmp_path / 'x.tif')
-    tifffile.imwrite(tmp_path / 'five.tif', np.zeros((4, 4, 5), np.uint8), photometric='minisblack',
+    tifffile.imwrite(tmp_path / 'five.tif', np.zeros((16, 16, 5), np.uint8), photometric='minisblack',
                      planarconfig='contig')
     with pytest.raises(HW3FormatError, match='unsupported image shape'):
         read_image(tmp_path / 'five.tif')

@@ -19,7 +19,7 @@ from mmcell.evaluation.functional.detection import detection_f1
 from mmcell.evaluation.functional.instance_overlap import instance_overlap, max_iou_matching
 from mmcell.evaluation.functional.pq import multiclass_pq, panoptic_quality
 
-BENCH = runpy.run_path(str(REPO / 'tools' / 'analysis_tools' / 'benchmark_pathology_metrics.py'), run_name='bench')
+BENCH = runpy.run_path(str(REPO / 'benchmarks' / 'pathology_metrics.py'), run_name='bench')
 EPS = 1.0e-6  # HoVer-Net's SQ denominator TP + 1e-6
 
 

@@ -89,3 +89,27 @@ def test_check_output_path(tmp_path):
         locked.mkdir(mode=0o500)
         with pytest.raises(OutputPathError, match='no write permission'):
             check_output_path(locked / 'x.zip')
+
+
+def test_write_results_section_keeps_one_section_per_benchmark(tmp_path):
+    from mmcell.utils.fileio import write_results_section
+
+    results = tmp_path / 'RESULTS.md'
+    results.write_text('# Benchmarks\n\n## Other benchmark\nfigure 1\n\n## Speed (2026-11-21)\n- date: 2026-11-21\n'
+                       '| a | 1.0x |\n\n**History** (earlier runs)\n\n| run | x |\n|---|---|\n| first | 0.9x |\n\n'
+                       '## Last\nlast figure\n')
+    write_results_section(results, '## Speed (2026-12-03)\n| a | 2.0x |')
+    text = results.read_text()
+    assert text.count('## Speed') == 1 and '## Speed (2026-11-21)' not in text
+    speed = text[text.index('## Speed'):text.index('## Last')]
+    assert speed.index('2.0x') < speed.index('**History**') < speed.index('1.0x') < speed.index('0.9x')
+    assert '<summary>date: 2026-11-21</summary>' in speed
+    assert text.startswith('# Benchmarks\n\n## Other benchmark\nfigure 1\n') and text.endswith('## Last\nlast figure\n')
+    write_results_section(results, '## Speed\n- date: 2026-12-04\n| a | 3.0x |')
+    speed = results.read_text().split('## Speed')[1].split('## Last')[0]
+    assert speed.count('**History**') == 1 and speed.index('3.0x') < speed.index('2.0x') < speed.index('1.0x')
+    write_results_section(results, '## New one\nfresh')
+    assert results.read_text().endswith('## Last\nlast figure\n\n## New one\nfresh\n')
+    assert '## Speed\n- date: 2026-12-04\n| a | 3.0x |' in results.read_text()
+    with pytest.raises(ValueError, match='starts with'):
+        write_results_section(results, 'no heading')

@@ -18,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mmcell.datasets.hw3_annotations import load_train_annotations, split_samples
-from mmcell.datasets.hw3_format import HW3FormatError
 from mmcell.datasets.image_io import read_image
+from mmcell.utils.errors import HW3FormatError
 from mmcell.utils.fileio import atomic_write
 from mmcell.visualization.plots import draw_gt_contours
 

@@ -25,8 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     from mmcell.datasets.hw3_annotations import load_train_annotations
-    from mmcell.datasets.hw3_format import HW3FormatError
     from mmcell.datasets.statistics import format_tissue_comparison, tissue_statistics
+    from mmcell.utils.errors import HW3FormatError
 
     columns = {}
     try:

@@ -13,8 +13,8 @@ import argparse
 from pathlib import Path
 
 from mmcell.datasets.hw3_annotations import load_train_annotations
-from mmcell.datasets.hw3_format import HW3FormatError
 from mmcell.datasets.statistics import dataset_statistics, format_statistics
+from mmcell.utils.errors import HW3FormatError
 from mmcell.visualization.plots import plot_statistics
 
 

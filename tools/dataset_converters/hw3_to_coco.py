@@ -13,7 +13,7 @@ import argparse
 import json
 
 from mmcell.datasets.converters.hw3_coco import hw3_to_coco
-from mmcell.datasets.hw3_format import HW3FormatError
+from mmcell.utils.errors import HW3FormatError
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -3,9 +3,9 @@
 Usage::
 
     python tools/dataset_converters/to_hw3.py --format FORMAT SRC OUT [--class-map KEY=K ...] [--test-release]
-        [--overwrite]
+        [--overwrite] [--region-class Region] [--reader auto|tiffslide|openslide] [--mpp M]
 
-FORMAT: monuseg, monusac, pannuke, conic, dsb2018, labels (see ``mmcell.datasets.converters`` for the layouts,
+FORMAT: monuseg, monusac, pannuke, conic, dsb2018, labels, qupath (see ``mmcell.datasets.converters`` for the layouts,
 the default class maps, the rasterisation and the overlap rule). Each image prints one summary line; OUT is
 written to a temp folder and renamed at the end, so a failed run leaves nothing half-written.
 """
@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 
 from mmcell.datasets.converters.convert import FORMATS, convert_to_hw3
-from mmcell.datasets.hw3_format import HW3FormatError
+from mmcell.datasets.slide.reader import READERS
+from mmcell.utils.errors import HW3FormatError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -27,6 +28,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--test-release', action='store_true',
                         help='also write test_release/<stem>.tif, test_image_name_to_ids.json, test_gt_coco.json')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT')
+    parser.add_argument('--region-class', metavar='NAME', default=None,
+                        help='qupath: annotations whose class starts with NAME are the annotated regions (default '
+                             'Region)')
+    parser.add_argument('--reader', choices=READERS, default=None,
+                        help='qupath: slide backend (default auto: by what opens the file)')
+    parser.add_argument('--mpp', type=float, default=None,
+                        help='qupath: cut the regions at this many microns per pixel (default: level 0)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
 
@@ -36,7 +44,8 @@ def main(argv=None) -> None:
     try:
         report = convert_to_hw3(args.format, args.src, args.out, class_map=args.class_map,
                                 test_release=args.test_release, overwrite=args.overwrite,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, region_class=args.region_class,
+                                reader=args.reader, mpp=args.mpp)
     except (HW3FormatError, ValueError, OSError) as err:  # OutputPathError is a ValueError
         raise SystemExit(str(err).splitlines()[0]) from None
     print(report.summary())

@@ -18,7 +18,7 @@ from mmcell.apis.slide.records import SlideResult, SlideWork, _load_npz
 from mmcell.datasets.slide.reader import SlideError, SlideReader, slide_stem
 from mmcell.datasets.slide.tiling import SlideTiling
 from mmcell.datasets.slide.tissue import tissue_mask
-from mmcell.exporters.cells import CellWriter, class_names_colors
+from mmcell.exporters.cells import CellWriter, class_names_colors, geojson_metadata
 from mmcell.exporters.preview import PreviewCanvas
 from mmcell.exporters.pyramid import write_label_pyramid
 from mmcell.structures.cells import Cell, CellChunk, pack_cells
@@ -135,7 +135,7 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
         raise SlideError(f'{slide_dir}: {len(missing)} of {len(tiling.tiles)} tiles are not finished yet '
                          f'(first: tile {missing[0]}); run the remaining shards, then merge again')
     args = plan['args']
-    reader = SlideReader(plan['slide']['path'], mpp=plan['mpp'])
+    reader = SlideReader(plan['slide']['path'], mpp=plan['mpp'], reader=args.get('reader', 'auto'))
     tissue = tissue_mask(reader)
     if args.get('region'):
         tissue = tissue.restrict(args['region'])
@@ -149,8 +149,16 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
     with atomic_dir(slide_dir, overwrite=True) as tmp:
         scratch = tmp / '.cells.bin'
         chunks: List[CellChunk] = []
+        metadata = geojson_metadata(config=args.get('config'), checkpoint=(args.get('checkpoint') or {}).get('path'),
+                                    slide=osp.basename(reader.path), mpp=mpp, model_mpp=args.get('model_mpp'),
+                                    score_thr=args.get('score_thr'), classes=list(names))
+        review_below = args.get('review_below')
+        files = ['cells.geojson.gz', 'cells.csv.gz', 'labels.ome.tif', 'preview.png']
+        if review_below is not None:
+            files.append('review.geojson')
         with CellWriter(str(tmp / 'cells.geojson.gz'), str(tmp / 'cells.csv.gz'), mpp, names, colors,
-                        slide_key) as writer, open(scratch, 'wb') as sfh:
+                        slide_key, metadata, review_path=str(tmp / 'review.geojson'),
+                        review_below=review_below) as writer, open(scratch, 'wb') as sfh:
             for cells in _resolve_rows(tiling, lambda t: AppendLog.read_record(*finished[t])):
                 for cell in cells:
                     row = writer.add(cell)
@@ -164,7 +172,7 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
                     ymin = min(c.y1 for c in cells)
                     ymax = max(c.y1 + c.mask.shape[0] for c in cells)
                     chunks.append(CellChunk(ymin, ymax, _chunk_loader(scratch, offset, len(buf.getvalue()))))
-            total = writer.count
+            total, to_review = writer.count, writer.review_count
         if progress:
             print(f'{reader.path}: {total} cells; writing labels.ome.tif ({width} x {height} px)', flush=True)
         atomic_write(tmp / 'labels.ome.tif', lambda p: write_label_pyramid(p, width, height, chunks, mpp))
@@ -174,8 +182,9 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
                        model_mpp=args['model_mpp'], tile=args['tile'], overlap=args['overlap'],
                        score_thr=args['score_thr'], region=args.get('region'),
                        tissue_mm2=round(plan['tissue_mm2'], 6), tiles=len(tiling.tiles), cells=total,
-                       cells_per_class=dict(zip(names, counts)),
-                       files=['cells.geojson.gz', 'cells.csv.gz', 'labels.ome.tif', 'preview.png'])
+                       cells_per_class=dict(zip(names, counts)), files=files)
+        if review_below is not None:
+            summary.update(review_below=review_below, cells_to_review=to_review)
         write_json(tmp / 'summary.json', summary, indent=2)
     reader.close()
     out = Path(slide_dir)

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from mmcell.datasets.slide.reader import SlideError
 from mmcell.datasets.slide.tiling import SlideTiling
-from mmcell.datasets.stain import HED_FROM_RGB
+from mmcell.exporters.measurements import INTENSITY_FIELDS, intensity_statistics
 from mmcell.structures.rle import rle_pixels
 from mmcell.structures.tiling import in_core
 from mmcell.utils.errors import PathLike
@@ -26,17 +26,13 @@ from mmcell.utils.fileio import (
 
 
 # ------------------------------------------------------------------------------------------------ tile records
-def _hed_means(pixels: np.ndarray) -> np.ndarray:
-    od = -np.log(np.maximum(pixels.astype(np.float64) / 255.0, 1e-6))
-    return (od @ HED_FROM_RGB)[:, :2].mean(0)
-
-
 def tile_record(sample: Any, tiling: SlideTiling, tile_id: int, score_thr: float,
                 rgb: Optional[np.ndarray] = None) -> Tuple[bytes, int]:
     """The cells of one tile prediction (level-0 px, rescaled by the model) whose box centre lies in the tile core.
 
-    Returns the ``.npz`` bytes of ``boxes`` (crop boxes, level-0 px), ``scores``, ``labels``, ``means`` (R, G, B,
-    hematoxylin, eosin of the nucleus pixels), ``packed`` crops (holes filled) + ``offsets``; and the cell count.
+    Returns the ``.npz`` bytes of ``boxes`` (crop boxes, level-0 px), ``scores``, ``labels``, ``means`` (the
+    :func:`mmcell.exporters.measurements.intensity_statistics` of the nucleus pixels: RGB means, hematoxylin mean,
+    eosin mean, hematoxylin std dev and max), ``packed`` crops (holes filled) + ``offsets``; and the cell count.
     """
 
 
@@ -67,9 +63,9 @@ def tile_record(sample: Any, tiling: SlideTiling, tile_id: int, score_thr: float
             sx, sy = rgb.shape[1] / w, rgb.shape[0] / h
             px = rgb[np.minimum(((ys + 0.5) * sy).astype(np.int64), rgb.shape[0] - 1),
                      np.minimum(((xs + 0.5) * sx).astype(np.int64), rgb.shape[1] - 1)]
-            means.append(np.concatenate([px.mean(0), _hed_means(px)]))
+            means.append(intensity_statistics(px))
         else:
-            means.append(np.full(5, np.nan))
+            means.append(intensity_statistics(None))
         crops.append(np.packbits(crop.ravel()))
         out_boxes.append([x + cx0, y + cy0, x + cx0 + crop.shape[1], y + cy0 + crop.shape[0]])
         out_scores.append(scores[i])
@@ -78,7 +74,8 @@ def tile_record(sample: Any, tiling: SlideTiling, tile_id: int, score_thr: float
     offsets[1:] = np.cumsum([len(c) for c in crops]) if crops else []
     buf = io.BytesIO()
     np.savez(buf, boxes=np.array(out_boxes, np.int64).reshape(-1, 4), scores=np.array(out_scores, np.float32),
-             labels=np.array(out_labels, np.int16), means=np.array(means, np.float32).reshape(-1, 5),
+             labels=np.array(out_labels, np.int16),
+             means=np.array(means, np.float32).reshape(-1, len(INTENSITY_FIELDS)),
              packed=np.concatenate(crops) if crops else np.zeros(0, np.uint8), offsets=offsets)
     return buf.getvalue(), len(crops)
 

@@ -1,25 +1,24 @@
-"""``mmcell.apis.segment_slide``: whole-slide images in, QuPath-ready cells out (the API behind ``mmcell
-segment-slide`` and ``mmcell merge-slide``).
+"""``mmcell.apis.segment_slide`` (the orchestration): whole-slide images in, QuPath-ready cells out (the API behind
+``mmcell segment-slide`` and ``mmcell merge-slide``).
 
 For each slide, into ``OUT/<stem>/``:
 
-1. **Plan.** Open the slide (:class:`mmcell.datasets.slide.SlideReader`), find the tissue on a thumbnail, lay out
-   tiles of ``tile`` px at the model's mpp (config key ``model_mpp``) overlapping by ``overlap`` px and keep those
-   with tissue; the plan is saved in ``.work/plan.json``.
-2. **Tiles.** DataLoader workers read + resample + pre-process tiles; the model (:func:`init_cell_model`,
-   fast path, RLE masks) predicts batches of them, boxes and masks rescaled to level-0 pixels. A detection belongs
-   to the one tile whose core holds its box centre (:func:`mmcell.models.tiled.in_core`, the rule of
-   :class:`TiledDetector`); each finished tile is appended to a per-process log (``.work/tiles-*.bin`` + ``.jsonl``
-   manifest, :class:`mmcell.utils.fileio.AppendLog`), so a killed run continues where it stopped. Ranks of torchrun
-   (or ``--shard I/N`` jobs) take every N-th tile.
-3. **Merge.** Cells are resolved in a fixed order (tile by tile, score first): each keeps the pixels no
+1. **Plan.** Open the slide (:class:`mmcell.datasets.slide.SlideReader`), find the tissue on a thumbnail, lay out tiles
+   of ``tile`` px at the model's mpp (config key ``model_mpp``) overlapping by ``overlap`` px and keep those with
+   tissue; the plan is saved in ``.work/plan.json``.
+2. **Tiles.** DataLoader workers read + resample + pre-process tiles; the model (:func:`init_cell_model`, fast path, RLE
+   masks) predicts batches of them, boxes and masks rescaled to level-0 pixels. A detection belongs to the one tile
+   whose core holds its box centre (:func:`mmcell.structures.tiling.in_core`, the rule of :class:`TiledDetector`); each
+   finished tile is appended to a per-process log (``.work/tiles-*.bin`` + ``.jsonl`` manifest,
+   :class:`mmcell.utils.fileio.AppendLog`), so a killed run continues where it stopped. Ranks of torchrun (or ``--shard
+   I/N`` jobs) take every N-th tile (:mod:`.records`).
+3. **Merge** (:mod:`.merge`). Cells are resolved in a fixed order (tile by tile, score first): each keeps the pixels no
    better-scoring overlapping cell has, its largest connected part, and is dropped if less than
-   :data:`MIN_VISIBLE_FRACTION` of its mask is left (the duplicate of a neighbour's cell). Ids are given in that
-   order, so every run (1 or N processes, resumed or not) gives the same ids. The exporters of
-   :mod:`mmcell.exporters.cells` stream ``cells.geojson.gz``, ``cells.csv.gz``, ``labels.ome.tif`` and
-   ``preview.png`` into a temp folder that replaces ``OUT/<stem>/`` at the end (with ``summary.json``): final
-   files appear together, or not at all.
-"""
+   :data:`~mmcell.apis.slide.merge.MIN_VISIBLE_FRACTION` of its mask is left (the duplicate of a neighbour's cell). Ids
+   are given in that order, so every run (1 or N processes, resumed or not) gives the same ids. The exporters
+   (:mod:`mmcell.exporters`) stream ``cells.geojson.gz``, ``cells.csv.gz``, ``labels.ome.tif`` and ``preview.png`` into
+   a temp folder that replaces ``OUT/<stem>/`` at the end (with ``summary.json``): final files appear together, or not
+   at all."""
 from __future__ import annotations
 
 import hashlib
@@ -152,7 +151,8 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
                   region: Optional[Sequence[int]] = None, device: str = 'cpu',
                   shard: Optional[Union[str, Tuple[int, int]]] = None, overwrite: bool = False,
                   num_workers: Optional[int] = None, progress: bool = True, cfg_options: Optional[dict] = None,
-                  model: Optional[torch.nn.Module] = None, trust_checkpoint: bool = False,
+                  model: Optional[torch.nn.Module] = None, trust_checkpoint: bool = False, reader: str = 'auto',
+                  review_below: Optional[float] = None,
                   **model_kwargs: Any) -> List[SlideResult]:
     """Segment every nucleus of whole-slide images (see the module docstring for the steps and files).
 
@@ -172,6 +172,10 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         progress: progress bars and a line per slide.
         cfg_options: config overrides.
         model: an already built model (from :func:`init_cell_model`) instead of config + checkpoint.
+        review_below: also write ``review.geojson``: the cells scoring below this as classified QuPath annotations,
+            to correct in QuPath (only cells kept by ``score_thr`` are there: pass a lower ``score_thr``).
+        reader: the slide backend, ``'auto'`` (by what opens the file), ``'tiffslide'`` or ``'openslide'``
+            (:class:`mmcell.datasets.slide.SlideReader`); recorded in the plan when not ``'auto'``.
         trust_checkpoint: load a checkpoint that ``weights_only`` refuses (it can run code; see
             :mod:`mmcell.utils.checkpoint`).
         **model_kwargs: the model variant, as :func:`mmcell.apis.builder.init_cell_model` takes it (``fast``,
@@ -188,6 +192,7 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
     register_all_modules()  # the tile pipeline is built from mmdet's registries
 
     check_device(device)
+    reader_name = reader
     paths = [str(slides)] if isinstance(slides, (str, os.PathLike)) else [str(s) for s in slides]
     if not paths:
         raise ValueError('segment-slide: no slide given')
@@ -196,23 +201,23 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
     if shard is not None and world > 1:
         raise ValueError(f'--shard {shard[0]}/{shard[1]}: use either --shard or torchrun, not both')
     part_index, part_count = shard if shard is not None else (rank, world)
-    out_root = check_output_path(out_dir, is_dir=True)
-    for path in paths:  # fail on the first bad slide before any long work
-        reader = SlideReader(path, mpp=mpp)
-        reader.close()
-        if reader.mpp is None:
-            raise SlideError(f'{path}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
-        if mpp is not None and reader.metadata_mpp and abs(mpp / reader.metadata_mpp - 1) > 0.05 and progress:
-            print(f'{path}: --mpp {mpp:g} overrides the metadata ({reader.metadata_mpp:g} um/px)', flush=True)
     if 'tile' in model_kwargs or 'tile_overlap' in model_kwargs:
         raise ValueError('segment-slide: the slide is already cut into tiles (--tile is the slide tile size); '
                          'the TiledDetector wrapper does not apply')
-    if model is None:
+    if model is None:  # a bad config is one line before anything else is read
         cfg = load_config(config, cfg_options)
         if world > 1 and str(device).startswith('cuda'):
             device = f'cuda:{os.environ.get("LOCAL_RANK", "0")}'
     else:
         cfg = model.cfg
+    out_root = check_output_path(out_dir, is_dir=True)
+    for path in paths:  # fail on the first bad slide before any long work
+        reader = SlideReader(path, mpp=mpp, reader=reader_name)
+        reader.close()
+        if reader.mpp is None:
+            raise SlideError(f'{path}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
+        if mpp is not None and reader.metadata_mpp and abs(mpp / reader.metadata_mpp - 1) > 0.05 and progress:
+            print(f'{path}: --mpp {mpp:g} overrides the metadata ({reader.metadata_mpp:g} um/px)', flush=True)
     model_mpp = model_mpp_of(cfg)
     batch_size = batch_size or (8 if str(device).startswith('cuda') else 2)
     num_workers = worker_count(num_workers)
@@ -226,7 +231,7 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
             results.append(SlideResult(path, str(slide_dir), 'skipped'))
             continue
         start = time.time()
-        reader = SlideReader(path, mpp=mpp)
+        reader = SlideReader(path, mpp=mpp, reader=reader_name)
         if reader.mpp is None:
             raise SlideError(f'{path}: no microns per pixel in its metadata; pass --mpp (e.g. --mpp 0.25)')
         tissue = tissue_mask(reader)
@@ -239,6 +244,10 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         variant = {k: v for k, v in model_kwargs.items() if v != _DEFAULT_VARIANT.get(k)}
         if variant:
             args['model_variant'] = variant
+        if reader_name != 'auto':
+            args['reader'] = reader_name
+        if review_below is not None:
+            args['review_below'] = float(review_below)
         plan = _plan(reader, tiling, args, tissue.area_mm2)
         work = SlideWork(slide_dir)
         if overwrite and shard is None and rank == 0 and work.dir.exists():  # shards never delete others' work

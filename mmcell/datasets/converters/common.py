@@ -27,7 +27,8 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from mmcell.datasets.hw3_format import HW3FormatError, PathLike, first_line
+from mmcell.datasets.hw3_format import first_line
+from mmcell.utils.errors import HW3FormatError, PathLike
 
 #: image file suffixes read by the converters (.svs: Aperio, level 0 through tifffile + imagecodecs)
 IMAGE_SUFFIXES = ('.tif', '.tiff', '.png', '.svs', '.jpg', '.jpeg', '.bmp')

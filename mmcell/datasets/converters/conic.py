@@ -12,7 +12,8 @@ from typing import List
 
 import numpy as np
 
-from ..hw3_format import HW3FormatError, PathLike
+from mmcell.utils.errors import HW3FormatError, PathLike
+
 from .common import ConvertedImage, instances_from_label_map, majority_class
 from .npy_arrays import NpyItem, find_npy_items, npy_rgb
 

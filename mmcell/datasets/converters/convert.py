@@ -15,32 +15,42 @@ pannuke     Neoplastic -> 1, Inflammatory -> 2, Connective -> 3, Dead -> 4, Epit
 conic       Neutrophil -> 1, Epithelial -> 2, Lymphocyte -> 3, Plasma -> 4, Eosinophil -> 5, Connective -> 6
 dsb2018     nucleus -> 1
 labels      class-map value K -> K (no class map: every instance -> 1)
+qupath      --class-map Name=K; else the HW3 map for MoNuSAC names; else the names in order of first appearance
 ==========  ==========================================================================================
+
+Formats whose classes are named by the data (``CLASS_NAMES_FROM_EXPORTS``: QuPath) resolve them with
+``source_classes(items, class_map)`` after ``find_items``, cut several images from one item (``load_item`` returns a
+list) and get ``OUT/classes.json`` (the output class names and the source name -> K map).
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from mmcell.datasets.coco_gt import coco_categories, samples_to_coco
+from mmcell.datasets.converters import conic, dsb2018, labels, monusac, monuseg, pannuke, qupath
 from mmcell.datasets.converters.common import ConvertedImage
 from mmcell.datasets.converters.hw3_coco import hw3_to_coco
-from mmcell.datasets.hw3_format import HW3FormatError, PathLike, parse_sample, write_class_map
+from mmcell.datasets.hw3_format import parse_sample, write_class_map
 from mmcell.datasets.image_io import write_image_tif
 from mmcell.datasets.metainfo import CLASSES as CLASS_NAMES
+from mmcell.utils.errors import HW3FormatError, PathLike
 from mmcell.utils.fileio import atomic_dir, write_json
 
-#: ``--format`` name -> module under mmcell.datasets.converters
-FORMATS = ('monuseg', 'monusac', 'pannuke', 'conic', 'dsb2018', 'labels')
+#: ``--format`` name -> its converter module (``find_items(src)``, ``load_item(item)``, ``DEFAULT_CLASSES``)
+CONVERTERS = dict(monuseg=monuseg, monusac=monusac, pannuke=pannuke, conic=conic, dsb2018=dsb2018, labels=labels,
+                  qupath=qupath)
+FORMATS = tuple(CONVERTERS)
 
 #: files of a converted test release (the same names as the synthetic generator writes)
 TEST_IDS_FILE = 'test_image_name_to_ids.json'
 TEST_GT_FILE = 'test_gt_coco.json'
+#: class names and source name -> K of formats whose classes are named by the data (QuPath)
+CLASSES_FILE = 'classes.json'
 
 
 def format_module(name: str):
@@ -51,7 +61,7 @@ def format_module(name: str):
     """
     if name not in FORMATS:
         raise ValueError(f'--format {name}: unknown format (choose from {", ".join(FORMATS)})')
-    return importlib.import_module(f'{__package__}.{name}')
+    return CONVERTERS[name]
 
 
 def parse_class_map(spec: Optional[Sequence[str]], class_names: Sequence[str]) -> Dict[int, int]:
@@ -127,7 +137,7 @@ def write_hw3_sample(sample_dir: Path, rgb: np.ndarray, labels: np.ndarray, clas
 
 def convert_to_hw3(fmt: str, src: PathLike, out: PathLike, class_map: Optional[Sequence[str]] = None,
                    test_release: bool = False, overwrite: bool = False, progress: bool = True,
-                   log: Callable[[str], None] = print) -> ConversionReport:
+                   log: Callable[[str], None] = print, **options: Any) -> ConversionReport:
     """Convert a public data set in ``src`` to the HW3 layout in ``out``.
 
     Everything is written into a temp folder beside ``out`` that replaces ``out`` only when the whole conversion
@@ -143,49 +153,76 @@ def convert_to_hw3(fmt: str, src: PathLike, out: PathLike, class_map: Optional[S
         overwrite: replace an existing ``out``.
         progress: show a progress bar over images.
         log: where the one-line-per-image summaries go.
+        **options: options of the format's ``find_items`` (QuPath: ``reader``, ``mpp``, ``region_class``); None
+            values are left out.
 
     Raises:
         HW3FormatError: a bad input file (``"<path>: <problem>"``).
         ValueError: unknown format or bad class map; OutputPathError: ``out`` exists or cannot be written.
     """
     module = format_module(fmt)
-    mapping = parse_class_map(class_map, module.CLASS_NAMES)
-    names = output_class_names(mapping, module.CLASS_NAMES)
-    lut = np.zeros(max(len(module.CLASS_NAMES), max(mapping, default=0)) + 1, np.int64)
-    for source, target in mapping.items():
-        lut[source] = target
+    named_by_data = getattr(module, 'CLASS_NAMES_FROM_EXPORTS', False)
+    options = {k: v for k, v in options.items() if v is not None}
+    if options and not named_by_data:
+        raise ValueError(f'--{next(iter(options)).replace("_", "-")} applies to --format qupath only')
+    source_names = module.CLASS_NAMES
+    if not named_by_data:
+        parse_class_map(class_map, source_names)  # a bad --class-map fails before any file is read
     src = Path(src)
     if not src.is_dir():
         raise HW3FormatError(src, 'source folder not found')
-    report = ConversionReport(out=Path(out), class_names=names)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        items = module.find_items(src)
+        items = module.find_items(src, **options)
+        if named_by_data:
+            source_names = module.source_classes(items, class_map)
+        mapping = parse_class_map(class_map, source_names)
+        names = output_class_names(mapping, source_names)
+        lut = np.zeros(max(len(source_names), max(mapping, default=0)) + 1, np.int64)
+        for source, target in mapping.items():
+            lut[source] = target
+        report = ConversionReport(out=Path(out), class_names=names)
+        if named_by_data:
+            log('classes: ' + (', '.join(f'{n} -> class{mapping[k]}' if mapping[k] else f'{n} dropped'
+                                         for k, n in enumerate(source_names, start=1)) or 'none'))
         iterator = items
         if progress:
             iterator = tqdm(items, desc=f'{fmt} -> HW3', unit='img')
             log = tqdm.write if log is print else log
+        stems = []
         for item in iterator:
-            image = module.load_item(item)
-            if image.classes.size and image.classes.max() >= len(lut):
-                raise HW3FormatError(image.source, f'source class {image.classes.max()} unknown to --format {fmt}')
-            classes = lut[image.classes]
-            classes[0] = 0
-            write_hw3_sample(tmp / 'train' / image.stem, image.rgb, image.labels, classes)
-            if test_release:
-                write_image_tif(tmp / 'test_release' / f'{image.stem}.tif', image.rgb)
-            log(image_summary(image, classes, names))
-            report.images += 1
-            for k, n in zip(*np.unique(classes[1:][classes[1:] > 0], return_counts=True)):
-                report.instances[int(k)] = report.instances.get(int(k), 0) + int(n)
-            report.skipped += image.skipped
-            report.contested += image.contested
-            for name, n in image.ignored.items():
-                report.ignored[name] = report.ignored.get(name, 0) + n
+            images = module.load_item(item, source_names) if named_by_data else [module.load_item(item)]
+            for image in images:
+                _write_image(image, lut, fmt, tmp, test_release, names, report, log)
+                stems.append(image.stem)
         if getattr(module, 'CLASS_NAMES_FROM_DATA', False):  # e.g. label images: as many classes as present
             names = report.class_names = names[:max(report.instances, default=1)]
+        if named_by_data:
+            write_json(tmp / CLASSES_FILE, dict(classes=names, class_map={n: mapping[k] for k, n in
+                                                                           enumerate(source_names, start=1)}))
         if test_release:
-            write_test_release_gt(tmp, [item.stem for item in items], names)
+            write_test_release_gt(tmp, stems, names)
     return report
+
+
+def _write_image(image: ConvertedImage, lut: np.ndarray, fmt: str, tmp: Path, test_release: bool,
+                 names: Sequence[str], report: ConversionReport, log: Callable[[str], None]) -> None:
+    if image.classes.size and image.classes.max() >= len(lut):
+        raise HW3FormatError(image.source, f'source class {image.classes.max()} unknown to --format {fmt}')
+    classes = lut[image.classes]
+    classes[0] = 0
+    if (tmp / 'train' / image.stem).exists():
+        raise HW3FormatError(image.source, f'a second image named {image.stem!r} (stems must be unique)')
+    write_hw3_sample(tmp / 'train' / image.stem, image.rgb, image.labels, classes)
+    if test_release:
+        write_image_tif(tmp / 'test_release' / f'{image.stem}.tif', image.rgb)
+    log(image_summary(image, classes, names))
+    report.images += 1
+    for k, n in zip(*np.unique(classes[1:][classes[1:] > 0], return_counts=True)):
+        report.instances[int(k)] = report.instances.get(int(k), 0) + int(n)
+    report.skipped += image.skipped
+    report.contested += image.contested
+    for name, n in image.ignored.items():
+        report.ignored[name] = report.ignored.get(name, 0) + n
 
 
 def write_test_release_gt(root: Path, stems: Sequence[str], class_names: Sequence[str]) -> None:

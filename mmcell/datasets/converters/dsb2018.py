@@ -16,8 +16,7 @@ import numpy as np
 from mmcell.datasets.converters.common import ConvertedImage, check_same_size
 from mmcell.datasets.image_io import read_image, read_pillow
 from mmcell.structures.label_image import paint_instances
-
-from ..hw3_format import HW3FormatError, PathLike
+from mmcell.utils.errors import HW3FormatError, PathLike
 
 CLASS_NAMES = ('nucleus',)
 

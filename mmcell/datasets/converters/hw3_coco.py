@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Union
 
-from mmcell.datasets.hw3_format import PathLike
+from mmcell.utils.errors import PathLike
 from mmcell.utils.fileio import write_json
 
 from ..coco_gt import coco_categories, samples_to_coco  # noqa: F401  (the one COCO ground-truth builder)

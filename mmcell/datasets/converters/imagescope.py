@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..hw3_format import HW3FormatError, PathLike
+from mmcell.utils.errors import HW3FormatError, PathLike
 
 #: a vertex farther than this outside the image means the XML belongs to another image (or another scale);
 #: real polygons of nuclei cut by the border overshoot by a few pixels (MoNuSeg training set: at most 2.9 px)

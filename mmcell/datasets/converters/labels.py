@@ -24,8 +24,7 @@ from mmcell.datasets.converters.common import (
     majority_class,
 )
 from mmcell.datasets.image_io import read_image, read_raw
-
-from ..hw3_format import HW3FormatError, PathLike
+from mmcell.utils.errors import HW3FormatError, PathLike
 
 LABELS_SUFFIX = '_labels'
 CLASSES_SUFFIX = '_classes'

@@ -9,7 +9,8 @@ name is an error. Rasterisation and overlaps: see :mod:`.imagescope` and :mod:`.
 """
 from __future__ import annotations
 
-from ..hw3_format import HW3FormatError
+from mmcell.utils.errors import HW3FormatError
+
 from .common import ConvertedImage
 from .monuseg import XmlItem, find_xml_items, rasterise_xml_item
 

@@ -15,8 +15,8 @@ import numpy as np
 from mmcell.datasets.converters.common import IMAGE_SUFFIXES, ConvertedImage, files_by_stem, match_by_stem
 from mmcell.datasets.image_io import read_image
 from mmcell.structures.label_image import paint_instances
+from mmcell.utils.errors import PathLike
 
-from ..hw3_format import PathLike
 from .imagescope import check_inside, polygon_pixels, read_imagescope_xml
 
 CLASS_NAMES = ('nucleus',)

@@ -6,7 +6,8 @@ from typing import List, NamedTuple
 
 import numpy as np
 
-from ..hw3_format import HW3FormatError, PathLike
+from mmcell.utils.errors import HW3FormatError, PathLike
+
 from .common import load_npy
 
 IMAGES_FILE = 'images.npy'

@@ -16,8 +16,8 @@ import numpy as np
 
 from mmcell.datasets.converters.common import ConvertedImage
 from mmcell.structures.label_image import paint_instances
+from mmcell.utils.errors import HW3FormatError, PathLike
 
-from ..hw3_format import HW3FormatError, PathLike
 from .npy_arrays import NpyItem, find_npy_items, npy_rgb
 
 CLASS_NAMES = ('Neoplastic', 'Inflammatory', 'Connective', 'Dead', 'Epithelial')

@@ -1,11 +1,21 @@
 """Whole-slide images: the reader.
 
-- :class:`SlideReader` opens SVS (Aperio, JPEG / JPEG 2000 tiles), pyramidal OME-TIFF and generic tiled TIFF through
-  ``tiffslide`` (tifffile + imagecodecs), and plain PNG / JPEG images through the one image reader
-  (:func:`mmcell.datasets.image_io.read_image`; held in memory: they are small). Region pixels go through the one
-  RGB rule (:func:`mmcell.datasets.image_io.to_rgb_uint8`). A file that ends before its image data is refused.
-  Microns per pixel come from the slide's metadata (``tiffslide.mpp-x``: SVS ``MPP``, OME ``PhysicalSizeX``, TIFF
-  resolution tags); ``mpp=`` overrides them.
+:class:`SlideReader` is the one slide interface of ``segment-slide`` and the QuPath converter, over three backends:
+
+- ``tiffslide`` (tifffile + imagecodecs): SVS (Aperio, JPEG / JPEG 2000 tiles), pyramidal OME-TIFF, generic tiled
+  TIFF;
+- ``openslide`` (``openslide-python`` + ``openslide-bin``): NDPI (Hamamatsu), MRXS (3DHistech), SCN (Leica),
+  Philips TIFF, VMS/VMU, BIF (Ventana), SVS, generic tiled TIFF;
+- plain PNG / JPEG images through the one image reader (:func:`mmcell.datasets.image_io.read_image`; held in
+  memory: they are small).
+
+``reader='auto'`` picks by what can open the file: a format OpenSlide recognises as its own (vendor other than
+``aperio`` / ``generic-tiff``: NDPI, MRXS, SCN, Philips, VMS, BIF) goes to OpenSlide; SVS, OME-TIFF and tiled TIFF
+go to tiffslide, then to OpenSlide if tiffslide cannot open them. ``reader='tiffslide'`` / ``'openslide'`` forces
+one. Region pixels go through the one RGB rule (:func:`mmcell.datasets.image_io.to_rgb_uint8`); OpenSlide's
+transparent (never scanned) areas are white. A TIFF-family file that ends before its image data is refused, whichever
+backend reads it. Microns per pixel come from the slide's metadata (``tiffslide.mpp-x`` / ``openslide.mpp-x``: SVS
+``MPP``, OME ``PhysicalSizeX``, TIFF resolution tags, the vendors' own fields); ``mpp=`` overrides them.
 
 Every error is a :class:`SlideError` whose message is one line naming the slide.
 """
@@ -23,9 +33,12 @@ from mmcell.utils.errors import HW3FormatError, InputError, one_line
 
 from ..image_io import read_image, to_rgb_uint8
 
-SLIDE_SUFFIXES = ('.ome.tiff', '.ome.tif', '.svs', '.tiff', '.tif', '.ndpi', '.scn', '.bif', '.png', '.jpg',
-                  '.jpeg')
+SLIDE_SUFFIXES = ('.ome.tiff', '.ome.tif', '.svs', '.tiff', '.tif', '.ndpi', '.scn', '.bif', '.mrxs', '.vms', '.vmu',
+                  '.svslide', '.png', '.jpg', '.jpeg')
 PLAIN_IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+READERS = ('auto', 'tiffslide', 'openslide')
+#: OpenSlide vendors that tiffslide reads as well (auto tries tiffslide first for them)
+_TIFFSLIDE_VENDORS = (None, 'aperio', 'generic-tiff')
 THUMBNAIL_SIDE = 2048  # long side of the thumbnail used for the tissue mask and the preview
 
 
@@ -48,25 +61,31 @@ class SlideReader:
     Args:
         path: the slide file.
         mpp: microns per level-0 pixel; overrides the metadata (None: from the metadata, else :attr:`mpp` is None).
+        reader: ``'auto'``, ``'tiffslide'`` or ``'openslide'`` (see the module docstring).
 
     Attributes:
         level_dimensions: ``(width, height)`` of each level, level 0 first.
         level_downsamples: level-0 pixels per level pixel, per level.
         mpp: microns per level-0 pixel (None when neither the metadata nor ``mpp`` gives it).
         metadata_mpp: what the metadata says (None if nothing).
+        backend: ``'tiffslide'``, ``'openslide'`` or ``'image'`` (what opened the file).
     """
 
-    def __init__(self, path: str, mpp: Optional[float] = None) -> None:
+    def __init__(self, path: str, mpp: Optional[float] = None, reader: str = 'auto') -> None:
         self.path = str(path)
+        if reader not in READERS:
+            raise SlideError(f'--reader {reader}: choose from {", ".join(READERS)}')
         if not osp.isfile(self.path):
             raise SlideError(f'{self.path}: no such slide file')
         self._slide: Any = None
         self._array: Optional[np.ndarray] = None
         self.metadata_mpp: Optional[float] = None
-        if self.path.lower().endswith(PLAIN_IMAGE_SUFFIXES):
+        self.reader = reader
+        self.backend = 'image'
+        if self.path.lower().endswith(PLAIN_IMAGE_SUFFIXES) and reader == 'auto':
             self._array = self._read_plain_image()
         else:
-            self._open_tiff()
+            self._open()
         if self._array is not None:
             h, w = self._array.shape[:2]
             self.level_dimensions: List[Tuple[int, int]] = [(w, h)]
@@ -82,6 +101,23 @@ class SlideReader:
         except HW3FormatError as err:
             raise SlideError(f'{self.path}: not an image or slide ({err.problem})') from None
 
+    def _open(self) -> None:
+        """Open with the backend ``self.reader`` names, or (auto) with the first that can (module docstring)."""
+        if self.reader == 'tiffslide':
+            return self._open_tiff()
+        if self.reader == 'openslide':
+            return self._open_openslide()
+        vendor = _openslide_vendor(self.path)
+        if vendor not in _TIFFSLIDE_VENDORS:
+            return self._open_openslide()
+        try:
+            return self._open_tiff()
+        except SlideError as tiff_err:
+            if vendor is None:
+                raise SlideError(f'{self.path}: not a slide that tiffslide or OpenSlide opens '
+                                 f'({str(tiff_err).split(": ", 1)[-1]})') from None
+            return self._open_openslide()
+
     def _open_tiff(self) -> None:
         import tiffslide  # deferred: tiffslide (zarr, fsspec) loads only when a slide is opened
 
@@ -93,12 +129,39 @@ class SlideReader:
         if not dims or min(dims[0]) <= 0:
             raise SlideError(f'{self.path}: not a slide (no image data)')
         _check_complete(slide, self.path)
-        mpp_x = slide.properties.get('tiffslide.mpp-x')
-        try:
-            self.metadata_mpp = float(mpp_x) if mpp_x not in (None, '') and float(mpp_x) > 0 else None
-        except (TypeError, ValueError):
-            self.metadata_mpp = None
+        self.metadata_mpp = _positive(slide.properties.get('tiffslide.mpp-x'))
         self._slide = slide
+        self.backend = 'tiffslide'
+        self.level_dimensions = dims
+        self.level_downsamples = [float(d) for d in slide.level_downsamples]
+
+    def _open_openslide(self) -> None:
+        try:
+            import openslide  # deferred: the OpenSlide library loads only when a slide needs it
+        except ImportError:
+            raise SlideError(f'{self.path}: needs OpenSlide, which is not installed (pip install openslide-python '
+                             'openslide-bin)') from None
+        try:
+            slide = openslide.OpenSlide(self.path)
+            dims = [tuple(int(v) for v in d) for d in slide.level_dimensions]
+        except Exception as err:  # OpenSlideUnsupportedFormatError, OpenSlideError, OSError
+            raise SlideError(f'{self.path}: OpenSlide cannot open it ({one_line(err, limit=300) or type(err).__name__})'
+                             ) from None
+        if not dims or min(dims[0]) <= 0:
+            raise SlideError(f'{self.path}: not a slide (no image data)')
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(self.path) as tif:  # TIFF-family formats: refuse a copy cut short as tiffslide does
+                _check_pages(tif, self.path)
+        except SlideError:
+            slide.close()
+            raise
+        except Exception:  # noqa: BLE001 -- not a TIFF (MRXS, VMS): OpenSlide checks its own files when reading
+            pass
+        self.metadata_mpp = _positive(slide.properties.get('openslide.mpp-x'))
+        self._slide = slide
+        self.backend = 'openslide'
         self.level_dimensions = dims
         self.level_downsamples = [float(d) for d in slide.level_downsamples]
 
@@ -115,7 +178,7 @@ class SlideReader:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if self._array is None:
-            self._open_tiff()
+            self._open_openslide() if self.backend == 'openslide' else self._open_tiff()
 
     # ------------------------------------------------------------------ reading
     @property
@@ -156,6 +219,13 @@ class SlideReader:
         return out
 
     def _read_level(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+        if self.backend == 'openslide':
+            ds = self.level_downsamples[level]
+            rgba = np.asarray(self._slide.read_region((int(round(x * ds)), int(round(y * ds))), level,
+                                                      (width, height)))
+            # premultiplied alpha: areas never scanned (alpha 0) become white, the rest keeps its colour
+            alpha = rgba[..., 3:4].astype(np.int16)
+            return (rgba[..., :3].astype(np.int16) + 255 - alpha).clip(0, 255).astype(np.uint8)
         arr = self._slide.zarr_group[str(level)] if _has_zarr_levels(self._slide) else None
         if arr is not None:
             part = np.asarray(arr[y:y + height, x:x + width])
@@ -203,10 +273,14 @@ def _check_complete(slide: Any, path: str) -> None:
 
     Every page of every pyramid level lists where its tiles or strips lie; all must end inside the file.
     """
-    size = os.path.getsize(path)
     tif = getattr(slide, 'ts_tifffile', None) or getattr(slide, '_tifffile', None)
-    if tif is None:
-        return
+    if tif is not None:
+        _check_pages(tif, path)
+
+
+def _check_pages(tif: Any, path: str) -> None:
+    """The check of :func:`_check_complete` on an open ``tifffile.TiffFile``."""
+    size = os.path.getsize(path)
     if not tif.series:
         raise SlideError(f'{path}: damaged or truncated slide (no image series could be read)')
     for level, page in enumerate(tif.series[0].levels):
@@ -216,6 +290,26 @@ def _check_complete(slide: Any, path: str) -> None:
             if offsets and max(int(o) + int(c) for o, c in zip(offsets, counts)) > size:
                 raise SlideError(f'{path}: truncated slide (level {level} image data ends past the end of the file, '
                                  f'which has {size} bytes; copy or download it again)')
+
+
+def _positive(value: Any) -> Optional[float]:
+    try:
+        return float(value) if value not in (None, '') and float(value) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _openslide_vendor(path: str) -> Optional[str]:
+    """OpenSlide's name for the file's format (``hamamatsu``, ``mirax``, ``aperio``, ...); None when OpenSlide is
+    missing or does not know it."""
+    try:
+        import openslide  # deferred: see _open_openslide
+    except ImportError:
+        return None
+    try:
+        return openslide.OpenSlide.detect_format(path)
+    except Exception:  # noqa: BLE001 -- unreadable file: the backend that tries it reports why
+        return None
 
 
 def _has_zarr_levels(slide: Any) -> bool:

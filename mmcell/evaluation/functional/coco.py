@@ -1,4 +1,5 @@
-"""Matching, precision/recall, class confusion and score-threshold analyses of mask predictions.
+"""COCO helpers and analyses of mask predictions: the contest AP50, matching, precision/recall, class confusion,
+score-threshold sweeps, and label images as COCO.
 
 Everything works on two plain structures, so the same code serves val splits, the synthetic test GT and saved
 submissions:
@@ -7,7 +8,8 @@ submissions:
   ``DATA_ROOT/test_gt_coco.json`` or :func:`mmcell.datasets.coco_gt.coco_ground_truth` of a dataset;
 - predictions as a list in the submission format (:mod:`mmcell.evaluation.submission`).
 
-The contest figure is plain pycocotools' segm AP50 with default ``maxDets`` (:func:`contest_ap50`).
+The contest figure is plain pycocotools' segm AP50 with default ``maxDets`` (:func:`contest_ap50`); the plots of
+these analyses are in :mod:`mmcell.visualization`.
 """
 from __future__ import annotations
 

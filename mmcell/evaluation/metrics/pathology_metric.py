@@ -6,9 +6,9 @@ Use it as ``val_evaluator``/``test_evaluator`` beside (or instead of) ``CellCoco
 
 AP ranks detections and rewards keeping low-score ones; AJI and PQ score one segmentation, where every kept false
 positive costs. The metric therefore turns each prediction into a label image the way ``mmcell segment`` does
-(:func:`mmcell.apis.labels.label_image`: instances scoring below ``score_thr`` dropped, overlaps to the higher
-score) and the ground truth likewise (from the data samples' ``instances``, or from ``ann_file``), then scores the
-two label maps with the pure functions of :mod:`.aji`, :mod:`.pq` and :mod:`.detection`.
+(:func:`mmcell.structures.label_image.label_image`: instances scoring below ``score_thr`` dropped, overlaps to the
+higher score) and the ground truth likewise (from the data samples' ``instances``, or from ``ann_file``), then scores
+the two label maps with the pure functions of :mod:`mmcell.evaluation.functional`.
 
 Keys (prefix ``pathology/``): ``aji``, ``aji_plus``, ``pq`` (binary PQ = bPQ), ``dq``, ``sq``, ``mpq`` (means over
 images, NaN images skipped, as HoVer-Net and PanNuke average), ``{class}_pq`` (``classwise``), and ``precision``,

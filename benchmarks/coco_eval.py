@@ -1,10 +1,11 @@
-"""Benchmark CellCocoMetric's evaluation (faster-coco-eval) against plain pycocotools on the same predictions.
+"""COCO evaluation time: CellCocoMetric (faster-coco-eval) vs plain pycocotools on the same random predictions
+(figures must agree to 1e-6). Prints a table and appends it to ``--results`` (default benchmarks/RESULTS.md; ''
+to skip).
 
 Both evaluate and accumulate the same random scene (nuclei-like discs, many detections per image) with
 ``maxDets=(100, 1000)``, i.e. the contest AP50 and the maxDets-1000 figures in one pass, and must agree to 1e-6.
-The table is printed and appended to ``benchmarks/RESULTS.md``.
 
-    .venv/bin/python tools/analysis_tools/benchmark_coco_eval.py --images 100 --dets 1000
+    .venv/bin/python benchmarks/coco_eval.py --images 100 --dets 1000
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pycocotools.coco import COCO as PyCOCO
 from pycocotools.cocoeval import COCOeval as PyCOCOeval
 
 from mmcell.evaluation.metrics.cell_coco_metric import average_precision, evaluate_coco
-from mmcell.utils.fileio import append_text
+from mmcell.utils.fileio import write_results_section
 
 MAX_DETS = [100, 1000]
 
@@ -85,7 +86,7 @@ def run_faster(gt: dict, dets: list, iou_type: str) -> tuple:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--images', type=int, default=100)
     parser.add_argument('--dets', type=int, default=1000, help='detections per image')
     parser.add_argument('--gts', type=int, default=300, help='ground-truth nuclei per image')
@@ -125,15 +126,15 @@ def main() -> None:
     table = '\n'.join(lines)
     print(table)
     if args.results:
-        command = ('.venv/bin/python tools/analysis_tools/benchmark_coco_eval.py ' + ' '.join(sys.argv[1:])).strip()
+        command = ('.venv/bin/python benchmarks/coco_eval.py ' + ' '.join(sys.argv[1:])).strip()
         text = (f'## COCO evaluation: CellCocoMetric (faster-coco-eval) vs pycocotools\n'
                 f'- date: {datetime.date.today()}; machine: 2-core CPU dev box, no GPU '
                 f'({platform.processor() or "cpu"}, {os.cpu_count()} logical CPUs, shared)\n'
                 f'- command: `{command}`\n'
                 f'- scene: {args.images} images {args.size}x{args.size}, {args.gts} nuclei and {args.dets} '
                 f'detections per image, 4 classes; evaluate + accumulate with maxDets (100, 1000)\n\n{table}\n')
-        append_text(args.results, text, header='# Benchmarks\n')
-        print(f'appended to {args.results}')
+        write_results_section(args.results, text)
+        print(f'wrote its section of {args.results}')
 
 
 if __name__ == '__main__':

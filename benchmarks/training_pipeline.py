@@ -1,8 +1,10 @@
-"""Training-pipeline throughput on HW3-format data, and the parse cache's first vs second launch.
+"""Training-pipeline throughput (images/s) on synthetic HW3-format data: mmcell's pipeline (cached RLE) vs a naive
+one (a full-image bitmap per instance), and the parse cache's first vs second launch. Prints a section and appends
+it to ``--results`` (default benchmarks/RESULTS.md; ``--no-append``: print only).
 
 Usage::
 
-    python tools/analysis_tools/benchmark_pipeline.py [--images 20 --size 512 --density 4 --passes 3]
+    python benchmarks/training_pipeline.py [--images 20 --size 512 --density 4 --passes 3]
 
 Pipelines timed in the same run, single process (= one dataloader worker), on synthetic ``size`` x ``size``
 images with ~300 nuclei:
@@ -11,8 +13,6 @@ images with ~300 nuclei:
   flips + ``PackDetInputs``;
 - naive: the same image loading, but the class maps read at every step and one full-image ``cmap == id`` bitmap per
   instance (what a dataset without a parse step does), + the same flips and packing.
-
-Appends a section to ``benchmarks/RESULTS.md``.
 """
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ from mmcell.datasets.hw3_annotations import load_train_annotations
 from mmcell.datasets.hw3_format import find_class_files, read_class_map
 from mmcell.datasets.transforms import LoadCellAnnotations, LoadCellImage
 from mmcell.synthetic.hw3 import make_synthetic_hw3
-from mmcell.utils.fileio import append_text
+from mmcell.utils.fileio import write_results_section
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 class NaiveLoadAnnotations:
@@ -76,7 +76,7 @@ def time_pipeline(dataset: CellInstanceDataset, passes: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--images', type=int, default=20)
     parser.add_argument('--size', type=int, default=512)
     parser.add_argument('--density', type=float, default=4.0, help='nuclei density multiplier (4: ~370 at 512)')
@@ -107,7 +107,7 @@ def main() -> None:
         naive_ips = time_pipeline(naive, args.passes)
 
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
-    command = (f'.venv/bin/python tools/analysis_tools/benchmark_pipeline.py --images {args.images} --size '
+    command = (f'.venv/bin/python benchmarks/training_pipeline.py --images {args.images} --size '
                f'{args.size} --density {args.density:g} --passes {args.passes}')
     text = '\n'.join([
         f'## Training pipeline throughput and parse cache ({datetime.date.today().isoformat()})',
@@ -127,8 +127,8 @@ def main() -> None:
         f'{second:.3f} s', ''])
     print(text)
     if not args.no_append:
-        append_text(args.results, text)
-        print(f'appended to {args.results}')
+        write_results_section(args.results, text)
+        print(f'wrote its section of {args.results}')
 
 
 if __name__ == '__main__':

@@ -1,8 +1,10 @@
-"""Parse-cache timing on a contest-sized data set: first launch (parse every folder) vs second (cache hit).
+"""Parse-cache timing on a contest-sized synthetic data set: first launch (parse every folder) vs second (cache
+hit). Prints the two times; writes no results file (copy the lines into benchmarks/RESULTS.md by hand). The data
+set is drawn under ``--root`` unless it already holds one.
 
 Usage::
 
-    python tools/analysis_tools/benchmark_parse_cache.py [--root /tmp/syn209/hw3-data-release --num-train 209]
+    python benchmarks/parse_cache.py [--root /tmp/syn209/hw3-data-release --num-train 209]
 
 Draws a synthetic HW3 release of ``--num-train`` images (contest-like sizes, 80-1500 px) unless ``--root`` already
 holds one, deletes its parse cache, then times :func:`load_train_annotations` twice.
@@ -19,7 +21,7 @@ from mmcell.synthetic.hw3 import make_synthetic_hw3
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--root', default='/tmp/syn209/hw3-data-release')
     parser.add_argument('--num-train', type=int, default=209)
     parser.add_argument('--seed', type=int, default=0)

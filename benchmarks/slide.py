@@ -1,6 +1,8 @@
-"""Whole-slide benchmark of ``mmcell segment-slide``: memory, throughput, seams, resume.
+"""Whole-slide benchmark of ``mmcell segment-slide``: peak memory and throughput as the slide grows (same tissue),
+tiled vs whole-image AP50 at the seams, a killed-and-resumed run vs an uninterrupted one. Prints a table and appends
+it to benchmarks/RESULTS.md (``--no-append``: print only); slides and outputs go to ``--work-dir``.
 
-    python tools/analysis_tools/benchmark_slide.py --config CFG --checkpoint CKPT [--sizes 4096 16384 32768]
+    python benchmarks/slide.py --config CFG --checkpoint CKPT [--sizes 4096 16384 32768]
         [--tissue-mm2 0.5] [--seam-size 4096] [--work-dir work_dirs/benchmark_slide] [--no-append]
 
 1. Synthetic slides (``make_synthetic_slide``) of growing size with the **same tissue area**, so the model does the
@@ -11,8 +13,6 @@
    tiles against the whole image.
 3. Resume: the seam slide's run killed (SIGKILL) after a third of its tiles, run again, compared with the
    uninterrupted run (label images, tables, GeoJSON, preview).
-
-Prints a table and appends it to benchmarks/RESULTS.md (date, machine, command).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tree_rss(pid: int) -> int:
@@ -110,7 +110,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
-    from mmcell.utils.fileio import atomic_write_text
 
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -210,7 +209,9 @@ def main() -> None:
     print(text)
     if not args.no_append:
         results = REPO / 'benchmarks' / 'RESULTS.md'
-        atomic_write_text(results, (results.read_text() if results.exists() else '') + text)
+        from mmcell.utils.fileio import write_results_section
+
+        write_results_section(results, text)
 
 
 if __name__ == '__main__':

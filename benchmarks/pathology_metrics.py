@@ -1,4 +1,6 @@
-"""Benchmark the pathology metrics (AJI, AJI+, PQ, detection F1) against a per-instance reference, same run.
+"""Pathology metrics time (AJI, AJI+, PQ, detection F1): mmcell's vectorised functions vs a per-instance
+(HoVer-Net style) reference, same run, same figures checked. Prints a table; ``--append FILE`` appends it to FILE
+(benchmarks/RESULTS.md), nothing is written otherwise.
 
 The reference (:func:`reference_metrics`) is the straightforward HoVer-Net way (``metrics/stats_utils.py``): one
 full-image mask per instance, then per GT instance a loop over the predictions it touches, summing full-image
@@ -8,7 +10,7 @@ the tests); the table gives seconds per image and the speed-up.
 
 Usage::
 
-    python tools/analysis_tools/benchmark_pathology_metrics.py [--size 1000] [--instances 500] [--images 3]
+    python benchmarks/pathology_metrics.py [--size 1000] [--instances 500] [--images 3]
         [--append benchmarks/RESULTS.md]
 
 Images are synthetic dense label maps (``--instances`` touching nuclei in a ``--size`` square, the density of a
@@ -163,7 +165,7 @@ def runner_seconds(true: np.ndarray, pred: np.ndarray) -> float:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description='pathology metrics: vectorised vs per-instance reference')
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--size', type=int, default=1000, help='image side (px)')
     parser.add_argument('--instances', type=int, default=500, help='nuclei per image')
     parser.add_argument('--images', type=int, default=3, help='images to time')
@@ -199,18 +201,17 @@ def main(argv=None) -> None:
              f'`label_image`, then all figures | {run_s:.2f} | -- |')
     print(table)
     if args.append:
-        from mmcell.utils.fileio import atomic_write_text
-
-        cmd = 'python tools/analysis_tools/benchmark_pathology_metrics.py ' + ' '.join(
+        cmd = 'python benchmarks/pathology_metrics.py ' + ' '.join(
             f'--{k} {getattr(args, k)}' for k in ('size', 'instances', 'images'))
-        old = open(args.append).read() if os.path.exists(args.append) else ''
-        block = (f'\n## Pathology metrics: {args.size}x{args.size} label maps, {args.instances} nuclei '
+        block = (f'## Pathology metrics: {args.size}x{args.size} label maps, {args.instances} nuclei '
                  f'({datetime.date.today()}, {args.machine})\n`{cmd}` -- {args.images} images, figures equal to '
                  f'the reference (max |difference| {worst:.1e}); goal <= 2 s per image. The reference builds the '
                  'per-instance masks once for all figures (HoVer-Net builds them once per function, 3x).\n\n'
                  f'{table}\n')
-        atomic_write_text(args.append, old.rstrip('\n') + '\n' + block)
-        print(f'appended to {args.append}')
+        from mmcell.utils.fileio import write_results_section
+
+        write_results_section(args.append, block)
+        print(f'wrote its section of {args.append}')
 
 
 if __name__ == '__main__':

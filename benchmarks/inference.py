@@ -1,6 +1,8 @@
-"""Benchmark CPU Mask R-CNN inference: upstream mmdet vs mmcell's fast modules, in one run, same weights.
+"""CPU Mask R-CNN inference time: upstream mmdet vs mmcell's fast path (fp32 / bf16 / int8 mask heads, score-gated
+mask head), same random weights, in one run; or with ``--ap``, the contest AP50 of a trained model per mask head.
+Prints a table and appends it to benchmarks/RESULTS.md (``--no-append``: print only).
 
-    python tools/analysis_tools/benchmark_inference.py [--config mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py]
+    python benchmarks/inference.py [--config mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py]
         [--size 748 928] [--dets 1000] [--repeat 3] [--variants fp32 bf16 int8 thr] [--no-append]
 
 The model is the config's Mask R-CNN with 4 classes and random weights (no download); ``score_thr=0`` and
@@ -8,8 +10,8 @@ The model is the config's Mask R-CNN with 4 classes and random weights (no downl
 half that size (the contest median upscaled 2x), so masks are pasted at the original size as in a submission.
 Upstream's dense masks are RLE-encoded (what a submission/metric needs) and timed both with and without that
 step. Each variant runs interleaved with upstream ``--repeat`` times; medians are reported with the per-instance
-mask IoU against upstream (instances matched by label and box IoU). Results are appended to
-benchmarks/RESULTS.md. Timings on a shared machine are noisy: compare ratios measured in the same run.
+mask IoU against upstream (instances matched by label and box IoU). Timings on a shared machine are noisy:
+compare ratios measured in the same run.
 """
 from __future__ import annotations
 
@@ -29,13 +31,14 @@ import torch
 
 from mmcell.models.fast_mask_rcnn import fast_inference_model_cfg
 from mmcell.utils import register_all_modules
-from mmcell.utils.fileio import append_text
+from mmcell.utils.fileio import write_results_section
 
-RESULTS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'benchmarks', 'RESULTS.md')
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RESULTS = osp.join(REPO, 'benchmarks', 'RESULTS.md')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='upstream vs mmcell CPU Mask R-CNN inference')
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', default='mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
     parser.add_argument('--size', type=int, nargs=2, default=[748, 928], help='network input H W')
     parser.add_argument('--scale', type=float, default=2.0, help='input / original image scale')
@@ -65,15 +68,14 @@ def measure_ap(config: str, checkpoint: str, data_root: str, variants: list) -> 
     import subprocess
     import tempfile
 
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     results = {}
     for name in ['upstream'] + [v for v in variants if v in ('fp32', 'bf16', 'int8')]:
         options = ['--no-fast'] if name == 'upstream' else \
             ['--cfg-options'] + FAST_OPTIONS + [f'model.roi_head.mask_head.precision={name}']
         with tempfile.TemporaryDirectory() as work:
-            cmd = [sys.executable, osp.join(repo, 'tools', 'test.py'), config, checkpoint, '--work-dir', work,
+            cmd = [sys.executable, osp.join(REPO, 'tools', 'test.py'), config, checkpoint, '--work-dir', work,
                    '--data-root', data_root] + options
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         found = re.findall(r'coco/segm_mAP_50: ([0-9.]+)|coco/segm_mAP_50=([0-9.]+)', proc.stdout + proc.stderr)
         if proc.returncode != 0 or not found:
             raise SystemExit(f'{name}: tools/test.py failed:\n{(proc.stdout + proc.stderr)[-2000:]}')
@@ -176,9 +178,9 @@ def main(argv=None) -> None:
                           [f'| {k} | {v:.4f} | {v - ap["upstream"]:+.4f} |' for k, v in ap.items()])
         print(table)
         if not args.no_append:
-            cmd = 'python tools/analysis_tools/benchmark_inference.py ' + ' '.join(
+            cmd = 'python benchmarks/inference.py ' + ' '.join(
                 sys.argv[1:] if argv is None else argv)
-            append_text(RESULTS, f'## Cheaper mask heads: AP50 change on the synthetic test split '
+            write_results_section(RESULTS, f'## Cheaper mask heads: AP50 change on the synthetic test split '
                                  f'({datetime.date.today()})\n'
                                  f'- Machine: 2-core CPU dev box, no GPU. Command: `{cmd.strip()}`\n\n{table}\n')
         return
@@ -230,7 +232,7 @@ def main(argv=None) -> None:
     print(table)
     if args.no_append:
         return
-    cmd = 'python tools/analysis_tools/benchmark_inference.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    cmd = 'python benchmarks/inference.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
     entry = (f'\n## CPU Mask R-CNN inference: upstream mmdet vs mmcell fast path ({datetime.date.today()})\n'
              f'- Machine: 2-core CPU dev box, no GPU ({platform.processor() or platform.machine()}, '
              f'torch {torch.__version__}, {torch.get_num_threads()} threads); shared with ~5 engineers (load average '
@@ -242,8 +244,8 @@ def main(argv=None) -> None:
              f'{args.dets} detections forced (score_thr 0, max_per_img {args.dets}). Upstream returns dense masks; '
              f'"upstream+RLE" adds the pycocotools encoding a submission needs; mmcell returns RLE directly.\n\n'
              f'{table}\n')
-    append_text(RESULTS, entry)
-    print(f'appended to {RESULTS}')
+    write_results_section(RESULTS, entry)
+    print(f'wrote its section of {RESULTS}')
 
 
 if __name__ == '__main__':
