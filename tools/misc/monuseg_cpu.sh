@@ -25,7 +25,7 @@ fi
 # The same 30-minute budget: the bf16 recipe (more iterations) where the CPU has native bfloat16 units (the
 # test mmcell's precision switch uses), else the fp32 one.
 if [ -z "${MONUSEG_CONFIG:-}" ] && [ "$("$PY" -c 'from mmcell.utils.precision import native_bf16; print(int(native_bf16()))' 2>/dev/null)" = 1 ]; then
-    MONUSEG_CONFIG=configs/monuseg/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2600i_monuseg.py
+    MONUSEG_CONFIG=configs/monuseg/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2500i_monuseg.py
 fi
 CONFIG=${MONUSEG_CONFIG:-configs/monuseg/mask-rcnn_r18-tiny_fpn_1xb4-cpu-1400i_monuseg.py}
 DATA="$WORK_DIR/data"
