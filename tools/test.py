@@ -54,7 +54,7 @@ def main(argv: list | None = None) -> None:
 
         args.show, args.wait_time = False, 0
         cfg = trigger_visualization_hook(cfg, args)
-    prepare_launch(cfg, args.launcher)
+    prepare_launch(cfg, args.launcher, training=False)
 
     try:
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

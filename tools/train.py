@@ -13,7 +13,11 @@ from mmcell.utils import ToolArgumentParser, add_runner_args, input_errors, load
 def parse_args(argv: list | None = None) -> argparse.Namespace:
     parser = ToolArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA only)')
+    parser.add_argument('--precision', choices=['auto', 'fp32', 'bf16'],
+                        help="fp32, bf16 (autocast, float32 losses; CPU) or auto (bf16 where the CPU has native "
+                             "bfloat16 units); default: the config's precision key, else fp32")
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: float16 AmpOptimWrapper on CUDA, --precision bf16 on a CPU')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the LR by the total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint, or without a path from the latest in the work dir')
@@ -37,7 +41,7 @@ def main(argv: list | None = None) -> None:
     if load_from and not cfg.get('resume'):
         # mmengine loads what fits (a head of another class count is expected); say what it skipped
         cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='LoadFromReportHook')]
-    prepare_launch(cfg, args.launcher, amp=args.amp)
+    prepare_launch(cfg, args.launcher, amp=args.amp, precision=args.precision)
 
     try:
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

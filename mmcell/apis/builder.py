@@ -19,6 +19,7 @@ from mmengine.dataset import Compose
 from mmcell.models import fast_inference_model_cfg, tta_pipeline_of
 from mmcell.utils import load_config, register_all_modules
 from mmcell.utils.checkpoint import CheckpointError, detector_of, load_inference_checkpoint
+from mmcell.utils.precision import PRECISION_CHOICES, resolve_precision
 from mmcell.utils.setup_env import check_device
 
 ConfigType = Union[str, os.PathLike, Config]
@@ -27,17 +28,8 @@ ConfigType = Union[str, os.PathLike, Config]
 INFERENCE_WRAPPERS = ('CellTTAModel', 'TiledDetector')
 
 
-def _cpu_precision(precision: str, device: str) -> str:
-    """``'auto'``: bf16 on CPUs with native AVX512-BF16 (AP50 unchanged on the synthetic test split, see
-    benchmarks/RESULTS.md; without native support bf16 would be slower), else fp32."""
-    if precision != 'auto':
-        return precision
-    native = str(device).startswith('cpu') and getattr(torch.cpu, '_is_avx512_bf16_supported', None)
-    return 'bf16' if native and torch.cpu._is_avx512_bf16_supported() else 'fp32'
-
-
 def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fast: bool = True,
-                     mask_format: str = 'rle', precision: str = 'auto', device: str = 'cpu', tta: bool = False,
+                     mask_format: str = 'rle', precision: Optional[str] = None, device: str = 'cpu', tta: bool = False,
                      tta_scales: Optional[Sequence[float]] = None, tta_flips: Optional[Sequence[str]] = None,
                      tta_rotations: Optional[Sequence[int]] = None, tile: Optional[int] = None,
                      tile_overlap: Optional[int] = None) -> Config:
@@ -52,9 +44,13 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
         fast: switch a Mask R-CNN to :mod:`mmcell.models.fast_mask_rcnn` (same checkpoints, same masks, faster on
             CPU); other detectors keep mmdet's modules. ``False`` (``--no-fast``) runs mmdet's own.
         mask_format: ``'rle'`` (memory ~ boxes) or ``'bitmap'`` masks in the fast path and the wrappers.
-        precision: fast mask head precision: ``'fp32'``, ``'bf16'``, ``'int8'`` or ``'auto'`` (the config's
-            ``FastFCNMaskHead.precision`` if it sets one, else bf16 on CPUs with native AVX512-BF16, else fp32).
-        device: where the model will run (for ``precision='auto'``).
+        precision: the one precision switch (``--precision``; :mod:`mmcell.utils.precision`): ``'fp32'``,
+            ``'bf16'`` (backbone, FPN, RPN, box and mask heads in bfloat16, float32 at their outputs), ``'int8'``
+            (int8 mask head, the rest float32) or ``'auto'`` (bf16 on CPUs with native bfloat16 units, else
+            fp32). None: the config's ``precision`` key, else its ``FastFCNMaskHead.precision``, else ``'auto'``.
+            One log line says what was chosen; the config returned holds it as ``precision``. Needs the fast
+            Mask R-CNN (``fast=True``) for anything but fp32.
+        device: where the model will run (``'auto'`` picks fp32 off the CPU).
         tta: wrap in ``CellTTAModel`` (the config's ``tta_model`` if it has one, else flips none/h/v).
         tta_scales: TTA scale multipliers of the test resize; None: the config's ``tta_pipeline`` if any, else 1.0.
         tta_flips, tta_rotations: override the TTA model's flips / 90-degree rotations.
@@ -78,14 +74,26 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
     model.setdefault('backbone', {})['init_cfg'] = None
     model.pop('pretrained', None)
     model.pop('init_cfg', None)
-    if precision == 'auto' and (model.get('roi_head') or {}).get('mask_head', {}).get('precision'):
-        precision = model['roi_head']['mask_head']['precision']  # a config that chose its fast mask head keeps it
+    requested = (precision or cfg.get('precision')
+                 or (model.get('roi_head') or {}).get('mask_head', {}).get('precision') or 'auto')
+    fast_model = None
     if fast:
         try:
-            model = fast_inference_model_cfg(model, precision=_cpu_precision(precision, device),
-                                             mask_format=mask_format)
+            fast_model = fast_inference_model_cfg(model, mask_format=mask_format)
         except ValueError:
             pass  # not a Mask R-CNN: mmdet's inference
+    if fast_model is None and requested not in ('auto', 'fp32'):
+        raise ValueError(f'precision {requested}: needs the fast Mask R-CNN (a Mask R-CNN config, without --no-fast)')
+    chosen = resolve_precision(requested if fast_model is not None else 'fp32', device)
+    if fast_model is not None:
+        model = fast_inference_model_cfg(model, precision=chosen, mask_format=mask_format)
+    elif not fast:  # --no-fast: mmdet's own RoIAlign too, even where a training config chose mmcell's
+        for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
+            extractor = (model.get('roi_head') or {}).get(key)
+            if extractor and extractor.get('type') == 'FastRoIExtractor':
+                extractor['type'] = 'SingleRoIExtractor'
+                extractor.pop('fast_training', None)
+    cfg.precision = chosen
     if wrapper is not None:  # a wrapper from the config predicts in the format the caller needs
         if wrapper['type'] == 'TiledDetector':
             wrapper['mask_format'] = mask_format
@@ -187,6 +195,10 @@ def add_model_args(parser: Any, device: bool = True, tiling: bool = True) -> Any
         parser.add_argument('--device', default='cpu', help='cpu or cuda:0')
     parser.add_argument('--no-fast', action='store_true',
                         help="mmdet's own inference modules instead of mmcell's fast CPU ones (same masks)")
+    parser.add_argument('--precision', choices=PRECISION_CHOICES,
+                        help="fp32, bf16 (the whole model in bfloat16 autocast), int8 (int8 mask head) or auto (bf16 "
+                             "where the CPU has native bfloat16 units, else fp32); default: the config's precision "
+                             "key, else auto")
     parser.add_argument('--tta', action='store_true',
                         help="mask TTA (CellTTAModel): the config's tta_model, else flips none/h/v")
     parser.add_argument('--tta-scales', type=float, nargs='+',
@@ -211,6 +223,8 @@ def model_kwargs_of(args: Any) -> dict:
         kwargs['device'] = args.device
     if args.tta_scales is not None:
         kwargs['tta_scales'] = args.tta_scales
+    if getattr(args, 'precision', None) is not None:
+        kwargs['precision'] = args.precision
     return kwargs
 
 

@@ -15,6 +15,7 @@ from mmengine.config import Config, DictAction
 from mmcell.utils.checkpoint import TRUST_ENV
 
 from .errors import InputError, one_line
+from .precision import resolve_precision
 
 
 class ConfigError(InputError):
@@ -103,19 +104,42 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def prepare_launch(cfg: Config, launcher: str = 'none', amp: bool = False) -> Config:
+def prepare_launch(cfg: Config, launcher: str = 'none', amp: bool = False,
+                   precision: Optional[str] = None, training: bool = True) -> Config:
     """Adapt ``cfg`` to the machine before the Runner is built.
 
-    - ``--amp`` needs CUDA in mmengine (``AmpOptimWrapper`` asserts a GPU): refuse early with one line.
+    - Precision (:mod:`mmcell.utils.precision`): ``precision`` (``--precision``), else the config's ``precision``
+      key, else ``'fp32'`` -- training changes precision only when a flag or config asks, since it changes the
+      weights (``'auto'``: bf16 where the CPU has native bfloat16 units). ``'bf16'`` swaps the config's
+      ``OptimWrapper`` for :class:`mmcell.engine.BF16AutocastOptimWrapper`; one log line says what was chosen.
+    - ``--amp``: on CUDA mmengine's ``AmpOptimWrapper`` (float16, dynamic loss scale); on a CPU it means
+      ``precision='bf16'``.
+    - ``training=False`` (``tools/test.py``): precision is the inference builder's business, nothing here.
     - Distributed on a machine without CUDA (torchrun + gloo): mmengine's ``_init_dist_pytorch`` calls
       ``torch.cuda.set_device`` unconditionally, so we create the gloo process group here (the Runner skips
       ``init_dist`` when a group exists), and DDP must get ``device_ids=None`` for CPU modules.
     """
-    if amp:
-        if not torch.cuda.is_available():
-            raise SystemExit('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); run without --amp on CPU')
+    cuda = torch.cuda.is_available()
+    if amp and cuda:
+        if precision not in (None, 'fp32'):
+            raise SystemExit(f'--amp on CUDA is float16 AmpOptimWrapper; --precision {precision} is a CPU path')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
+    elif training:
+        if amp:
+            if precision not in (None, 'bf16', 'auto'):
+                raise SystemExit(f'--amp on a CPU means --precision bf16, not --precision {precision}')
+            precision = 'bf16'
+        requested = precision or cfg.get('precision') or 'fp32'
+        try:
+            chosen = resolve_precision(requested, 'cuda' if cuda else 'cpu', training=True)
+        except ValueError as err:
+            raise SystemExit(f'precision: {err}') from None
+        if chosen == 'bf16':
+            wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
+            if wrapper_type not in ('OptimWrapper', 'BF16AutocastOptimWrapper'):
+                raise SystemExit(f'precision bf16 replaces OptimWrapper; this config uses {wrapper_type}')
+            cfg.optim_wrapper.type = 'BF16AutocastOptimWrapper'
     if launcher != 'none' and not torch.cuda.is_available():
         env_cfg = dict(cfg.get('env_cfg') or {})
         dist_cfg = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')

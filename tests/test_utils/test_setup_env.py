@@ -33,9 +33,9 @@ def test_set_data_root_needs_the_variable(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only behaviour')
-def test_amp_refused_on_cpu_with_one_line(tmp_path):
-    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
-        prepare_launch(_config(tmp_path), 'none', amp=True)
+def test_amp_on_cpu_means_bf16(tmp_path):
+    cfg = prepare_launch(_config(tmp_path), 'none', amp=True)  # tests/test_utils/test_precision.py: the rest
+    assert cfg.optim_wrapper.type == 'BF16AutocastOptimWrapper'
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only behaviour')

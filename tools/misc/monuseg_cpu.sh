@@ -2,7 +2,7 @@
 # The MoNuSeg CPU recipe end to end:  tools/misc/monuseg_cpu.sh SRC WORK_DIR
 #   1. convert SRC (the MoNuSeg release layout: images/*.tif + annotations/*.xml, matched by stem) to the HW3
 #      layout in WORK_DIR/data (kept if already there)
-#   2. train configs/monuseg/<recipe> on the fixed 10/3 image split (val: 3 whole tiles, best by segm AP50 at
+#   2. train configs/monuseg/<recipe> (the bf16 one where the CPU has native bfloat16 units) on the fixed 10/3 image split (val: 3 whole tiles, best by segm AP50 at
 #      maxDets 1000), logging every 10 iterations
 #   3. print the validation figures, the config path and the best checkpoint path (like `make demo`)
 # Environment overrides: MONUSEG_CONFIG, PY, OMP_NUM_THREADS; extra arguments after WORK_DIR go to tools/train.py
@@ -18,6 +18,15 @@ WORK_DIR=$2
 shift 2
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
+if [ ! -x "$PY" ]; then
+    echo "monuseg_cpu: $PY not found; run 'make install' first" >&2
+    exit 1
+fi
+# The same 30-minute budget: the bf16 recipe (more iterations) where the CPU has native bfloat16 units (the
+# test mmcell's precision switch uses), else the fp32 one.
+if [ -z "${MONUSEG_CONFIG:-}" ] && [ "$("$PY" -c 'from mmcell.utils.precision import native_bf16; print(int(native_bf16()))' 2>/dev/null)" = 1 ]; then
+    MONUSEG_CONFIG=configs/monuseg/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2600i_monuseg.py
+fi
 CONFIG=${MONUSEG_CONFIG:-configs/monuseg/mask-rcnn_r18-tiny_fpn_1xb4-cpu-1400i_monuseg.py}
 DATA="$WORK_DIR/data"
 # One torch thread per spare core: the data-loading worker needs a core too (see tools/misc/demo.sh).
@@ -27,10 +36,6 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores > 1 ? cores - 1 : 1 ))}
 start=$(date +%s)
 stamp() { echo "[monuseg $(( $(date +%s) - start ))s] $*"; }
 
-if [ ! -x "$PY" ]; then
-    echo "monuseg_cpu: $PY not found; run 'make install' first" >&2
-    exit 1
-fi
 if [ ! -d "$SRC" ]; then
     echo "monuseg_cpu: $SRC: not a folder (expected the MoNuSeg release: images/ + annotations/)" >&2
     exit 1

@@ -1,0 +1,254 @@
+"""Inference in fp32 vs bf16 (vs bf16 without channels_last): a slide tile's forward, val AP, slide throughput.
+
+Measures what ``--precision bf16`` buys at inference, side by side in one run, on real H&E:
+
+1. **Tile forward**: one image (a 1000x1000 MoNuSeg tile) through the one builder
+   (:func:`mmcell.apis.init_cell_model`) in each variant, interleaved ``--repeat`` times (median s/tile), then a
+   torch.profiler table per module (backbone, FPN, RPN, RoI extractors, box and mask heads, the rest: box decoding,
+   NMS, pasting).
+2. **Accuracy** (``--val-root``, a converted data set whose ``train/<name>/`` folders are scored; ``--val-names``
+   picks some): segm/bbox AP50 and AP at maxDets 1000 per precision, same checkpoint.
+3. **Slide** (``--slide-tiles N``): N images laid side by side as one plain TIFF at ``--mpp``, segmented by
+   ``mmcell segment-slide --precision P`` (a subprocess each, interleaved ``--slide-repeat`` times): mm^2 of tissue
+   per minute, the whole run (model start, tissue mask, tiles, merge, outputs).
+
+Prints markdown for ``benchmarks/RESULTS.md`` ("Inference precision: fp32 vs bf16").
+
+Example (the MoNuSeg CPU recipe's checkpoint)::
+
+    flock /work/heavy.lock python benchmarks/inference_precision.py CFG CKPT \\
+        --images ../shared/data/monuseg-train/images --val-root /tmp/monuseg \\
+        --val-names TCGA-50-5931-01Z-00-DX1 TCGA-AR-A1AS-01Z-00-DX1 TCGA-B0-5710-01Z-00-DX1 --slide-tiles 12
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from mmcell.apis import init_cell_model
+from mmcell.apis.builder import build_test_pipeline
+from mmcell.apis.evaluate import evaluate_data_root
+from mmcell.datasets.image_io import read_image
+from mmcell.utils.checkpoint import detector_of
+from mmcell.utils.precision import describe_units
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ('fp32', 'bf16', 'bf16-nchw')
+PROFILED = ('backbone', 'neck', 'rpn_head', 'roi_head.bbox_roi_extractor', 'roi_head.bbox_head',
+            'roi_head.mask_roi_extractor', 'roi_head.mask_head')
+
+
+def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--images', required=True, help='folder of images (the first is the profiled tile)')
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS,
+                        help='fp32, bf16 (channels_last backbone, the default layout), bf16-nchw (bf16, NCHW)')
+    parser.add_argument('--repeat', type=int, default=3, help='timed tile forwards per variant (interleaved)')
+    parser.add_argument('--val-root', help='converted data set to score (train/<name>/ folders)')
+    parser.add_argument('--val-names', nargs='*', help='only these folders of --val-root')
+    parser.add_argument('--slide-tiles', type=int, default=0, help='images in the slide mosaic (0: no slide run)')
+    parser.add_argument('--slide-repeat', type=int, default=1, help='segment-slide runs per precision')
+    parser.add_argument('--mpp', type=float, default=0.25, help='microns per pixel of --images')
+    parser.add_argument('--work-dir', default=None, help='slide and outputs (default: a temporary folder)')
+    return parser.parse_args(argv)
+
+
+def build_variant(args, name: str) -> torch.nn.Module:
+    model = init_cell_model(args.config, args.checkpoint, precision=name.split('-')[0])
+    if name.endswith('-nchw'):
+        det = detector_of(model)
+        det.channels_last = False
+        det.roi_head.mask_head.channels_last = False
+    return model
+
+
+def tile_batch(model, path: str) -> dict:
+    pipeline = build_test_pipeline(model.cfg)
+    data = pipeline(dict(img_path=path, img_id=0))
+    return dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
+
+
+def forward(model, batch) -> int:
+    with torch.no_grad():
+        return len(model.test_step(copy.deepcopy(batch))[0].pred_instances)
+
+
+def label_modules(model: torch.nn.Module) -> list:
+    handles = []
+    for name in PROFILED:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            continue
+        stack: list = []
+
+        def pre(mod, a, _n=name, _s=stack):
+            rf = record_function(f'# {_n}')
+            rf.__enter__()
+            _s.append(rf)
+
+        def post(mod, a, out, _s=stack):
+            _s.pop().__exit__(None, None, None)
+
+        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    return handles
+
+
+def tile_section(args, models: Dict[str, torch.nn.Module], path: str) -> dict:
+    batches = {n: tile_batch(m, path) for n, m in models.items()}
+    for n, m in models.items():  # warm-up: oneDNN primitives, the fused backbone copy
+        forward(m, batches[n])
+    times: Dict[str, List[float]] = {n: [] for n in models}
+    dets = {}
+    for _ in range(args.repeat):
+        for n, m in models.items():
+            tic = time.perf_counter()
+            dets[n] = forward(m, batches[n])
+            times[n].append(time.perf_counter() - tic)
+    prof = {}
+    for n, m in models.items():
+        handles = label_modules(detector_of(m))
+        with profile(activities=[ProfilerActivity.CPU]) as p:
+            with record_function('## whole forward'):
+                forward(m, batches[n])
+        for h in handles:
+            h.remove()
+        prof[n] = {e.key: e.cpu_time_total / 1e3 for e in p.key_averages() if e.key.startswith('#')}
+    return dict(times=times, dets=dets, prof=prof, shape=tuple(batches[next(iter(models))]['inputs'][0].shape))
+
+
+def accuracy_section(args) -> dict:
+    root = args.val_root
+    with tempfile.TemporaryDirectory(prefix='mmcell_valroot_') as tmp:
+        if args.val_names:
+            os.makedirs(os.path.join(tmp, 'train'))
+            for name in args.val_names:
+                os.symlink(os.path.abspath(os.path.join(args.val_root, 'train', name)),
+                           os.path.join(tmp, 'train', name))
+            root = tmp
+        out = {}
+        for name in dict.fromkeys(v.split('-')[0] for v in args.variants):
+            out[name] = evaluate_data_root(args.config, args.checkpoint, root, class_agnostic=True,
+                                           precision=name)
+    return out
+
+
+def write_mosaic(images: List[str], path: Path) -> tuple:
+    import tifffile
+
+    tiles = [read_image(p) for p in images]
+    h, w = min(t.shape[0] for t in tiles), min(t.shape[1] for t in tiles)
+    cols = int(np.ceil(np.sqrt(len(tiles) * 4 / 3)))  # a landscape slide
+    rows = int(np.ceil(len(tiles) / cols))
+    mosaic = np.full((rows * h, cols * w, 3), 240, np.uint8)  # empty glass where no tile falls
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        mosaic[r * h:(r + 1) * h, c * w:(c + 1) * w] = t[:h, :w]
+    tifffile.imwrite(path, mosaic, photometric='rgb', tile=(256, 256), compression='zlib')
+    return mosaic.shape
+
+
+def slide_section(args, images: List[str], work: Path) -> dict:
+    slide = work / 'mosaic.tif'
+    shape = write_mosaic(images[:args.slide_tiles], slide)
+    env = {**os.environ, 'PYTHONPATH': str(REPO)}
+    runs: Dict[str, List[dict]] = {}
+    for _ in range(args.slide_repeat):
+        for name in dict.fromkeys(v.split('-')[0] for v in args.variants):
+            out = work / f'slide_{name}'
+            cmd = [sys.executable, '-m', 'mmcell.cli', 'segment-slide', str(slide), '--config', args.config,
+                   '--checkpoint', args.checkpoint, '--out', str(out), '--mpp', str(args.mpp), '--overwrite',
+                   '--precision', name]
+            tic = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+            seconds = time.perf_counter() - tic
+            if proc.returncode:
+                raise SystemExit(f'segment-slide failed:\n{(proc.stdout + proc.stderr)[-3000:]}')
+            summary = json.loads((out / 'mosaic' / 'summary.json').read_text())
+            runs.setdefault(name, []).append(dict(seconds=seconds, tissue=summary['tissue_mm2'],
+                                                  cells=summary['cells'], tiles=summary['tiles']))
+    return dict(shape=shape, runs=runs)
+
+
+def main(argv: List[str] | None = None) -> None:
+    args = parse_args(argv)
+    images = sorted(glob.glob(os.path.join(args.images, '*.tif')) + glob.glob(os.path.join(args.images, '*.png')))
+    if not images:
+        raise SystemExit(f'{args.images}: no .tif/.png images')
+    models = {n: build_variant(args, n) for n in args.variants}
+    tile = tile_section(args, models, images[0])
+    del models
+    acc = accuracy_section(args) if args.val_root else None
+    slide = None
+    if args.slide_tiles:
+        if args.work_dir:
+            work = Path(args.work_dir)
+            work.mkdir(parents=True, exist_ok=True)
+            slide = slide_section(args, images, work)
+        else:
+            with tempfile.TemporaryDirectory(prefix='mmcell_slide_') as tmp:
+                slide = slide_section(args, images, Path(tmp))
+    report(args, images[0], tile, acc, slide)
+
+
+def report(args, image: str, tile: dict, acc, slide) -> None:
+    names = list(tile['times'])
+    base = statistics.median(tile['times'][names[0]])
+    print(f'\n## Inference precision: fp32 vs bf16\n- machine: {describe_units()}; torch {torch.__version__}, '
+          f'{torch.get_num_threads()} threads\n- command: `python {" ".join(sys.argv)}`\n')
+    print(f'**Tile forward** ({os.path.basename(image)}, network input {tile["shape"][1]}x{tile["shape"][2]}; '
+          f'median of {args.repeat}, interleaved):\n')
+    print(f'| variant | s/tile | ratio vs {names[0]} | detections |')
+    print('|---|---|---|---|')
+    for n in names:
+        med = statistics.median(tile['times'][n])
+        print(f'| {n} | {med:.3f} | {base / med:.2f}x | {tile["dets"][n]} |')
+    print('\nProfile of one forward (CPU ms, children included):\n')
+    print('| range | ' + ' | '.join(names) + ' | ' + ' | '.join(f'{n}/{names[0]}' for n in names[1:]) + ' |')
+    print('|---' * (1 + 2 * len(names) - 1) + '|')
+    keys = sorted(tile['prof'][names[0]], key=lambda k: (not k.startswith('##'), k))
+    for key in keys:
+        row = [tile['prof'][n].get(key, 0.0) for n in names]
+        print(f'| {key.strip("# ")} | ' + ' | '.join(f'{v:.0f}' for v in row) + ' | ' +
+              ' | '.join(f'{v / row[0]:.2f}' if row[0] else '-' for v in row[1:]) + ' |')
+    if acc:
+        print('\n**Accuracy**, same checkpoint (maxDets 1000, class-agnostic):\n')
+        print('| precision | segm AP50 | segm AP | bbox AP50 | change of segm AP50 |')
+        print('|---|---|---|---|---|')
+        ref = acc[next(iter(acc))]['segm_mAP_50_md1000']
+        for n, m in acc.items():
+            print(f'| {n} | {m["segm_mAP_50_md1000"]:.4f} | {m["segm_mAP_md1000"]:.4f} | '
+                  f'{m["bbox_mAP_50_md1000"]:.4f} | {m["segm_mAP_50_md1000"] - ref:+.4f} |')
+    if slide:
+        print(f'\n**Slide** ({args.slide_tiles} images as one {slide["shape"][1]}x{slide["shape"][0]} plain TIFF at '
+              f'{args.mpp} um/px; `mmcell segment-slide --precision P`, whole runs):\n')
+        print('| precision | runs (s) | tissue mm^2 | tiles | cells | mm^2 tissue / min | ratio |')
+        print('|---|---|---|---|---|---|---|')
+        rates = {n: statistics.median(r['tissue'] / (r['seconds'] / 60) for r in runs)
+                 for n, runs in slide['runs'].items()}
+        first = next(iter(rates))
+        for n, runs in slide['runs'].items():
+            secs = ', '.join(f'{r["seconds"]:.0f}' for r in runs)
+            print(f'| {n} | {secs} | {runs[0]["tissue"]:.3f} | '
+                  f'{runs[0]["tiles"]} | {runs[0]["cells"]} | {rates[n]:.2f} | {rates[n] / rates[first]:.2f}x |')
+
+
+if __name__ == '__main__':
+    main()
