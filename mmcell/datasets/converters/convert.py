@@ -51,7 +51,7 @@ def format_module(name: str):
     """
     if name not in FORMATS:
         raise ValueError(f'--format {name}: unknown format (choose from {", ".join(FORMATS)})')
-    return importlib.import_module(f'{__name__}.{name}')
+    return importlib.import_module(f'{__package__}.{name}')  # the format modules sit beside this one
 
 
 def parse_class_map(spec: Optional[Sequence[str]], class_names: Sequence[str]) -> Dict[int, int]:
