@@ -103,15 +103,16 @@ def with_test_setting(cfg: Config, scale: Optional[float] = None, mask_thr: Opti
                         step.pop('scale', None)
                         step.update(scale_factor=float(scale), keep_ratio=True)
     if mask_thr is not None:
-        cfg.model.test_cfg.rcnn.mask_thr_binary = float(mask_thr)
+        test_cfg = cfg.model.test_cfg
+        (test_cfg.rcnn if 'rcnn' in test_cfg else test_cfg).mask_thr_binary = float(mask_thr)  # two- / one-stage
     return cfg
 
 
 def _config_test_setting(cfg: Config) -> tuple:
     scale = next((s.get('scale_factor') for s in cfg.test_dataloader.dataset.pipeline
                   if s['type'] in ('Resize', 'mmdet.Resize')), None)
-    rcnn = (cfg.model.get('test_cfg') or {}).get('rcnn') or {}
-    return scale, rcnn.get('mask_thr_binary')
+    test_cfg = cfg.model.get('test_cfg') or {}
+    return scale, (test_cfg.get('rcnn') or test_cfg).get('mask_thr_binary')
 
 
 def setting_label(scale: Optional[float], mask_thr: Optional[float]) -> str:

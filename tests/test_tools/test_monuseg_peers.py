@@ -1,8 +1,9 @@
-"""The scoring half of benchmarks/monuseg_vs_cellpose.py, on the synthetic HW3 set.
+"""The scoring half of benchmarks/monuseg_vs_peers.py, on the synthetic HW3 set.
 
-The peer's figures come from label images (``<name>_labels.tif`` + ``<name>_scores.json``), the way Cellpose hands
-them over. The ground truth itself, merged by Cellpose's own reader (``cellpose_train_predict.read_sample``, which
-also builds its training labels), must score 1 on every figure; the same cells with half of them dropped must not.
+The peers' figures come from label images (``<name>_labels.tif`` + ``<name>_scores.json``), the way the Cellpose and
+StarDist sides hand them over, scored by ``mmcell.apis.evaluate.evaluate_label_images``. The ground truth itself,
+merged by Cellpose's own reader (``cellpose_train_predict.read_sample``, which also builds its training labels), must
+score 1 on every figure; the same cells with half of them dropped must not.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.conftest import load_script
+from mmcell.apis.evaluate import evaluate_label_images, evaluate_tiles
+from tests.conftest import REPO, load_script
 
 
 def write_peer(folder: Path, name: str, labels: np.ndarray) -> None:
@@ -24,7 +26,7 @@ def write_peer(folder: Path, name: str, labels: np.ndarray) -> None:
 
 @pytest.fixture(scope='module')
 def modules():
-    return load_script('benchmarks/monuseg_vs_cellpose.py'), load_script('benchmarks/cellpose_train_predict.py')
+    return load_script('benchmarks/monuseg_vs_peers.py'), load_script('benchmarks/cellpose_train_predict.py')
 
 
 def test_ground_truth_as_peer_scores_one(synthetic_hw3, tmp_path, modules):
@@ -37,7 +39,7 @@ def test_ground_truth_as_peer_scores_one(synthetic_hw3, tmp_path, modules):
         total += len(np.unique(labels[labels > 0]))
         write_peer(tmp_path, name, labels)
     assert total > 10
-    figures = bench.evaluate_label_maps(synthetic_hw3, names, tmp_path)
+    figures = evaluate_label_images(synthetic_hw3, names, tmp_path)
     assert figures == pytest.approx(dict(AP50=1.0, AP=1.0, AJI=1.0, **{'AJI+': 1.0}, PQ=1.0), abs=1e-6)
 
 
@@ -48,7 +50,7 @@ def test_missing_cells_lower_every_figure(synthetic_hw3, tmp_path, modules):
         _, labels = cellpose_side.read_sample(synthetic_hw3 / 'train' / name)
         labels[labels % 2 == 0] = 0  # every other cell missed
         write_peer(tmp_path, name, labels)
-    figures = bench.evaluate_label_maps(synthetic_hw3, names, tmp_path)
+    figures = evaluate_label_images(synthetic_hw3, names, tmp_path)
     # recall ~1/2 at full precision: AP50 about 0.5; AJI/PQ well below 1
     assert 0.3 < figures['AP50'] < 0.7
     assert figures['AJI'] < 0.8 and figures['PQ'] < 0.8
@@ -61,8 +63,8 @@ def test_mmcell_side_and_figure(trained_quickstart, tmp_path, modules):
     bench, _ = modules
     root = Path(trained_quickstart.data_root)
     names = sorted(p.name for p in (root / 'train').iterdir())[:2]
-    figures = bench.evaluate_mmcell(trained_quickstart.config, trained_quickstart.checkpoint, root, names,
-                                    save_dir=tmp_path)
+    figures = evaluate_tiles(trained_quickstart.config, trained_quickstart.checkpoint, root, names,
+                             save_dir=tmp_path)
     assert set(figures) == {'AP50', 'AP', 'AJI', 'AJI+', 'PQ'}
     assert all(0.0 <= v <= 1.0 for v in figures.values()) and figures['AP50'] >= figures['AP']
     for name in names:
@@ -74,3 +76,16 @@ def test_mmcell_side_and_figure(trained_quickstart, tmp_path, modules):
     assert img.shape[0] > 300 and img.shape[1] > 300
     green = (img[..., 1] > 0.9) & (img[..., 0] < 0.1) & (img[..., 2] < 0.1)
     assert green.sum() > 20  # the ground truth's outlines are drawn
+
+
+def test_peers_have_their_own_venvs_and_sides(modules):
+    """Every peer runs in a gitignored venv of its own with pinned requirements, through a side script that imports
+    neither mmcell nor torch-side mmdet (StarDist's imports no torch at all: TensorFlow and torch stay apart)."""
+    bench, _ = modules
+    assert set(bench.PEERS) == {'cellpose', 'stardist'}
+    ignored = (REPO / '.gitignore').read_text().split()
+    for venv, spec, script, _ in bench.PEERS.values():
+        assert f'{venv.name}/' in ignored and all('==' in req for req in spec)
+        text = (REPO / script).read_text()
+        assert 'import mmcell' not in text and 'from mmcell' not in text and 'mmdet' not in text.split('"""')[2]
+    assert 'import torch' not in (REPO / 'benchmarks' / 'stardist_train_predict.py').read_text()
