@@ -89,3 +89,31 @@ def test_peers_have_their_own_venvs_and_sides(modules):
         text = (REPO / script).read_text()
         assert 'import mmcell' not in text and 'from mmcell' not in text and 'mmdet' not in text.split('"""')[2]
     assert 'import torch' not in (REPO / 'benchmarks' / 'stardist_train_predict.py').read_text()
+
+
+STARDIST_PYTHON = REPO / '.venv-stardist' / 'bin' / 'python'
+
+
+@pytest.mark.skipif(not STARDIST_PYTHON.exists(), reason='.venv-stardist not created (monuseg_vs_peers.py makes it)')
+def test_stardist_side_trains_predicts_and_is_scored(synthetic_hw3, tmp_path):
+    """The StarDist side for real, in its venv: a few training batches from scratch, label images + object
+    probabilities for the held-out tiles, scored by the same code as mmcell."""
+    import subprocess
+
+    names = sorted(p.name for p in (synthetic_hw3 / 'train').iterdir())
+    val = names[:2]
+    proc = subprocess.run([str(STARDIST_PYTHON), 'benchmarks/stardist_train_predict.py', str(synthetic_hw3),
+                           str(tmp_path), '--val', *val, '--steps', '3', '--patch', '96', '--batch-size', '2'],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    timing = json.loads((tmp_path / 'timing.json').read_text())
+    assert timing['iterations'] == 3 and set(timing['predict_s']) == set(val)
+    for name in val:
+        labels = tifffile.imread(tmp_path / f'{name}_labels.tif')
+        image = tifffile.imread(synthetic_hw3 / 'train' / name / 'image.tif')
+        assert labels.dtype == np.uint32 and labels.shape == image.shape[:2]
+        scores = json.loads((tmp_path / f'{name}_scores.json').read_text())
+        assert set(map(int, scores)) == set(np.unique(labels[labels > 0]).tolist())
+        assert all(0.0 <= s <= 1.0 for s in scores.values())
+    figures = evaluate_label_images(synthetic_hw3, val, tmp_path)
+    assert set(figures) == {'AP50', 'AP', 'AJI', 'AJI+', 'PQ'} and all(0.0 <= v <= 1.0 for v in figures.values())
