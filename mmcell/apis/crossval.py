@@ -173,7 +173,8 @@ def summary_markdown(summary: dict, fold_results: List[dict], title: str,
                      figures: Sequence[str] = TILE_FIGURES) -> str:
     """The summary as Markdown: mean ± std per setting, the paired differences, then one row per fold."""
     lines = [f'## {title}', '',
-             f'{summary["folds"]} folds grouped by organ; mean ± std over folds (std with ddof 1).', '',
+             f'{summary["folds"]} of {summary.get("num_folds", summary["folds"])} folds grouped by organ done; '
+             'mean ± std over them (std with ddof 1).', '',
              '| setting | ' + ' | '.join(figures) + ' |', '|---|' + '---|' * len(figures)]
     for label, stats in summary['settings'].items():
         lines.append(f'| {label} | ' + ' | '.join(_pm(stats[f]) for f in figures) + ' |')

@@ -93,7 +93,7 @@ def test_monuseg_cv_script_two_folds(tmp_path):
     assert stats['mean'] == pytest.approx(sum(values) / 2)
     assert stats['std'] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
     md = (work / 'cv_summary.md').read_text()
-    assert '± ' in md and 'Paired difference' in md and '(breast' in md
+    assert '± ' in md and 'Paired difference' in md and '(breast' in md and '2 of 2 folds' in md
     assert 'folds done: [0, 1] of 2' in proc.stdout
     # a second call finds both folds done and trains nothing
     again = run_tool('bash', 'tools/misc/monuseg_cv.sh', str(tmp_path / 'src'), str(work), '--folds', '2',
