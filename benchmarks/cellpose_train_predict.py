@@ -1,9 +1,9 @@
-"""Cellpose 3.1 peer for the MoNuSeg recipe benchmark (benchmarks/monuseg_vs_cellpose.py, which scores it
+"""Cellpose 3.1 peer for the MoNuSeg recipe benchmark (benchmarks/monuseg_vs_peers.py, which scores it
 against mmcell and writes the figures to benchmarks/RESULTS.md): train from scratch on an HW3-layout split, predict
 the val tiles into OUT (label images, scores, timing.json).
 
 Runs in its own venv (``.venv-cellpose``: ``torch==2.13.0 cellpose==3.1.1.3``), not mmcell's: it imports neither
-mmcell nor mmdet. ``benchmarks/monuseg_vs_cellpose.py`` calls it; run by hand as
+mmcell nor mmdet. ``benchmarks/monuseg_vs_peers.py`` calls it; run by hand as
 
     .venv-cellpose/bin/python benchmarks/cellpose_train_predict.py DATA_ROOT OUT --val NAME... --budget-s 1500
 

@@ -1,5 +1,6 @@
 # MoNuSeg on a CPU: the tiny from-scratch Mask R-CNN on 256 px crops at 1.25x, 1,400 iterations of batch 4
-# (28.9 min on 2 quiet cores), scored on 3 whole held-out tiles at 1.0x.
+# (28.9 min on 2 quiet cores), tested at its training scale (1.25x, `_base_/datasets/monuseg_instance.py`).
+# Settings are compared by the organ-grouped cross-validation of `tools/misc/monuseg_cv.sh` (configs/monuseg/README.md).
 # `tools/misc/monuseg_cpu.sh SRC WORK_DIR` runs it.
 _base_ = [
     '../_base_/models/mask-rcnn_r18-tiny_fpn_cell.py', '../_base_/datasets/monuseg_instance.py',

@@ -1,4 +1,7 @@
-"""Score a trained model on every image of an HW3-layout data root (e.g. real tissue converted to the layout).
+"""Score a trained model on labelled HW3-layout tiles: a whole data root through the Runner's test loop
+(:func:`evaluate_data_root`), or named tiles through the fast inference path with the project's headline figures
+(:func:`evaluate_tiles`: AP50 / AP at maxDets 1000, AJI, AJI+, PQ), and a peer method's label images scored by the
+same code (:func:`evaluate_label_images`).
 
 ``tools/test.py`` scores the split a config was written for; this scores any labelled data root with the same
 model, e.g. how the synthetic ``make demo`` model does on real MoNuSeg tiles. It runs mmengine's Runner test loop
@@ -12,19 +15,32 @@ and ``cfg_options`` (``model.test_cfg.rcnn.max_per_img=1000``) raises it.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import tempfile
-from typing import Dict, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
 
+import numpy as np
+import tifffile
+import torch
 from mmdet.datasets.transforms import PackDetInputs
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmcell.apis.builder import ConfigType, build_test_pipeline, init_cell_model
-from mmcell.datasets.hw3_format import list_train_samples
+from mmcell.apis.predict import predict_images
+from mmcell.datasets.hw3_format import list_train_samples, parse_sample
+from mmcell.evaluation.metrics import CellCocoMetric, CellPathologyMetric
 from mmcell.evaluation.metrics.cell_coco_metric import DENSE_MAX_DETS
+from mmcell.evaluation.submission import LABEL_SCORE_THR  # AJI/PQ: the cells `mmcell segment` would keep
+from mmcell.structures.label_image import instances_to_label_map
+from mmcell.structures.rle import crop_rle
+from mmcell.utils.fileio import atomic_write
 
+#: the figures of :func:`evaluate_tiles` and :func:`evaluate_label_images`, in the order tables print them
+TILE_FIGURES = ('AP50', 'AP', 'AJI', 'AJI+', 'PQ')
 #: the keys :func:`evaluate_data_root` callers print first (CellCocoMetric names, maxDets 1000 and contest 100)
 HEADLINE_KEYS = ('segm_mAP_50_md1000', 'segm_mAP_md1000', 'segm_mAP_50', 'bbox_mAP_50_md1000', 'bbox_mAP_md1000')
 
@@ -117,3 +133,95 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
             default_scope=cfg.get('default_scope', 'mmdet'), cfg=cfg)
         metrics = runner.test() or {}
     return {k[len('coco/'):] if k.startswith('coco/') else k: float(v) for k, v in metrics.items()}
+
+
+def tile_ground_truth(data_root: Union[str, Path], name: str, img_id: int) -> dict:
+    """A metric data sample's ground-truth part for the converted tile ``train/<name>`` (all classes as one)."""
+    sample = parse_sample(Path(data_root) / 'train' / name)
+    instances = [dict(bbox=inst['bbox'], bbox_label=0, mask=inst['mask'], ignore_flag=0)
+                 for inst in sample['instances']]
+    return dict(img_id=img_id, ori_shape=(sample['height'], sample['width']), instances=instances)
+
+
+def score_tile_samples(samples: List[dict], pathology_score_thr: float) -> Dict[str, float]:
+    """AP50 / AP (maxDets 1000, one class) and AJI / AJI+ / PQ of metric data samples, by mmcell's two metrics.
+
+    Args:
+        samples: :func:`tile_ground_truth` dicts with ``pred_instances`` (bboxes, scores, labels, masks).
+        pathology_score_thr: the detections that make the label image AJI and PQ are computed on.
+    """
+    coco = CellCocoMetric(metric='segm', classwise=False, class_agnostic=True)
+    path = CellPathologyMetric(score_thr=pathology_score_thr, classwise=False)
+    figures = {}
+    for metric in (coco, path):
+        metric.dataset_meta = dict(classes=('nucleus', ))
+        metric.process({}, samples)
+        figures.update(metric.compute_metrics(metric.results))
+    return dict(AP50=figures['segm_mAP_50_md1000'], AP=figures['segm_mAP_md1000'], AJI=figures['aji'],
+                **{'AJI+': figures['aji_plus']}, PQ=figures['pq'])
+
+
+def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Path], names: Sequence[str],
+                   cfg_options: Optional[dict] = None, save_dir: Optional[Union[str, Path]] = None,
+                   score_thr: float = LABEL_SCORE_THR) -> Dict[str, float]:
+    """The headline figures of a model on the labelled tiles ``data_root/train/<name>`` (one class).
+
+    Predicts through the one builder's fast path (:func:`init_cell_model` + :func:`predict_images`, the config's
+    test pipeline) and scores with :func:`score_tile_samples`: AP50 and AP at maxDets 1000 (CellCocoMetric), AJI,
+    AJI+ and PQ of the label image of the detections scoring at least ``score_thr`` (CellPathologyMetric).
+
+    Args:
+        config: the model's config (file or Config, e.g. with another test resize).
+        checkpoint: its weights.
+        data_root: an HW3-layout folder.
+        names: tile folder names under ``train/``.
+        cfg_options: overrides merged into the config first.
+        save_dir: also write each tile's label image there (``<name>_labels.tif``, the one AJI/PQ score).
+        score_thr: the label image's score threshold (default: the one ``mmcell segment`` keeps).
+    """
+    model = init_cell_model(config, checkpoint, cfg_options=cfg_options)
+    paths = [str(Path(data_root) / 'train' / n / 'image.tif') for n in names]
+    samples = []
+    for k, (name, out) in enumerate(zip(names, predict_images(model, paths, progress=False))):
+        pred = out.pred_instances
+        masks = pred.masks if isinstance(pred.masks, (list, tuple)) else torch.as_tensor(pred.masks)
+        samples.append(dict(tile_ground_truth(data_root, name, k), pred_instances=dict(
+            bboxes=pred.bboxes, scores=pred.scores, labels=torch.zeros_like(pred.labels), masks=masks)))
+        if save_dir is not None:
+            height, width = samples[-1]['ori_shape']
+            labels, _ = instances_to_label_map(masks, pred.scores.numpy(), pred.labels.numpy(), height, width,
+                                               score_thr=score_thr)
+            atomic_write(Path(save_dir) / f'{name}_labels.tif',
+                         lambda tmp, labels=labels: tifffile.imwrite(tmp, labels.astype(np.uint32)))
+    return score_tile_samples(samples, pathology_score_thr=score_thr)
+
+
+def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str],
+                          folder: Union[str, Path]) -> Dict[str, float]:
+    """Score a peer method's label images (``<name>_labels.tif`` + ``<name>_scores.json``: score per cell id).
+
+    The same figures as :func:`evaluate_tiles`; the label image is the peer's segmentation, so every cell counts
+    for AJI/PQ, and the scores rank the cells for AP.
+    """
+    from scipy import ndimage  # deferred: only peers' label images need it
+
+    folder = Path(folder)
+    samples = []
+    for k, name in enumerate(names):
+        labels = tifffile.imread(folder / f'{name}_labels.tif').astype(np.int64)
+        height, width = labels.shape
+        scores = {int(i): s for i, s in json.loads((folder / f'{name}_scores.json').read_text()).items()}
+        ids = np.array(sorted(scores), dtype=np.int64)
+        found = ndimage.find_objects(labels, max_label=int(ids.max(initial=0)))
+        rles, boxes = [], []
+        for i in ids:  # each cell encoded from its own box, not from a full-image mask
+            ys, xs = found[i - 1]
+            rle = crop_rle(labels[ys, xs] == i, xs.start, ys.start, height, width)
+            rle['counts'] = rle['counts'].decode()
+            rles.append(rle)
+            boxes.append([xs.start, ys.start, xs.stop, ys.stop])
+        samples.append(dict(tile_ground_truth(data_root, name, k), pred_instances=dict(
+            bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            scores=torch.tensor([scores[i] for i in ids], dtype=torch.float32),
+            labels=torch.zeros(len(ids), dtype=torch.int64), masks=rles)))
+    return score_tile_samples(samples, pathology_score_thr=0.0)

@@ -36,6 +36,16 @@ def _num_classes(cfg: Config) -> int:
     return len(metainfo.get('classes', ())) or 4
 
 
+def _class_heads(model: dict) -> list:
+    """The heads that carry ``num_classes``: box and mask heads of two-stage models (a list per cascade stage), the
+    one head of a one-stage model."""
+    if 'roi_head' in model:
+        roi = model.roi_head
+        heads = roi.bbox_head if isinstance(roi.bbox_head, list) else [roi.bbox_head]
+        return heads + [roi.mask_head] + ([roi.point_head] if 'point_head' in roi else [])
+    return [model.get('bbox_head') or model.mask_head]
+
+
 def test_configs_found():
     names = {p.name for p in CONFIGS}
     assert QUICKSTART.name in names
@@ -47,8 +57,8 @@ def test_config_builds_model_and_data(path, synthetic_hw3):
     cfg = _load(path, synthetic_hw3)
     assert cfg.default_scope == 'mmdet' and 'mmcell' in cfg.custom_imports.imports
     num_classes = _num_classes(cfg)
-    assert cfg.model.roi_head.bbox_head.num_classes == num_classes
-    assert cfg.model.roi_head.mask_head.num_classes == num_classes
+    for head in _class_heads(cfg.model):
+        assert head.num_classes == num_classes, head.type
     # Pretrained weights come by https through mmengine (no torchvision:// scheme, no torchvision).
     for key in ('load_from', 'model.backbone.init_cfg.checkpoint'):
         url = cfg.get(key) if '.' not in key else (cfg.model.backbone.get('init_cfg') or {}).get('checkpoint')
@@ -122,3 +132,43 @@ def test_quickstart_iterations_lower_the_loss(synthetic_hw3):
         losses.append(float(loss.detach()))
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+CPU_ZOO = sorted((REPO / 'configs' / 'monuseg').glob('*cpu*.py'))
+
+
+def test_monuseg_zoo_found():
+    """The MoNuSeg zoo: the recipe plus at least four other architectures or heads, each with a README row."""
+    types = {Config.fromfile(str(p)).model.type for p in CPU_ZOO}
+    assert len(CPU_ZOO) >= 5 and {'MaskRCNN', 'PointRend', 'CascadeRCNN', 'RTMDet'} <= types
+    readme = (REPO / 'configs' / 'monuseg' / 'README.md').read_text()
+    for path in CPU_ZOO:
+        assert f'[{path.name}](./{path.name})' in readme, path.name
+
+
+@pytest.mark.parametrize('path', CPU_ZOO, ids=[p.stem for p in CPU_ZOO])
+def test_monuseg_zoo_trains_and_predicts_on_cpu(path, synthetic_hw3):
+    """From scratch on the CPU: one training step on two real training crops (finite loss, gradients reach the
+    backbone's first conv), then one tile predicted with masks in eval mode (mmcv ops, no torchvision)."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    cfg = _load(path, synthetic_hw3)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    train_set = DATASETS.build(cfg.train_dataloader.dataset)
+    batch = model.data_preprocessor(pseudo_collate([train_set[0], train_set[1]]), True)
+    loss, parts = model.parse_losses(model(**batch, mode='loss'))
+    assert torch.isfinite(loss) and loss > 0, parts
+    loss.backward()
+    first = next(p for n, p in model.named_parameters() if n.startswith('backbone.'))
+    assert first.grad is not None and float(first.grad.abs().sum()) > 0
+    model.eval()
+    val_set = DATASETS.build(cfg.val_dataloader.dataset)
+    with torch.no_grad():
+        out = model.test_step(pseudo_collate([val_set[0]]))[0]
+    pred = out.pred_instances
+    height, width = out.ori_shape
+    assert len(pred) <= 1000 and 'masks' in pred
+    if len(pred):
+        assert tuple(pred.masks.shape[-2:]) == (height, width)

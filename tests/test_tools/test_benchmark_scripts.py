@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import REPO
 
 EXPECTED = {'inference', 'training_pipeline', 'parse_cache', 'coco_eval', 'pathology_metrics', 'slide',
-            'monuseg_vs_cellpose', 'cellpose_train_predict'}
+            'monuseg_vs_peers', 'cellpose_train_predict'}
 SCRIPTS = sorted((REPO / 'benchmarks').glob('*.py'))
 
 

@@ -8,12 +8,14 @@ _base_ = './hw3_instance.py'
 # ---- frequently modified parameters ----
 data_root = 'data/monuseg/'
 scale = 1.25  # network pixels per image pixel in training: ~20 px nuclei become ~25 px, 256 px crops hold 205 px
-# test scale: 0.8x the training scale wins on the 3 val tiles (both trained scales measured: 1.0 here, 1.25 for a
-# model trained at 1.5; segm AP50 md1000 0.734 vs 0.709 at 1.25 and 0.716 at 0.9; benchmarks/RESULTS.md)
-test_scale = 1.0
+# Test at the training resolution, by principle: a model sees nuclei at test time at the size it learnt them. (1.0x,
+# 0.8x the training scale, once won a sweep on the 3 val tiles, 0.734 vs 0.709; on 14 held-out tiles the same
+# checkpoint scored AP50 0.882 at 1.25x vs 0.806 at 1.0x: issue 19. Settings are chosen by the organ-grouped CV of
+# tools/misc/monuseg_cv.sh or by a principle like this one, never by one 3-tile split.)
+test_scale = scale
 # microns per pixel of the network input at test time (0.25 um/px tiles read at test_scale): `mmcell segment-slide`
 # resamples slides to it
-model_mpp = 0.25
+model_mpp = 0.25 / test_scale
 crop_size = (256, 256)  # network pixels
 batch_size = 4
 num_workers = 1
@@ -35,11 +37,11 @@ train_pipeline = [
 ]
 test_pipeline = [_base_.pre_transform[0], dict(type='Resize', scale_factor=test_scale, keep_ratio=True),
                  _base_.test_pack]
-# `--tta` views: this test resize at 1.0x and 1.25x
+# `--tta` views: this test resize at 1.0x and 0.8x
 tta_pipeline = [
     _base_.pre_transform[0],
     dict(type='TestTimeAug', transforms=[
-        [dict(type='Resize', scale_factor=test_scale * s, keep_ratio=True) for s in (1.0, 1.25)],
+        [dict(type='Resize', scale_factor=test_scale * s, keep_ratio=True) for s in (1.0, 0.8)],
         [_base_.test_pack]]),
 ]
 monuseg_dataset = dict(data_root=data_root, metainfo=metainfo, class_agnostic=True, val_names=val_names)

@@ -28,6 +28,7 @@ from typing import Any, List, Optional, Tuple
 
 import cv2
 import numpy as np
+import tifffile
 
 from mmcell.utils.errors import HW3FormatError, InputError, one_line
 
@@ -102,7 +103,12 @@ class SlideReader:
             raise SlideError(f'{self.path}: not an image or slide ({err.problem})') from None
 
     def _open(self) -> None:
-        """Open with the backend ``self.reader`` names, or (auto) with the first that can (module docstring)."""
+        """Open with the backend ``self.reader`` names, or (auto) with the first that can (module docstring).
+
+        A TIFF-family file (SVS, OME-TIFF, NDPI, Philips, tiled TIFF) cut short is refused first, whichever backend
+        would read it (:func:`_check_complete`).
+        """
+        _check_complete(self.path)
         if self.reader == 'tiffslide':
             return self._open_tiff()
         if self.reader == 'openslide':
@@ -128,7 +134,6 @@ class SlideReader:
             raise SlideError(f'{self.path}: not a slide or an unreadable TIFF ({one_line(err, limit=300)})') from None
         if not dims or min(dims[0]) <= 0:
             raise SlideError(f'{self.path}: not a slide (no image data)')
-        _check_complete(slide, self.path)
         self.metadata_mpp = _positive(slide.properties.get('tiffslide.mpp-x'))
         self._slide = slide
         self.backend = 'tiffslide'
@@ -149,16 +154,6 @@ class SlideReader:
                              ) from None
         if not dims or min(dims[0]) <= 0:
             raise SlideError(f'{self.path}: not a slide (no image data)')
-        try:
-            import tifffile
-
-            with tifffile.TiffFile(self.path) as tif:  # TIFF-family formats: refuse a copy cut short as tiffslide does
-                _check_pages(tif, self.path)
-        except SlideError:
-            slide.close()
-            raise
-        except Exception:  # noqa: BLE001 -- not a TIFF (MRXS, VMS): OpenSlide checks its own files when reading
-            pass
         self.metadata_mpp = _positive(slide.properties.get('openslide.mpp-x'))
         self._slide = slide
         self.backend = 'openslide'
@@ -267,14 +262,19 @@ class SlideReader:
         return thumb, ds
 
 
-def _check_complete(slide: Any, path: str) -> None:
-    """Refuse a slide whose file ends before its image data: a copy cut short (tifffile only warns, ``invalid page
-    offset``, and reads what is there) must stop with one line, never give results that look whole.
+def _check_complete(path: str) -> None:
+    """Refuse a TIFF-family slide whose file ends before its image data: a copy cut short (tifffile only warns,
+    ``invalid page offset``, and reads what is there; OpenSlide fails with "short read") must stop with one line
+    saying so, never give results that look whole.
 
-    Every page of every pyramid level lists where its tiles or strips lie; all must end inside the file.
+    Every page of every pyramid level lists where its tiles or strips lie; all must end inside the file. Files that
+    are not TIFFs (MRXS, VMS, a text file) are left to the backends, which check their own files.
     """
-    tif = getattr(slide, 'ts_tifffile', None) or getattr(slide, '_tifffile', None)
-    if tif is not None:
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception:  # noqa: BLE001 -- not a TIFF: the backend that opens it (or none) says what it is
+        return
+    with tif:
         _check_pages(tif, path)
 
 

@@ -1,0 +1,101 @@
+"""The validation protocol (mmcell.apis.crossval, tools/misc/monuseg_cv.sh) end to end on synthetic tiles.
+
+The 13 synthetic tiles carry the real MoNuSeg 2018 training stems, so the organ grouping is the real one; the
+recipe trains 2 folds for a few iterations each and every fold is scored at two test scales.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+from mmengine.config import Config
+
+from mmcell.apis.crossval import organ_folds, organ_of, screening_config, summarize, with_test_setting
+from tests.conftest import REPO, run_tool
+from tests.test_tools.test_monuseg_recipe import write_monuseg_like
+
+RECIPE = REPO / 'configs' / 'monuseg' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-1400i_monuseg.py'
+MONUSEG_TRAIN = ['TCGA-21-5784-01Z-00-DX1', 'TCGA-21-5786-01Z-00-DX1', 'TCGA-50-5931-01Z-00-DX1',
+                 'TCGA-A7-A13E-01Z-00-DX1', 'TCGA-AR-A1AK-01Z-00-DX1', 'TCGA-AR-A1AS-01Z-00-DX1',
+                 'TCGA-B0-5698-01Z-00-DX1', 'TCGA-B0-5710-01Z-00-DX1', 'TCGA-B0-5711-01Z-00-DX1',
+                 'TCGA-CH-5767-01Z-00-DX1', 'TCGA-E2-A1B5-01Z-00-DX1', 'TCGA-G9-6362-01Z-00-DX1',
+                 'TCGA-NH-A8F7-01A-01-TS1']
+
+
+def test_monuseg_folds_group_organs():
+    assert [organ_of(n) for n in MONUSEG_TRAIN[:4]] == ['lung', 'lung', 'lung', 'breast']
+    folds = organ_folds(MONUSEG_TRAIN, 4)
+    assert [sorted({organ_of(n) for n in f}) for f in folds] == [
+        ['breast'], ['kidney'], ['lung'], ['colon', 'prostate']]
+    assert sorted(sum(folds, [])) == sorted(MONUSEG_TRAIN)  # a partition
+    two = organ_folds(MONUSEG_TRAIN, 2)
+    assert sorted(map(len, two)) == [6, 7]
+    for f in two:  # no organ on both sides
+        assert not {organ_of(n) for n in f} & {organ_of(n) for g in two if g is not f for n in g}
+    with pytest.raises(ValueError, match='organs'):
+        organ_folds(MONUSEG_TRAIN, 6)  # 5 organs
+    assert organ_of('my-tile') == 'my-tile' and organ_of('TCGA-ZZ-1') == 'TCGA site ZZ'
+
+
+def test_screening_schedule_and_test_settings():
+    cfg = Config.fromfile(str(RECIPE))
+    short = screening_config(cfg, 350)  # a quarter of 1,400
+    warm, cosine = short.param_scheduler
+    assert short.train_cfg.max_iters == 350 and warm.end == 25 and cosine.end == 350 and cosine.T_max == 350
+    assert cfg.train_cfg.max_iters == 1400  # the original is left alone
+    other = with_test_setting(cfg, scale=1.5, mask_thr=0.6)
+    resize = [s for s in other.test_dataloader.dataset.pipeline if s['type'] == 'Resize']
+    assert resize[0]['scale_factor'] == 1.5 and other.model.test_cfg.rcnn.mask_thr_binary == 0.6
+
+
+def test_summary_mean_std_and_paired_difference():
+    folds = [dict(fold=k, val_names=['a'], train_s=1.0, figures={
+        'A': dict(AP50=a, AP=0.3, AJI=0.5, **{'AJI+': 0.5}, PQ=0.5),
+        'B': dict(AP50=a + 0.02, AP=0.3, AJI=0.5, **{'AJI+': 0.5}, PQ=0.5)}) for k, a in enumerate((0.6, 0.7, 0.8))]
+    out = summarize(folds)
+    assert out['settings']['A']['AP50']['mean'] == pytest.approx(0.7)
+    assert out['settings']['A']['AP50']['std'] == pytest.approx(0.1)
+    # the fold-to-fold spread (0.1) is large, the paired difference is exact (+0.02, std 0)
+    assert out['paired_difference']['B']['AP50']['mean'] == pytest.approx(0.02)
+    assert out['paired_difference']['B']['AP50']['std'] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_monuseg_cv_script_two_folds(tmp_path):
+    """Convert, train 2 organ-grouped folds for a few iterations, score each at two test scales, summarise."""
+    pytest.importorskip('mmcv.ops')
+    assert write_monuseg_like(tmp_path / 'src', MONUSEG_TRAIN, size=160) > 13 * 5
+    work = tmp_path / 'cv'
+    proc = run_tool('bash', 'tools/misc/monuseg_cv.sh', str(tmp_path / 'src'), str(work), '--folds', '2',
+                    '--iters', '6', '--test-scales', '1.25', '1.0',
+                    '--cfg-options', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+                    'train_dataloader.batch_size=2',
+                    env={'PY': sys.executable, 'OMP_NUM_THREADS': '1'}, timeout=900)
+    folds = json.loads((work / 'folds.json').read_text())
+    assert [f['val_names'] for f in folds] == organ_folds(MONUSEG_TRAIN, 2)
+    summary = json.loads((work / 'cv_summary.json').read_text())
+    assert summary['folds'] == 2 and summary['folds_done'] == [0, 1] and summary['iters'] == [6]
+    assert list(summary['settings']) == ['test 1.25x, mask thr 0.4', 'test 1x, mask thr 0.4']
+    for k, fold in enumerate(folds):
+        result = json.loads((work / f'fold{k}' / 'figures.json').read_text())
+        assert result['val_names'] == fold['val_names'] and result['iters'] == 6
+        assert (work / f'fold{k}' / 'iter_6.pth').is_file()
+        # each fold trained on the other organs only
+        cfg = Config.fromfile(str(next((work / f'fold{k}').glob('*.py'))))
+        assert sorted(cfg.train_dataloader.dataset.val_names) == sorted(fold['val_names'])
+        for figs in result['figures'].values():
+            assert set(figs) == {'AP50', 'AP', 'AJI', 'AJI+', 'PQ'}
+            assert all(0.0 <= v <= 1.0 for v in figs.values()) and figs['AP50'] >= figs['AP']
+    stats = summary['settings']['test 1x, mask thr 0.4']['AP50']
+    values = [json.loads((work / f'fold{k}' / 'figures.json').read_text())['figures']['test 1x, mask thr 0.4']
+              ['AP50'] for k in (0, 1)]
+    assert stats['mean'] == pytest.approx(sum(values) / 2)
+    assert stats['std'] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+    md = (work / 'cv_summary.md').read_text()
+    assert '± ' in md and 'Paired difference' in md and '(breast' in md and '2 of 2 folds' in md
+    assert 'folds done: [0, 1] of 2' in proc.stdout
+    # a second call finds both folds done and trains nothing
+    again = run_tool('bash', 'tools/misc/monuseg_cv.sh', str(tmp_path / 'src'), str(work), '--folds', '2',
+                     '--iters', '6', '--test-scales', '1.25', '1.0', env={'PY': sys.executable})
+    assert 'Iter(train)' not in again.stdout and json.loads((work / 'cv_summary.json').read_text()) == summary
