@@ -47,6 +47,10 @@ class SlideError(InputError):
     """A slide that cannot be read; the message is one line naming the file and the problem."""
 
 
+class TruncatedSlideError(SlideError):
+    """A TIFF-family slide whose file ends before its image data (no other backend is tried)."""
+
+
 def slide_stem(path: str) -> str:
     """The slide's file name without ``.svs`` / ``.tif`` / ``.tiff`` / ``.ome.tif`` / ``.ome.tiff`` (and images)."""
     name = osp.basename(str(path))
@@ -118,11 +122,16 @@ class SlideReader:
             return self._open_openslide()
         try:
             return self._open_tiff()
+        except TruncatedSlideError:
+            raise
         except SlideError as tiff_err:
             if vendor is None:
                 raise SlideError(f'{self.path}: not a slide that tiffslide or OpenSlide opens '
                                  f'({str(tiff_err).split(": ", 1)[-1]})') from None
-            return self._open_openslide()
+            try:
+                return self._open_openslide()
+            except SlideError:
+                raise tiff_err from None  # tiffslide's reason: the file is a TIFF both claim
 
     def _open_tiff(self) -> None:
         import tiffslide  # deferred: tiffslide (zarr, fsspec) loads only when a slide is opened
@@ -282,14 +291,14 @@ def _check_pages(tif: Any, path: str) -> None:
     """The check of :func:`_check_complete` on an open ``tifffile.TiffFile``."""
     size = os.path.getsize(path)
     if not tif.series:
-        raise SlideError(f'{path}: damaged or truncated slide (no image series could be read)')
+        raise TruncatedSlideError(f'{path}: damaged or truncated slide (no image series could be read)')
     for level, page in enumerate(tif.series[0].levels):
         for p in getattr(page, 'pages', [page]):
             p = p.keyframe if hasattr(p, 'keyframe') and p is None else p
             offsets, counts = getattr(p, 'dataoffsets', ()), getattr(p, 'databytecounts', ())
             if offsets and max(int(o) + int(c) for o, c in zip(offsets, counts)) > size:
-                raise SlideError(f'{path}: truncated slide (level {level} image data ends past the end of the file, '
-                                 f'which has {size} bytes; copy or download it again)')
+                raise TruncatedSlideError(f'{path}: truncated slide (level {level} image data ends past the end of '
+                                          f'the file, which has {size} bytes; copy or download it again)')
 
 
 def _positive(value: Any) -> Optional[float]:
