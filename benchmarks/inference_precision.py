@@ -1,4 +1,5 @@
 """Inference in fp32 vs bf16 (vs bf16 without channels_last): a slide tile's forward, val AP, slide throughput.
+Prints markdown for benchmarks/RESULTS.md.
 
 Measures what ``--precision bf16`` buys at inference, side by side in one run, on real H&E:
 

@@ -1,5 +1,5 @@
 """MoNuSeg recipe vs its peers (Cellpose 3.1, StarDist), side by side in one run: same 10/3 split, same training
-time, same scoring code.
+time, same scoring code. Writes its section of benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/monuseg_vs_peers.py SRC WORK [--peers cellpose stardist] [--budget-s S]
         [--reuse-mmcell]

@@ -1,7 +1,7 @@
 """Outlines vs measurements: the polygon area QuPath computes for each nucleus outline, over its pixel count, for
 the old pixel-centre tracing (cv2.findContours, coordinates at x.5, as mmcell wrote until issue 21) and the
 pixel-edge tracing of ``mmcell.structures.cells.cell_polygon``; plus the rasterisation round trip (IoU of the mask
-the converters paint back from each outline) and the time per nucleus.
+the converters paint back from each outline) and the time per nucleus. Writes its section of benchmarks/RESULTS.md.
 
     python benchmarks/outline_area.py [--size 2048] [--seed 0] [--no-append]
 
@@ -23,6 +23,7 @@ from scipy import ndimage
 from mmcell.datasets.converters.imagescope import polygon_pixels
 from mmcell.structures.cells import cell_polygon, polygon_rings
 from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
+from mmcell.utils.fileio import write_results_section
 
 RESULTS = Path(__file__).resolve().parent / 'RESULTS.md'
 HEADING = '## Outlines vs measurements: polygon area / pixel count (pixel centres vs pixel edges)'
@@ -87,9 +88,9 @@ def main(argv=None) -> None:
     text = '\n'.join(table)
     print(text)
     if not args.no_append:
-        with open(RESULTS, 'a') as fh:
-            fh.write(f'\n{HEADING}\n- date: {date.today()}; machine: the 2-core dev box (shared); command: '
-                     f'`python benchmarks/outline_area.py --size {args.size} --seed {args.seed}`\n\n{text}\n')
+        write_results_section(RESULTS, f'{HEADING}\n- date: {date.today()}; machine: the 2-core dev box (shared); '
+                              f'command: `python benchmarks/outline_area.py --size {args.size} --seed {args.seed}`'
+                              f'\n\n{text}\n')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """StarDist peer for the MoNuSeg recipe benchmark: train a StarDist2D from scratch on an HW3-layout split, predict the
 val tiles. Runs in its own venv (``.venv-stardist``: ``stardist``, ``tensorflow-cpu`` and ``tf-keras``; see
 ``benchmarks/monuseg_vs_peers.py``), not mmcell's: it imports neither mmcell nor mmdet nor torch.
+benchmarks/monuseg_vs_peers.py scores it and writes the figures to benchmarks/RESULTS.md.
 
     .venv-stardist/bin/python benchmarks/stardist_train_predict.py DATA_ROOT OUT --val NAME... --budget-s 1500
 

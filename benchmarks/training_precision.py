@@ -1,4 +1,5 @@
 """Training step of a config in fp32 vs bf16 (vs bf16 + channels_last), side by side on the same real batches.
+Prints markdown for benchmarks/RESULTS.md.
 
 Measures what ``precision='bf16'`` (``tools/train.py --precision bf16``,
 :class:`mmcell.engine.BF16AutocastOptimWrapper`) buys on this CPU: seconds per training step (data preprocessor,

@@ -1,4 +1,5 @@
 """Seconds per training iteration of MoNuSeg zoo configs on this machine (a short probe, not a training run).
+The table is printed for benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/zoo_train_speed.py DATA_ROOT [CONFIG ...] [--iters 25] [--skip 5]
 

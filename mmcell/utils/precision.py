@@ -9,8 +9,11 @@ What each value means is decided here, once, for training and for inference:
   exponent range).
 - ``'int8'`` (inference only): the fast mask head in int8 (static quantisation calibrated on the first RoI batch),
   the rest float32.
-- ``'auto'`` (or no value): ``'bf16'`` where the CPU has native bfloat16 units (AVX512-BF16 or AMX-BF16), else
-  ``'fp32'``; on CUDA ``'fp32'``. int8 is never chosen by default. :func:`resolve_precision` logs one line saying
+- ``'auto'`` (or no value), chosen by measurement (``benchmarks/RESULTS.md``, "Training precision" and "Inference
+  precision"): **training** in ``'bf16'`` where the CPU has native bfloat16 units (AVX512-BF16 or AMX-BF16: a recipe
+  step 1.32x faster, 1.88x with the fast RoIAlign, on AVX512-BF16 without AMX); **inference** in ``'bf16'`` only
+  where the CPU has AMX tiles (on AVX512-BF16 without AMX whole-model bf16 inference measured 1.05x per tile and
+  0.90x per slide, so ``'fp32'`` there); on CUDA ``'fp32'``. int8 is never chosen by default. :func:`resolve_precision` logs one line saying
   what was chosen and why, so a result never depends on a silent fallback.
 """
 from __future__ import annotations
@@ -93,7 +96,8 @@ def resolve_precision(requested: Optional[str], device: str = 'cpu', training: b
         raise ValueError('precision int8 is for inference only; train in fp32 or bf16')
     on_cpu = str(device).startswith('cpu')
     if name == 'auto':
-        chosen = 'bf16' if on_cpu and native_bf16(device) else 'fp32'
+        fast_bf16 = native_bf16(device) if training else (on_cpu and cpu_matrix_units()['amx'])
+        chosen = 'bf16' if on_cpu and fast_bf16 else 'fp32'
         why = (describe_units() if on_cpu else f'{device}: the low precisions are CPU paths')
         line = f'precision: {chosen} (auto; {why})'
     else:

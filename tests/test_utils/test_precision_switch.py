@@ -21,13 +21,17 @@ def _units(monkeypatch, units):
     monkeypatch.setattr(prec, 'cpu_matrix_units', lambda: dict(units))
 
 
-@pytest.mark.parametrize('units, expected', [(NO_UNITS, 'fp32'), (BF16_UNITS, 'bf16'),
-                                             (dict(NO_UNITS, amx=True), 'bf16')])
-def test_auto_follows_the_cpu_units_with_one_log_line(monkeypatch, log_lines, units, expected):
+@pytest.mark.parametrize('units, inference, training', [(NO_UNITS, 'fp32', 'fp32'), (BF16_UNITS, 'fp32', 'bf16'),
+                                                          (dict(NO_UNITS, amx=True), 'bf16', 'bf16')])
+def test_auto_follows_the_cpu_units_with_one_log_line(monkeypatch, log_lines, units, inference, training):
+    """Training goes bf16 on any native bf16 unit (measured 1.3-1.9x); inference only with AMX (without it whole-model
+    bf16 measured 0.90x per slide)."""
     _units(monkeypatch, units)
-    assert prec.resolve_precision('auto', 'cpu') == expected
-    assert prec.resolve_precision(None, 'cpu', training=True) == expected
-    assert len(log_lines) == 2 and all(line.startswith(f'precision: {expected} (auto;') for line in log_lines)
+    assert prec.resolve_precision('auto', 'cpu') == inference
+    assert prec.resolve_precision(None, 'cpu', training=True) == training
+    assert len(log_lines) == 2
+    assert log_lines[0].startswith(f'precision: {inference} (auto;')
+    assert log_lines[1].startswith(f'precision: {training} (auto;')
     assert prec.resolve_precision('auto', 'cuda:0') == 'fp32'  # low precisions are CPU paths
 
 
