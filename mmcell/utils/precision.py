@@ -13,8 +13,9 @@ What each value means is decided here, once, for training and for inference:
   precision"): **training** in ``'bf16'`` where the CPU has native bfloat16 units (AVX512-BF16 or AMX-BF16: a recipe
   step 1.32x faster, 1.88x with the fast RoIAlign, on AVX512-BF16 without AMX); **inference** in ``'bf16'`` only
   where the CPU has AMX tiles (on AVX512-BF16 without AMX whole-model bf16 inference measured 1.05x per tile and
-  0.90x per slide, so ``'fp32'`` there); on CUDA ``'fp32'``. int8 is never chosen by default. :func:`resolve_precision` logs one line saying
-  what was chosen and why, so a result never depends on a silent fallback.
+  0.90x per slide, so ``'fp32'`` there); on CUDA ``'fp32'``. int8 is never chosen by default.
+  :func:`resolve_precision` logs one line saying what was chosen and why, so a result never depends on a silent
+  fallback.
 """
 from __future__ import annotations
 
