@@ -8,8 +8,8 @@ time, same scoring code. Writes its section of benchmarks/RESULTS.md.
    its training time is the budget (or ``--budget-s``).
 2. Each peer in its own venv, created here if missing and never mmcell's: Cellpose (``.venv-cellpose``:
    ``torch==2.13.0 cellpose==3.1.1.3``, ``benchmarks/cellpose_train_predict.py``) and StarDist (``.venv-stardist``:
-   ``stardist==0.9.2 tensorflow-cpu==2.21.0 tf-keras==2.21.0``, ``benchmarks/stardist_train_predict.py``) train from
-   scratch on the same 10 tiles for the same time and predict the 3 val tiles as label images.
+   ``stardist==0.9.2 tensorflow-cpu==2.21.0 tf-keras==2.21.0 imagecodecs``, ``benchmarks/stardist_train_predict.py``)
+   train from scratch on the same 10 tiles for the same time and predict the 3 val tiles as label images.
 3. All are scored here with the same code (``mmcell.apis.evaluate``: ``evaluate_tiles`` for mmcell,
    ``evaluate_label_images`` for the peers) on the 3 val tiles: segm AP50 and AP (maxDets 1000, one class), AJI,
    AJI+, PQ, seconds per tile; the table is printed and appended to ``benchmarks/RESULTS.md``, and
@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 PEERS = {
     'cellpose': (REPO / '.venv-cellpose', ('torch==2.13.0', 'cellpose==3.1.1.3'),
                  'benchmarks/cellpose_train_predict.py', 'Cellpose 3.1.1.3 from scratch'),
-    'stardist': (REPO / '.venv-stardist', ('stardist==0.9.2', 'tensorflow-cpu==2.21.0', 'tf-keras==2.21.0'),
+    'stardist': (REPO / '.venv-stardist', ('stardist==0.9.2', 'tensorflow-cpu==2.21.0', 'tf-keras==2.21.0',
+                                           'imagecodecs==2026.3.6'),
                  'benchmarks/stardist_train_predict.py', 'StarDist 0.9.2 from scratch'),
 }
 

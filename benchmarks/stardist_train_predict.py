@@ -84,7 +84,8 @@ def main() -> None:
                 self.model.stop_training = True
 
     conf = Config2D(n_rays=32, grid=(2, 2), n_channel_in=3, use_gpu=False, train_patch_size=(patch, patch),
-                    train_batch_size=args.batch_size, train_steps_per_epoch=steps_per_epoch)
+                    train_batch_size=args.batch_size, train_steps_per_epoch=steps_per_epoch,
+                    train_tensorboard=False)  # TensorBoard is not installed in the peer's venv
     model = StarDist2D(conf, name='monuseg', basedir=str(out))
     model.prepare_for_training()
     budget = Budget()
