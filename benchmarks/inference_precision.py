@@ -46,6 +46,7 @@ from mmcell.apis.evaluate import evaluate_data_root
 from mmcell.datasets.image_io import read_image
 from mmcell.utils.checkpoint import detector_of
 from mmcell.utils.precision import describe_units
+from mmcell.utils.profiling import label_modules
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ('fp32', 'bf16', 'bf16-nchw')
@@ -91,27 +92,6 @@ def forward(model, batch) -> int:
         return len(model.test_step(copy.deepcopy(batch))[0].pred_instances)
 
 
-def label_modules(model: torch.nn.Module) -> list:
-    handles = []
-    for name in PROFILED:
-        try:
-            module = model.get_submodule(name)
-        except AttributeError:
-            continue
-        stack: list = []
-
-        def pre(mod, a, _n=name, _s=stack):
-            rf = record_function(f'# {_n}')
-            rf.__enter__()
-            _s.append(rf)
-
-        def post(mod, a, out, _s=stack):
-            _s.pop().__exit__(None, None, None)
-
-        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
-    return handles
-
-
 def tile_section(args, models: Dict[str, torch.nn.Module], path: str) -> dict:
     batches = {n: tile_batch(m, path) for n, m in models.items()}
     for n, m in models.items():  # warm-up: oneDNN primitives, the fused backbone copy
@@ -125,7 +105,7 @@ def tile_section(args, models: Dict[str, torch.nn.Module], path: str) -> dict:
             times[n].append(time.perf_counter() - tic)
     prof = {}
     for n, m in models.items():
-        handles = label_modules(detector_of(m))
+        handles = label_modules(detector_of(m), PROFILED)
         with profile(activities=[ProfilerActivity.CPU]) as p:
             with record_function('## whole forward'):
                 forward(m, batches[n])

@@ -31,6 +31,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from mmcell.utils import load_config, register_all_modules
 from mmcell.utils.precision import cpu_name, describe_units
+from mmcell.utils.profiling import label_modules
 
 #: modules whose forward time the profile table shows (those the model has)
 PROFILED_MODULES = ('backbone.conv1', 'backbone.layer1', 'backbone.layer2', 'backbone.layer3', 'backbone.layer4',
@@ -109,28 +110,6 @@ def train_step(model, wrapper, batch, channels_last: bool = False) -> dict:
     return dict(losses=losses, loss=parsed.item())
 
 
-def label_modules(model: torch.nn.Module) -> list:
-    """Forward pre/post hooks that open a profiler range per module in :data:`PROFILED_MODULES`."""
-    handles = []
-    for name in PROFILED_MODULES:
-        try:
-            module = model.get_submodule(name)
-        except AttributeError:
-            continue
-        ranges: list = []
-
-        def pre(mod, args, _name=name, _ranges=ranges):
-            rf = record_function(f'# {_name}')
-            rf.__enter__()
-            _ranges.append(rf)
-
-        def post(mod, args, out, _ranges=ranges):
-            _ranges.pop().__exit__(None, None, None)
-
-        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
-    return handles
-
-
 def main(argv: List[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -163,7 +142,7 @@ def main(argv: List[str] | None = None) -> None:
     profiles = {}
     if args.profile_steps:
         for name, (model, wrapper) in variants.items():
-            handles = label_modules(model)
+            handles = label_modules(model, PROFILED_MODULES)
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 for i in range(args.profile_steps):
                     train_step(model, wrapper, copy.deepcopy(batches[i % len(batches)]), name.endswith('-cl'))
