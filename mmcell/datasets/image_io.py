@@ -28,8 +28,14 @@ PILLOW_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 IMAGE_SUFFIXES = TIFF_SUFFIXES + PILLOW_SUFFIXES
 
 
-def _open_tiff(path: Path):
+def page_data_end(page) -> int:
+    """The byte where a TIFF page's image data (strips or tiles) ends; 0 for a page that lists none. A file cut
+    short still has readable headers, but this lies past its end."""
+    offsets, counts = getattr(page, 'dataoffsets', None) or (), getattr(page, 'databytecounts', None) or ()
+    return max((int(o) + int(c) for o, c in zip(offsets, counts)), default=0)
 
+
+def _open_tiff(path: Path):
     if not path.is_file():
         raise HW3FileNotFoundError(path, 'file not found')
     try:
@@ -39,15 +45,10 @@ def _open_tiff(path: Path):
     if not tif.pages:
         tif.close()
         raise HW3FormatError(path, 'unreadable TIFF (no image pages)')
-    page = tif.pages[0]
-    # A truncated file still has a readable header; its strips would point past the end of the file.
-    offsets, counts = page.dataoffsets, page.databytecounts
-    if offsets:
-        data_end = max(int(o) + int(c) for o, c in zip(offsets, counts))
-        size = path.stat().st_size
-        if data_end > size:
-            tif.close()
-            raise HW3FormatError(path, f'truncated TIFF (image data ends at byte {data_end}, file has {size})')
+    data_end, size = page_data_end(tif.pages[0]), path.stat().st_size
+    if data_end > size:
+        tif.close()
+        raise HW3FormatError(path, f'truncated TIFF (image data ends at byte {data_end}, file has {size})')
     return tif
 
 

@@ -32,7 +32,7 @@ import tifffile
 
 from mmcell.utils.errors import HW3FormatError, InputError, one_line
 
-from ..image_io import read_image, to_rgb_uint8
+from ..image_io import page_data_end, read_image, to_rgb_uint8
 
 SLIDE_SUFFIXES = ('.ome.tiff', '.ome.tif', '.svs', '.tiff', '.tif', '.ndpi', '.scn', '.bif', '.mrxs', '.vms', '.vmu',
                   '.svslide', '.png', '.jpg', '.jpeg')
@@ -141,13 +141,7 @@ class SlideReader:
             dims = [tuple(int(v) for v in d) for d in slide.level_dimensions]
         except Exception as err:  # tifffile/tiffslide raise many types for a file that is not a slide
             raise SlideError(f'{self.path}: not a slide or an unreadable TIFF ({one_line(err, limit=300)})') from None
-        if not dims or min(dims[0]) <= 0:
-            raise SlideError(f'{self.path}: not a slide (no image data)')
-        self.metadata_mpp = _positive(slide.properties.get('tiffslide.mpp-x'))
-        self._slide = slide
-        self.backend = 'tiffslide'
-        self.level_dimensions = dims
-        self.level_downsamples = [float(d) for d in slide.level_downsamples]
+        self._adopt(slide, 'tiffslide', dims)
 
     def _open_openslide(self) -> None:
         try:
@@ -159,13 +153,18 @@ class SlideReader:
             slide = openslide.OpenSlide(self.path)
             dims = [tuple(int(v) for v in d) for d in slide.level_dimensions]
         except Exception as err:  # OpenSlideUnsupportedFormatError, OpenSlideError, OSError
-            raise SlideError(f'{self.path}: OpenSlide cannot open it ({one_line(err, limit=300) or type(err).__name__})'
-                             ) from None
+            raise SlideError(f'{self.path}: OpenSlide cannot open it ({one_line(err, limit=300)})') from None
+        self._adopt(slide, 'openslide', dims)
+
+    def _adopt(self, slide: Any, backend: str, dims: List[Tuple[int, int]]) -> None:
+        """Keep an opened slide of either backend (both speak OpenSlide's API: ``level_downsamples``, ``properties``
+        with ``<backend>.mpp-x``)."""
         if not dims or min(dims[0]) <= 0:
+            slide.close()
             raise SlideError(f'{self.path}: not a slide (no image data)')
-        self.metadata_mpp = _positive(slide.properties.get('openslide.mpp-x'))
+        self.metadata_mpp = _positive(slide.properties.get(f'{backend}.mpp-x'))
         self._slide = slide
-        self.backend = 'openslide'
+        self.backend = backend
         self.level_dimensions = dims
         self.level_downsamples = [float(d) for d in slide.level_downsamples]
 
@@ -294,9 +293,7 @@ def _check_pages(tif: Any, path: str) -> None:
         raise TruncatedSlideError(f'{path}: damaged or truncated slide (no image series could be read)')
     for level, page in enumerate(tif.series[0].levels):
         for p in getattr(page, 'pages', [page]):
-            p = p.keyframe if hasattr(p, 'keyframe') and p is None else p
-            offsets, counts = getattr(p, 'dataoffsets', ()), getattr(p, 'databytecounts', ())
-            if offsets and max(int(o) + int(c) for o, c in zip(offsets, counts)) > size:
+            if page_data_end(p) > size:
                 raise TruncatedSlideError(f'{path}: truncated slide (level {level} image data ends past the end of '
                                           f'the file, which has {size} bytes; copy or download it again)')
 
