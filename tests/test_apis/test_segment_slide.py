@@ -335,7 +335,7 @@ def test_small_and_empty_slides_work(slide_model, tmp_path):
 
 
 @pytest.mark.parametrize('case', ['not-a-slide', 'half-slide', 'corrupt-tile', 'no-mpp', 'unwritable-out',
-                                  'bad-shard'])
+                                  'bad-shard', 'bad-review-margin'])
 def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_path):
     import tifffile
 
@@ -371,6 +371,10 @@ def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_
         blocker.write_text('x')
         out = blocker / 'out'
         expected = 'file/out: '
+    elif case == 'bad-review-margin':
+        path = Path(slide['slide'])
+        extra = ['--review-below', '0.6', '--review-margin', '20']
+        expected = '--review-margin 20: a difference of two class scores, between 0 and 1'
     else:
         path = Path(slide['slide'])
         extra = ['--shard', '2/2']
