@@ -17,7 +17,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 import torch
-from conftest import REPO, TrainedRun, quickstart_config, run_tool
+from conftest import REPO, TRAINED_EPOCHS, TrainedRun, free_port, quickstart_config
 
 from mmcell.structures.cells import polygon_rings
 from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
@@ -93,21 +93,10 @@ def slide(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def slide_model(tmp_path_factory) -> TrainedRun:
-    """The quickstart trained for 8 short epochs on 32 synthetic images (~1 min on 2 cores): a model good enough
-    (AP50 ~0.4 on the test slide) that seams and AP comparisons mean something; the session's 9-iteration model
-    scores every nucleus below 0.2."""
-    from mmcell.synthetic.hw3 import make_synthetic_hw3
-
-    root = make_synthetic_hw3(tmp_path_factory.mktemp('slide_train') / 'data', num_train=32, num_test=0, seed=0,
-                              min_size=128, max_size=320)
-    work_dir = tmp_path_factory.mktemp('slide_model')
-    run_tool(sys.executable, 'tools/train.py', quickstart_config(), '--work-dir', str(work_dir), '--data-root',
-             str(root), '--cfg-options', 'train_cfg.max_epochs=8', 'train_cfg.val_interval=8',
-             'default_hooks.checkpoint.interval=8', 'randomness.seed=0')
-    config = sorted(str(p) for p in work_dir.glob('*.py'))[0]
-    return TrainedRun(config=config, checkpoint=str(work_dir / 'epoch_8.pth'), work_dir=str(work_dir),
-                      data_root=str(root))
+def slide_model(trained_quickstart) -> TrainedRun:
+    """The suite's one trained model (conftest): AP50 ~0.4 on the test slide, so seams and AP comparisons mean
+    something."""
+    return trained_quickstart
 
 
 class OracleModel(torch.nn.Module):
@@ -196,7 +185,7 @@ def test_trained_model_outputs_agree(slide_run):
         name for name, _ in NUCLEUS_MEASUREMENTS}  # QuPath's Nucleus: ... names
     with gzip.open(Path(slide_run.out_dir) / 'cells.geojson.gz', 'rt') as fh:
         metadata = json.load(fh)['metadata']
-    assert metadata['checkpoint'] == 'epoch_8.pth' and metadata['config'].endswith('.py')
+    assert metadata['checkpoint'] == f'epoch_{TRAINED_EPOCHS}.pth' and metadata['config'].endswith('.py')
     assert metadata['mpp'] == 0.25 and metadata['software'].startswith('mmcell ')
     assert all(0 < float(r['circularity']) <= 1 and 0 < float(r['solidity']) <= 1 for r in out['rows'])
     assert all(float(r['max_caliper_um']) >= float(r['min_caliper_um']) > 0 for r in out['rows'])
@@ -307,7 +296,7 @@ def test_two_processes_and_shards_equal_one(slide_model, slide, slide_run, tmp_p
     merge_slide(tmp_path / 'shards' / 'tissue', progress=False)
     assert_same_outputs(read_outputs(tmp_path / 'shards' / 'tissue'), read_outputs(slide_run.out_dir))
     # torchrun, 2 ranks (gloo on CPU)
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'PYTHON': sys.executable, 'PORT': '29533'}
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'PYTHON': sys.executable, 'PORT': str(free_port())}
     proc = subprocess.run(['bash', 'tools/dist_segment_slide.sh', '2', slide['slide'], '--config',
                            slide_model.config, '--checkpoint', slide_model.checkpoint, '--out',
                            str(tmp_path / 'dist'), '--tile', '256', '--overlap', '64'],
