@@ -39,6 +39,7 @@ QUICKSTART_GLOB = str(REPO / 'configs' / 'quickstart' / '*.py')
 TRAINED_EPOCHS = 8
 TRAIN_SET = dict(num_train=32, num_test=0, seed=0, min_size=128, max_size=320)
 TRAINED_FIXTURES = ('trained_quickstart',)  # fixtures whose users are marked slow
+_CHILDREN: list = []  # tools running now (the background training among them), killed if the run ends early
 # One torch thread per process: the tools' data-loading worker or the other xdist worker takes the other core.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
@@ -47,19 +48,30 @@ def _needs_model(item) -> bool:
     return bool(set(TRAINED_FIXTURES) & set(getattr(item, 'fixturenames', ())))
 
 
+def pytest_itemcollected(item) -> None:
+    """Every test that needs the trained model is ``slow``: on a fresh checkout it waits for the training (marked
+    here, before ``-m`` deselects)."""
+    if _needs_model(item):
+        item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(trylast=True)  # after ``-m`` / ``-k`` deselected, before xdist sends the order to its scheduler
 def pytest_collection_modifyitems(config, items) -> None:
-    """Every test that needs the trained model is ``slow`` (on a fresh checkout it waits for the training), and the
-    modules that hold such tests run last while the model trains in the background from the start (in each xdist
-    worker: the first to take the lock trains, the other finds it done), so no core waits for it."""
+    """The modules that need the trained model run last, while it trains in the background from the start (in each
+    xdist worker: the first to take the lock trains, the other finds it done), so no core waits for it."""
     modules = {item.module.__name__ for item in items if _needs_model(item)}
-    for item in items:
-        if _needs_model(item):
-            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.module.__name__ in modules)  # stable: a module stays in one piece
-    if modules and importlib.util.find_spec('mmcv.ops') is not None:
+    if modules and not config.option.collectonly and importlib.util.find_spec('mmcv.ops') is not None:
         root, name, build = _trained_model_plan(config)
-        threading.Thread(target=_build_quietly, args=(root, name, build), daemon=True,
-                         name='trained-model').start()
+        threading.Thread(target=_build_quietly, args=(root, name, build), daemon=True, name='trained-model').start()
+
+
+def pytest_unconfigure(config) -> None:
+    """A run that ends early (-x, Ctrl-C) leaves no training behind."""
+    for proc in list(_CHILDREN):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def quickstart_config() -> str:
@@ -72,7 +84,18 @@ def quickstart_config() -> str:
 def run_tool(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a repo tool with this interpreter; fail the test with the tool's output tail on error."""
     full_env = {**os.environ, 'PYTHONPATH': str(REPO), **(env or {})}
-    proc = subprocess.run([*args], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen([*args], cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
+        _CHILDREN.append(child)
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            stdout, stderr = child.communicate()
+            pytest.fail(f'{" ".join(args)} ran past {timeout} s:\n{(stdout + stderr)[-4000:]}')
+        finally:
+            _CHILDREN.remove(child)
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     if proc.returncode != 0:
         pytest.fail(f'{" ".join(args)} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}')
     return proc

@@ -62,6 +62,7 @@ def test_summary_mean_std_and_paired_difference():
     assert out['paired_difference']['B']['AP50']['std'] == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_monuseg_cv_script_two_folds(tmp_path):
     """Convert, train 2 organ-grouped folds for a few iterations, score each at two test scales, summarise."""
     pytest.importorskip('mmcv.ops')
@@ -71,6 +72,8 @@ def test_monuseg_cv_script_two_folds(tmp_path):
                     '--iters', '6', '--test-scales', '1.25', '1.0',
                     '--cfg-options', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
                     'train_dataloader.batch_size=2',
+                    # a 6-iteration model scores proposals alike: 100 detections, not 1,000, per tile keep it quick
+                    'model.test_cfg.rcnn.max_per_img=100',
                     env={'PY': sys.executable, 'OMP_NUM_THREADS': '1'}, timeout=900)
     folds = json.loads((work / 'folds.json').read_text())
     assert [f['val_names'] for f in folds] == organ_folds(MONUSEG_TRAIN, 2)

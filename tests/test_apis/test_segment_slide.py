@@ -140,6 +140,7 @@ class OracleModel(torch.nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- seams
+@pytest.mark.slow
 def test_oracle_tiles_give_back_the_ground_truth_exactly(slide, tmp_path):
     """No duplicates, no cut cells: every ground-truth nucleus comes out once, pixel for pixel."""
     from mmcell.apis import segment_slide

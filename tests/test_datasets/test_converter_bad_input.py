@@ -162,6 +162,7 @@ def test_failure_late_in_the_run_keeps_the_previous_out(tmp_path, monuseg_src):
     assert sorted(p.relative_to(out) for p in out.rglob('*')) == before
 
 
+@pytest.mark.slow
 def test_cli_exit_code_and_stderr(tmp_path, monuseg_src):
     (monuseg_src / 'Annotations' / 'a.xml').write_text('<Annotations><Region></Annotations>')
     env = {**os.environ, 'PYTHONPATH': str(REPO)}

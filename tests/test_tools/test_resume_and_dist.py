@@ -44,6 +44,7 @@ def test_resume_continues_iteration_and_optimizer_state(trained_quickstart, tmp_
     assert 'train/loss' in second['message_hub']['log_scalars']
 
 
+@pytest.mark.slow
 def test_two_process_cpu_training_completes_and_evaluates(synthetic_hw3, tmp_path):
     work_dir = tmp_path / 'dist'
     proc = run_tool('bash', 'tools/dist_train.sh', quickstart_config(), '2', '--work-dir', str(work_dir),
