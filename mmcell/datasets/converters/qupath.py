@@ -66,6 +66,8 @@ CLASS_NAMES: Tuple[str, ...] = ()
 CLASS_NAMES_FROM_EXPORTS = True
 
 
+#: the ``convert_to_hw3`` options this format takes
+OPTIONS = ('reader', 'mpp', 'region_class')
 @dataclass
 class QuPathObject:
     """One object of an export: its kind (``nucleus``, ``region``, ``ignore``), class name, id and polygons (each a
