@@ -228,7 +228,7 @@ def test_qupath_geojson_does_not_parse(tmp_path, qupath_src):
 
 
 @pytest.mark.parametrize('geometry,problem', [
-    (None, 'no geometry'),
+    ('absent', 'no geometry'),  # "geometry": null is valid GeoJSON (skipped and counted); no member at all is not
     ({'type': 'LineString', 'coordinates': [[1, 1], [5, 5]]}, 'geometry is a LineString, expected a Polygon or '
      'MultiPolygon (a nucleus or region outline)'),
     ({'type': 'Point', 'coordinates': [3, 4]}, 'geometry is a Point, expected a Polygon or MultiPolygon'),
@@ -240,7 +240,10 @@ def test_qupath_geojson_does_not_parse(tmp_path, qupath_src):
      'geometry has a coordinate that is not a finite number (NaN)'),
 ])
 def test_qupath_bad_geometry(tmp_path, qupath_src, geometry, problem):
-    path = _spoil(qupath_src, qupath_feature(geometry, 'A'))
+    feature = qupath_feature(geometry, 'A')
+    if geometry == 'absent':
+        del feature['geometry']
+    path = _spoil(qupath_src, feature)
     msg = _fail(tmp_path, '--format', 'qupath', str(qupath_src))
     assert msg.startswith(f'{path}: feature bad-1: {problem}')
 
