@@ -121,6 +121,7 @@ def load_item(item: MatItem) -> ConvertedImage:
     elif 'type_map' in mat:
         type_map = np.asarray(mat['type_map'])
         check_same_size(item.mat, type_map.shape, rgb.shape, item.image)
+        instances_from_label_map(type_map, item.mat)  # the same checks: 2-D, integer, non-negative values
         source_types = majority_class(labels, type_map, len(ids))[1:]
         kind = 'type_map'
     else:
