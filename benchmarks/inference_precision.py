@@ -45,6 +45,7 @@ from mmcell.apis.builder import build_test_pipeline
 from mmcell.apis.evaluate import evaluate_data_root
 from mmcell.datasets.image_io import read_image
 from mmcell.utils.checkpoint import detector_of
+from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.precision import describe_units
 from mmcell.utils.profiling import label_modules
 
@@ -55,7 +56,7 @@ PROFILED = ('backbone', 'neck', 'rpn_head', 'roi_head.bbox_roi_extractor', 'roi_
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('config')
     parser.add_argument('checkpoint')

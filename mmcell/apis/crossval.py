@@ -1,4 +1,5 @@
-"""K-fold cross-validation over labelled tiles, folds grouped by organ: the protocol that chooses recipe settings.
+"""K-fold cross-validation over labelled tiles, folds grouped by organ or source image: the protocol that chooses
+recipe settings.
 
 One 3-tile validation split misleads: differences of a few points between test settings are noise there (issue 19).
 :func:`cross_validate` trains a config once per fold (the fold's tiles held out, the rest trained on, optionally
@@ -8,15 +9,18 @@ at maxDets 1000, AJI, AJI+, PQ at score >= 0.5), and summarises mean +- std over
 paired difference of every setting to the first (the same folds and models: the std of that difference, not of the
 figures, says whether a difference is real).
 
-Folds are grouped by organ (:func:`organ_of`: the TCGA tissue source site code of MoNuSeg-style names), so no organ
-is both trained on and scored, as on truly unseen tissue. Each fold writes ``WORK/fold<k>/figures.json`` and is
-skipped when that file exists, so a run can be continued fold by fold.
+Folds are grouped (:func:`cv_group_of`) by organ for MoNuSeg-style names (:func:`organ_of`: the TCGA tissue source
+site code), so no organ is both trained on and scored, as on truly unseen tissue, and by source image for patch names
+``<split>_<image>_<patch>`` (CoNSeP patches, :func:`source_image_of`), whose neighbouring patches are
+near-duplicates. Each fold writes ``WORK/fold<k>/figures.json`` and is skipped when that file exists, so a run can be
+continued fold by fold.
 """
 from __future__ import annotations
 
 import copy
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -52,22 +56,39 @@ def organ_of(name: str) -> str:
     return name
 
 
-def organ_folds(names: Sequence[str], num_folds: int) -> List[List[str]]:
-    """``num_folds`` folds of ``names`` that keep each organ in one fold, as even in size as the organs allow.
+#: a patch cut from a bigger image: ``<split>_<image>_<patch>`` (CoNSeP's ``train_12_003``)
+PATCH_NAME = re.compile(r'^((?:train|test|val)_\d+)_\d+$', re.IGNORECASE)
 
-    Organs are placed largest first, each in the fold with the fewest tiles so far (ties: the lowest fold), so the
+
+def source_image_of(name: str) -> Optional[str]:
+    """The source image of a patch named ``<split>_<image>_<patch>`` (``train_12_003`` -> ``train_12``), else None."""
+    match = PATCH_NAME.match(name)
+    return match.group(1) if match else None
+
+
+def cv_group_of(name: str) -> str:
+    """The group a fold keeps whole: the source image of a patch (:func:`source_image_of`), else the organ of a TCGA
+    tile (:func:`organ_of`), else the name itself."""
+    return source_image_of(name) or organ_of(name)
+
+
+def organ_folds(names: Sequence[str], num_folds: int) -> List[List[str]]:
+    """``num_folds`` folds of ``names`` that keep each group (:func:`cv_group_of`: an organ, a source image) in one
+    fold, as even in size as the groups allow.
+
+    Groups are placed largest first, each in the fold with the fewest tiles so far (ties: the lowest fold), so the
     folds are the same for the same names. The 13 MoNuSeg 2018 training tiles in 4 folds: breast (4), kidney (3),
     lung (3), prostate + colon (2 + 1).
 
     Raises:
-        ValueError: fewer organs than folds, or fewer than 2 folds.
+        ValueError: fewer groups than folds, or fewer than 2 folds.
     """
     groups: Dict[str, List[str]] = {}
     for name in sorted(names):
-        groups.setdefault(organ_of(name), []).append(name)
+        groups.setdefault(cv_group_of(name), []).append(name)
     if num_folds < 2 or len(groups) < num_folds:
-        raise ValueError(f'{num_folds} folds grouped by organ need at least {max(num_folds, 2)} organs; the tiles '
-                         f'hold {len(groups)}: {sorted(groups)}')
+        raise ValueError(f'{num_folds} folds grouped by organ or source image need at least {max(num_folds, 2)} '
+                         f'groups (organs, source images); the tiles hold {len(groups)}: {sorted(groups)}')
     folds: List[List[str]] = [[] for _ in range(num_folds)]
     for _, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         min(folds, key=len).extend(members)
@@ -173,7 +194,8 @@ def summary_markdown(summary: dict, fold_results: List[dict], title: str,
                      figures: Sequence[str] = TILE_FIGURES) -> str:
     """The summary as Markdown: mean ± std per setting, the paired differences, then one row per fold."""
     lines = [f'## {title}', '',
-             f'{summary["folds"]} of {summary.get("num_folds", summary["folds"])} folds grouped by organ done; '
+             f'{summary["folds"]} of {summary.get("num_folds", summary["folds"])} folds grouped by '
+             'organ / source image done; '
              'mean ± std over them (std with ddof 1).', '',
              '| setting | ' + ' | '.join(figures) + ' |', '|---|' + '---|' * len(figures)]
     for label, stats in summary['settings'].items():
@@ -185,10 +207,10 @@ def summary_markdown(summary: dict, fold_results: List[dict], title: str,
         for label, stats in summary['paired_difference'].items():
             lines.append(f'| {label} | ' + ' | '.join(
                 f'{stats[f]["mean"]:+.3f} ± {stats[f]["std"]:.3f}' for f in figures) + ' |')
-    lines += ['', '| fold | held-out tiles (organs) | train s | setting | ' + ' | '.join(figures) + ' |',
+    lines += ['', '| fold | held-out tiles (groups) | train s | setting | ' + ' | '.join(figures) + ' |',
               '|---|---|---|---|' + '---|' * len(figures)]
     for r in fold_results:
-        organs = ', '.join(sorted({organ_of(n) for n in r['val_names']}))
+        organs = ', '.join(sorted({cv_group_of(n) for n in r['val_names']}))
         for label, figs in r['figures'].items():
             lines.append(f'| {r["fold"]} | {len(r["val_names"])} ({organs}) | {r["train_s"]:.0f} | {label} | '
                          + ' | '.join(f'{figs[f]:.3f}' for f in figures) + ' |')
@@ -246,7 +268,8 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
                    mask_thrs: Sequence[Optional[float]] = (None, ), only_folds: Optional[Sequence[int]] = None,
                    cfg_options: Optional[dict] = None, seed: Optional[int] = 0,
                    title: Optional[str] = None) -> dict:
-    """The protocol: organ-grouped folds, one model per fold, every test setting scored, the summary written.
+    """The protocol: grouped folds (:func:`organ_folds`), one model per fold, every test setting scored, the summary
+    written.
 
     Writes ``WORK/folds.json`` (the folds), ``WORK/fold<k>/figures.json`` (skipped when present: continue a run),
     and the summary of the folds done so far: ``WORK/cv_summary.json`` and ``WORK/cv_summary.md``.
@@ -267,7 +290,8 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
     names = [p.name for p in list_train_samples(data_root)]
     folds = organ_folds(names, num_folds)
     atomic_write_text(work_dir / 'folds.json', json.dumps(
-        [dict(fold=k, val_names=f, organs=sorted({organ_of(n) for n in f})) for k, f in enumerate(folds)], indent=1))
+        [dict(fold=k, val_names=f, groups=sorted({cv_group_of(n) for n in f})) for k, f in enumerate(folds)],
+        indent=1))
     settings = [(s, m) for s in test_scales for m in mask_thrs]
     results = []
     for k, val_names in enumerate(folds):
@@ -283,7 +307,7 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
             results.append(json.loads(out.read_text()))
     name = Path(str(config.filename if isinstance(config, Config) else config)).stem
     iters_done = sorted({r['iters'] for r in results})
-    title = title or f'{name}: {num_folds}-fold organ-grouped CV, {"/".join(map(str, iters_done))} iterations'
+    title = title or f'{name}: {num_folds}-fold grouped CV, {"/".join(map(str, iters_done))} iterations'
     summary = dict(summarize(results), config=str(config.filename if isinstance(config, Config) else config),
                    num_folds=num_folds, folds_done=[r['fold'] for r in results], iters=iters_done, title=title)
     atomic_write_text(work_dir / 'cv_summary.json', json.dumps(summary, indent=1))

@@ -12,7 +12,15 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from mmcell.apis.crossval import organ_folds, organ_of, screening_config, summarize, with_test_setting
+from mmcell.apis.crossval import (
+    cv_group_of,
+    organ_folds,
+    organ_of,
+    screening_config,
+    source_image_of,
+    summarize,
+    with_test_setting,
+)
 from tests.conftest import REPO, run_tool
 from tests.test_tools.test_monuseg_recipe import write_monuseg_like
 
@@ -37,6 +45,22 @@ def test_monuseg_folds_group_organs():
     with pytest.raises(ValueError, match='organs'):
         organ_folds(MONUSEG_TRAIN, 6)  # 5 organs
     assert organ_of('my-tile') == 'my-tile' and organ_of('TCGA-ZZ-1') == 'TCGA site ZZ'
+
+
+def test_consep_patches_grouped_by_source_image():
+    """CoNSeP patches ``train_<image>_<patch>``: the patches of one image never land in two folds."""
+    names = [f'train_{image}_{patch:03d}' for image in (1, 2, 3, 10, 11) for patch in range(4 if image < 10 else 2)]
+    assert source_image_of('train_12_003') == 'train_12' and source_image_of('train_12') is None
+    assert source_image_of('TCGA-21-5784-01Z-00-DX1') is None
+    assert cv_group_of('train_10_001') == 'train_10' and cv_group_of('TCGA-A7-A13E-01Z-00-DX1') == 'breast'
+    folds = organ_folds(names, 3)
+    assert sorted(sum(folds, [])) == sorted(names)
+    groups = [{cv_group_of(n) for n in f} for f in folds]
+    assert all(not a & b for i, a in enumerate(groups) for b in groups[i + 1:])  # no image on both sides
+    assert groups == [{'train_1', 'train_10'}, {'train_2', 'train_11'}, {'train_3'}] and sorted(map(len, folds)) == \
+        [4, 6, 6]
+    with pytest.raises(ValueError, match='source images'):
+        organ_folds(names, 6)
 
 
 def test_screening_schedule_and_test_settings():

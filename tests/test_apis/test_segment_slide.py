@@ -190,8 +190,11 @@ def test_trained_model_outputs_agree(slide_run):
     assert metadata['mpp'] == 0.25 and metadata['software'].startswith('mmcell ')
     assert all(0 < float(r['circularity']) <= 1 and 0 < float(r['solidity']) <= 1 for r in out['rows'])
     assert all(float(r['max_caliper_um']) >= float(r['min_caliper_um']) > 0 for r in out['rows'])
+    # QuPath's optical densities (H&E default): the synthetic nuclei average H 0.49 (E 0.41) over their true masks;
+    # QuPath's usual "Hematoxylin OD mean > 0.3" rule holds on average
     hematoxylin = np.mean([float(r['mean_hematoxylin']) for r in out['rows']])
-    assert hematoxylin > np.mean([float(r['mean_eosin']) for r in out['rows']])  # nuclei are hematoxylin-dark
+    assert 0.3 < hematoxylin < 1.0
+    assert all(float(r['max_hematoxylin']) >= float(r['mean_hematoxylin']) for r in out['rows'])
 
 
 def _matched_fraction(ref_ids: np.ndarray, ref_scores: dict, ids: np.ndarray, min_score: float) -> float:

@@ -7,6 +7,7 @@ The crafted-checkpoint rows also run as real subprocesses and check that the pay
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -308,3 +309,88 @@ def test_trust_checkpoint_loads_an_ordinary_full_pickle(bad, tmp_path):
     _main('predict')([bad['config'], str(foreign), '--data-root', bad['data'], '--out', str(out),
                       '--trust-checkpoint'])
     assert zipfile.is_zipfile(out)
+
+
+# ------------------------------------------------------------------------- flags checked by the parser, no model
+THRESHOLD_ROWS = [  # (script or command, argv, the flag): a threshold outside [0, 1] is a typo, refused at once
+    ('segment', ['x.tif', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--score-thr', '1.5'],
+     '--score-thr'),
+    ('segment-slide', ['s.svs', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--score-thr', '50'],
+     '--score-thr'),
+    ('segment-slide', ['s.svs', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--review-below', '-0.1'],
+     '--review-below'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--score-thr', '1.5'], '--score-thr'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--mask-thr', '2'], '--mask-thr'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--labels-score-thr', 'nan'], '--labels-score-thr'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--iou-thr', '55'], '--iou-thr'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--vote-thr', '1.01'], '--vote-thr'),
+    ('tools/analysis_tools/visualize_predictions.py', ['c.py', 'w.pth', '--score-thr', '1.5'], '--score-thr'),
+    ('tools/analysis_tools/class_confusion.py', ['--results', 'r.json', '--gt', 'g.json', '--score-thr', '1.5'],
+     '--score-thr'),
+    ('tools/analysis_tools/score_hist.py', ['--results', 'r.json', '--gt', 'g.json', '--thresholds', '0,0.5,5'],
+     '--thresholds'),
+    ('tools/analysis_tools/cross_validate.py', ['c.py', 'd', 'w', '--mask-thrs', '0.4', '40'], '--mask-thrs'),
+]
+
+
+def _entry(script: str):
+    return _main(script) if script in ('segment', 'segment-slide') else load_script(script).main
+
+
+@pytest.mark.parametrize('script, argv, flag', THRESHOLD_ROWS, ids=[f'{r[0]} {r[2]}' for r in THRESHOLD_ROWS])
+def test_threshold_outside_zero_one_is_refused(script, argv, flag, capsys, tmp_path, monkeypatch):
+    """``mmcell segment --score-thr 1.5`` used to run and write 0 cells: now one line naming the flag, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        _entry(script)(argv)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2
+    assert len(err.splitlines()) == 1 and f'argument {flag}' in err and 'outside [0, 1]' in err, err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_threshold_type():
+    from mmcell.utils.errors import probabilities, probability
+
+    assert probability('0') == 0.0 and probability('1') == 1.0 and probability('.5') == 0.5
+    assert probabilities('0, 0.05,0.5') == [0.0, 0.05, 0.5]
+    for bad in ('1.5', '-0.1', 'nan', 'inf'):
+        with pytest.raises(argparse.ArgumentTypeError, match=r'outside \[0, 1\]'):
+            probability(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match='not a number'):
+        probability('half')
+
+
+#: the tools that built a plain argparse parser or cut errors to their first line by hand (issue 25)
+TOOL_SCRIPTS = ['tools/analysis_tools/plot_curves.py', 'tools/analysis_tools/eval_real.py',
+                'tools/analysis_tools/compare_runs.py', 'tools/analysis_tools/compare_real_synthetic.py',
+                'tools/analysis_tools/dataset_stats.py', 'tools/analysis_tools/browse_dataset.py',
+                'tools/dataset_converters/make_synthetic_hw3.py', 'tools/dataset_converters/hw3_to_coco.py',
+                'tools/dataset_converters/to_hw3.py', 'tools/dataset_converters/make_synthetic_slide.py']
+
+
+@pytest.mark.parametrize('script', TOOL_SCRIPTS)
+def test_tool_parser_errors_are_one_line(script, capsys):
+    with pytest.raises(SystemExit) as exc:
+        load_script(script).main(['x', 'y', 'z', '--no-such-flag'])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2
+    assert len(err.splitlines()) == 1 and ': error: ' in err and err.endswith('(see --help)'), err  # no usage block
+
+
+@pytest.mark.parametrize('script, argv', [
+    ('tools/analysis_tools/dataset_stats.py', ['{missing}', '--out', '{tmp}/stats']),
+    ('tools/analysis_tools/browse_dataset.py', ['{missing}', '--out', '{tmp}/overlays']),
+    ('tools/analysis_tools/compare_real_synthetic.py', ['{missing}', '{missing}']),
+    ('tools/dataset_converters/hw3_to_coco.py', ['{missing}', '--out', '{tmp}/coco.json']),
+    ('tools/analysis_tools/plot_curves.py', ['{missing}']),
+    ('tools/analysis_tools/compare_runs.py', ['{missing}']),
+], ids=lambda v: Path(v).name if isinstance(v, str) else None)
+def test_tool_bad_input_is_one_line_naming_it(script, argv, tmp_path, capsys):
+    missing = tmp_path / 'no such root'
+    with pytest.raises(SystemExit) as exc:
+        load_script(script).main([a.format(missing=missing, tmp=tmp_path) for a in argv])
+    msg = exc.value.code
+    assert isinstance(msg, str) and '\n' not in msg and str(missing) in msg, msg
+    assert 'Traceback' not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written

@@ -12,15 +12,15 @@ import os.path as osp
 from mmcell import visualization
 from mmcell.apis.predictions import add_source_args, load_source
 from mmcell.evaluation.functional import coco as analysis
-from mmcell.utils import ToolArgumentParser
+from mmcell.utils import ToolArgumentParser, probability
 from mmcell.utils.fileio import atomic_write_text
 
 
 def main(argv: list | None = None) -> None:
     parser = ToolArgumentParser(description='Per-class precision/recall and class confusion matrix')
     add_source_args(parser)
-    parser.add_argument('--iou-thr', type=float, default=0.5)
-    parser.add_argument('--score-thr', type=float, default=0.5, help='detections below this score are ignored')
+    parser.add_argument('--iou-thr', type=probability, default=0.5)
+    parser.add_argument('--score-thr', type=probability, default=0.5, help='detections below this score are ignored')
     args = parser.parse_args(argv)
     gt, results, out_dir = load_source(args)
     classes = tuple(c['name'] for c in sorted(gt['categories'], key=lambda c: c['id']))

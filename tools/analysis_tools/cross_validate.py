@@ -18,7 +18,7 @@ from typing import Optional
 
 from mmengine.config import DictAction
 
-from mmcell.utils import ToolArgumentParser, exit_on_bad_input
+from mmcell.utils import ToolArgumentParser, exit_on_bad_input, probability
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -29,7 +29,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('--folds', type=int, default=4, help='K (default 4: breast | kidney | lung | prostate+colon)')
     parser.add_argument('--iters', type=int, help="screening schedule: this many iterations (default: the config's)")
     parser.add_argument('--test-scales', type=float, nargs='+', help="test resizes to score (default: the config's)")
-    parser.add_argument('--mask-thrs', type=float, nargs='+', help="mask thresholds to score (default: the config's)")
+    parser.add_argument('--mask-thrs', type=probability, nargs='+',
+                        help="mask thresholds to score (default: the config's)")
     parser.add_argument('--only-folds', type=int, nargs='+', help='run only these folds now (the rest later)')
     parser.add_argument('--seed', type=int, default=0, help='training seed (default 0)')
     parser.add_argument('--title', help='heading of the Markdown summary')
