@@ -330,10 +330,13 @@ class FastMaskRCNN(MaskRCNN):
 
     def train(self, mode: bool = True):
         self._drop_inference_backbone()
+        if mode:  # training: the torch trunk (a compiled engine holds the weights it was built from)
+            self.__dict__.pop('_trunk_engine', None)
         return super().train(mode)
 
     def load_state_dict(self, *args, **kwargs):
         self._drop_inference_backbone()
+        self.__dict__.pop('_trunk_engine', None)  # new weights: the engine's are stale
         return super().load_state_dict(*args, **kwargs)
 
     def _apply(self, fn, *args, **kwargs):
@@ -341,6 +344,11 @@ class FastMaskRCNN(MaskRCNN):
         return super()._apply(fn, *args, **kwargs)
 
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        engine = self.__dict__.get('_trunk_engine')  # --engine openvino (mmcell.models.openvino_trunk)
+        if engine is not None and _fast_path(batch_inputs, self):
+            feats, rpn_outs = engine(batch_inputs)
+            self.__dict__['_trunk_rpn'] = (feats[0], rpn_outs)  # the RPN head's next forward on these features
+            return feats
         if not (self.channels_last or self.fuse_conv_bn or self.precision == 'bf16') or \
                 not _fast_path(batch_inputs, self):
             return super().extract_feat(batch_inputs)
