@@ -34,7 +34,7 @@ ENGINES = ('torch', 'openvino')
 #: what a flag or config key may say (``auto``: OpenVINO where it is installed, see :func:`resolve_engine`)
 ENGINE_CHOICES = ('auto', *ENGINES)
 #: bump when the exported graph changes (its inputs, outputs or modules): older caches are then stale
-TRUNK_FORMAT = 1
+TRUNK_FORMAT = 2
 #: OpenVINO's ``INFERENCE_PRECISION_HINT`` per mmcell precision (int8 runs the quantised IR, its float parts f32)
 OV_PRECISION = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}  # names of openvino.Type
 INSTALL_HINT = 'pip install -r requirements/openvino.txt'
@@ -222,7 +222,7 @@ class OpenVINOTrunk:
                 except Exception as err:  # noqa: BLE001 -- any failure of a cached blob means: rebuild it
                     _log(f'engine cache {self.cache / name}: damaged ({one_line(err, 120)}); rebuilding it')
         if compiled is None:
-            compiled = self.core.compile_model(self.model, 'CPU', config)
+            compiled = self.core.compile_model(self.nhwc_features(), 'CPU', config)
             if self.cache is not None:
                 try:
                     blob = compiled.export_model()
@@ -235,6 +235,17 @@ class OpenVINOTrunk:
                     self.cache = None
         self._compiled = compiled
         return compiled
+
+    def nhwc_features(self) -> Any:
+        """The model with its FPN outputs in NHWC (channels_last): mmcell's RoIAlign gathers one C-vector per
+        sample point, ~10x faster from channels_last features (63 vs 6 ms for the box RoIs of a 1250x1250 tile)."""
+        from openvino.preprocess import PrePostProcessor
+
+        ppp = PrePostProcessor(self.model.clone())
+        for i in range(self.num_levels):
+            ppp.output(i).model().set_layout('NCHW')
+            ppp.output(i).tensor().set_layout('NHWC')
+        return ppp.build()
 
     def compile_config(self) -> dict:
         """OpenVINO CPU properties: the precision (explicit: OpenVINO's own default is bf16 on any CPU with
@@ -249,9 +260,10 @@ class OpenVINOTrunk:
     def __call__(self, x: Tensor) -> Tuple[Tuple[Tensor, ...], Tuple[List[Tensor], List[Tensor]]]:
         with record_function('# openvino trunk'):
             out = self.compiled()(x.detach().float().contiguous().numpy()).to_tuple()  # copies: ours to keep
-        outs = [torch.from_numpy(o) for o in out]
         n = self.num_levels
-        return tuple(outs[:n]), (outs[n:2 * n], outs[2 * n:3 * n])
+        outs = [torch.from_numpy(o) for o in out]
+        feats = tuple(o.permute(0, 3, 1, 2) for o in outs[:n])  # NCHW shape, channels_last memory
+        return feats, (outs[n:2 * n], outs[2 * n:3 * n])
 
 
 def export_trunk(detector: nn.Module, size: int = 256) -> Any:
