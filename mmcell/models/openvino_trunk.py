@@ -29,9 +29,10 @@ from torch.profiler import record_function
 
 from mmcell.utils.errors import InputError, one_line
 from mmcell.utils.fileio import atomic_write_bytes, write_json
+from mmcell.utils.precision import cpu_matrix_units, describe_units
 
 ENGINES = ('torch', 'openvino')
-#: what a flag or config key may say (``auto``: OpenVINO where it is installed, see :func:`resolve_engine`)
+#: what a flag or config key may say (``auto``: OpenVINO on AMX CPUs where it is installed, see :func:`resolve_engine`)
 ENGINE_CHOICES = ('auto', *ENGINES)
 #: bump when the exported graph changes (its inputs, outputs or modules): older caches are then stale
 TRUNK_FORMAT = 2
@@ -61,7 +62,9 @@ def resolve_engine(requested: Optional[str], device: str = 'cpu', fast: bool = T
     """The engine to run: ``'torch'`` or ``'openvino'``; one log line says which (and why, for ``auto``).
 
     Args:
-        requested: ``'torch'``, ``'openvino'``, ``'auto'`` or None (= ``'torch'``).
+        requested: ``'torch'``, ``'openvino'``, ``'auto'`` or None (= ``'torch'``). ``auto`` is OpenVINO only on
+            CPUs with AMX (where it is installed; not measured by mmcell yet, OpenVINO's bf16/int8 AMX kernels are the
+            published case); on AVX-512 without AMX (AMD EPYC) torch, which measured as fast or faster.
         device: where the model runs; OpenVINO serves the CPU only.
         fast: the model is a fast Mask R-CNN (the only one whose trunk OpenVINO runs).
         log: write the line.
@@ -83,6 +86,9 @@ def resolve_engine(requested: Optional[str], device: str = 'cpu', fast: bool = T
         why = 'OpenVINO runs the fast Mask R-CNN only (a Mask R-CNN config, without --no-fast)'
     elif version is None:
         why = f'OpenVINO is not installed ({INSTALL_HINT})'
+    elif name == 'auto' and not cpu_matrix_units()['amx']:
+        why = (f'{describe_units()}: the OpenVINO trunk measured no faster than torch here, fp32 0.75x, bf16 0.99x '
+               'per tile, benchmarks/RESULTS.md "Inference engine"')
     if why is not None:
         if name == 'openvino':
             raise EngineError(f'engine openvino: {why}')

@@ -94,6 +94,13 @@ def test_missing_openvino_is_one_line_and_auto_falls_back(random_ckpt, batch, mo
     model = _build(random_ckpt, precision='fp32', engine='auto')
     assert model.cfg.engine == 'torch'
     assert any(line.startswith('engine: torch (auto; OpenVINO is not installed') for line in engine_lines)
+    monkeypatch.setattr(openvino_trunk, 'openvino_version', lambda: '2026.4.1')
+    monkeypatch.setattr(openvino_trunk, 'cpu_matrix_units', lambda: dict(avx512_bf16=True, amx=False, vnni=True))
+    assert openvino_trunk.resolve_engine('auto') == 'torch'  # measured no faster without AMX
+    assert 'measured no faster than torch here' in engine_lines[-1]
+    monkeypatch.setattr(openvino_trunk, 'cpu_matrix_units', lambda: dict(avx512_bf16=True, amx=True, vnni=True))
+    assert openvino_trunk.resolve_engine('auto') == 'openvino'
+    assert openvino_trunk.resolve_engine('auto', device='cuda:0') == 'torch'
     with pytest.raises(EngineError, match='fast Mask R-CNN only'):
         _build(random_ckpt, precision='fp32', engine='openvino', fast=False)
 
@@ -180,3 +187,26 @@ def test_int8_without_a_quantised_trunk_is_one_line(random_ckpt):
     with pytest.raises(EngineError, match=r'no quantised trunk for .*random\.pth; make it with tools/misc/'
                                           r'quantize\.py'):
         _build(random_ckpt, precision='int8', engine='openvino')
+
+
+@needs_openvino
+def test_quantize_tool_int8_trunk_within_tolerance(random_ckpt, batch, synthetic_hw3, tmp_path, capsys):
+    """tools/misc/quantize.py: NNCF int8 trunk calibrated on the synthetic images, stored in the engine cache,
+    used by ``--precision int8 --engine openvino``; its masks stay close to torch fp32's."""
+    pytest.importorskip('nncf')
+    from tests.conftest import load_script
+
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(Path(random_ckpt).read_bytes())
+    quantize = load_script('tools/misc/quantize.py')
+    path = quantize.quantize(QUICKSTART, str(ckpt), str(synthetic_hw3), subset=4)
+    assert path == Path(f'{ckpt}.openvino') / 'trunk-int8.xml' and path.is_file()
+    assert 'int8 trunk calibrated on 4 images' in capsys.readouterr().out
+    model = _build(str(ckpt), precision='int8', engine='openvino')
+    assert detector_of(model).roi_head.mask_head.precision == 'fp32'  # the torch heads: float32
+    got = _predict(model, batch)
+    ref = _predict(_build(str(ckpt), precision='fp32'), batch)
+    assert len(got) > 10
+    assert _matched_iou(ref, got).mean() >= 0.8
+    with pytest.raises(SystemExit, match='calibration data not found'):
+        quantize.main([QUICKSTART, str(ckpt), '--data', str(tmp_path / 'missing')])
