@@ -67,7 +67,7 @@ def _max_per_img(cfg: Config) -> Optional[int]:
 def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, class_agnostic: bool = False,
                        cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
                        num_workers: int = 0, trust_checkpoint: bool = False,
-                       precision: Optional[str] = None) -> Dict[str, float]:
+                       precision: Optional[str] = None, engine: Optional[str] = None) -> Dict[str, float]:
     """COCO bbox/segm figures of ``checkpoint`` on every ``train/<name>/`` folder of ``data_root``.
 
     The model comes from :func:`mmcell.apis.init_cell_model` (the one inference builder: a checkpoint that does
@@ -85,6 +85,7 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
         trust_checkpoint: load a checkpoint that ``weights_only`` refuses (it can run code).
         precision: ``'fp32'`` / ``'bf16'`` / ``'int8'`` / ``'auto'``; None: the config's (see
             :func:`mmcell.apis.builder.inference_config`).
+        engine: ``'torch'`` / ``'openvino'`` / ``'auto'``; None: the config's (same function).
 
     Returns:
         the :class:`mmcell.evaluation.CellCocoMetric` figures without the ``coco/`` prefix: ``segm_mAP_50_md1000``
@@ -106,7 +107,7 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
         raise FileNotFoundError(f'{checkpoint}: checkpoint file not found')
     # the one builder validates the checkpoint (CheckpointError: one line naming the file)
     model = init_cell_model(config, checkpoint, cfg_options=cfg_options, trust_checkpoint=trust_checkpoint,
-                            precision=precision)
+                            precision=precision, engine=engine)
     cfg = model.cfg
     cap = _max_per_img(cfg)
     if cap is not None and cap < DENSE_MAX_DETS:
