@@ -330,7 +330,8 @@ def comparison_markdown(results_root: Union[str, Path], reference: str, setting:
     setting = setting or next(iter(runs[reference][0]['figures']))
     summary = summarize(merged, figures)
     iters = {label: sorted({r.get('iters') for r in rs}) for label, rs in runs.items()}
-    intro = (f'{len(merged)} folds grouped by organ with results; each config at {setting}; mean ± std over its '
+    intro = (f'{len(merged)} fold{"s" * (len(merged) != 1)} grouped by organ with results; each config at {setting}; '
+             'mean ± std over its '
              'folds (std with ddof 1). ' + '; '.join(
                  f'{label}: {"/".join(map(str, iters[label]))} iterations' for label in summary['settings']) + '.')
     text = summary_markdown(summary, merged, title or f'Organ-grouped CV: configs compared ({root.name})', figures,
