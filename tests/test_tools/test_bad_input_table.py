@@ -22,12 +22,15 @@ import torch
 
 pytest.importorskip('mmcv.ops')
 
+from mmcell.apis.crossval import organ_folds  # noqa: E402
+from mmcell.datasets.hw3_format import list_train_samples  # noqa: E402
 from mmcell.utils.checkpoint import TRUST_ENV  # noqa: E402
 from tests.conftest import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = {'train': 'tools/train.py', 'test': 'tools/test.py', 'predict': 'tools/predict.py',
-         'check_submission': 'tools/misc/check_submission.py'}
+         'check_submission': 'tools/misc/check_submission.py',
+         'cross_validate': 'tools/analysis_tools/cross_validate.py'}
 
 
 def _main(command: str):
@@ -101,6 +104,16 @@ def bad(trained_quickstart, tmp_path_factory):
     submission_cfg.write_text(f'_base_ = [{trained_quickstart.config!r}]\n'
                               "test_evaluator = dict(_delete_=True, type='CellSubmissionMetric', "
                               f'out_dir={str(blocker)!r})\n')
+    cv_root = root / 'cv_results'  # cross_validate: committed fold files (a second folder with a broken one)
+    (cv_root / 'recipe').mkdir(parents=True)
+    (root / 'cv_broken' / 'other').mkdir(parents=True)
+    folds = organ_folds([p.name for p in list_train_samples(data)], 2)
+    (cv_root / 'recipe' / 'fold0.json').write_text(json.dumps(dict(
+        fold=0, config=trained_quickstart.config, val_names=folds[0], iters=999, train_s=1.0,
+        figures={'test 1x': dict(AP50=0.5, AP=0.2, AJI=0.4, **{'AJI+': 0.4}, PQ=0.4)})))
+    (root / 'cv_broken' / 'other' / 'fold0.json').write_text('{"fold": 0, "figures": ')
+    files.update(cv_root=str(cv_root), cv_kept=str(cv_root / 'recipe' / 'fold0.json'),
+                 cv_broken_root=str(root / 'cv_broken'), cv_broken=str(root / 'cv_broken' / 'other' / 'fold0.json'))
     files.update(text=str(text), truncated=str(truncated), crafted=str(crafted), empty_sd=str(empty_sd),
                  no_sd=str(no_sd), partial=str(partial), blocker=str(blocker), no_ids=str(no_ids),
                  unlisted=str(unlisted), empty_release=str(empty_release), no_images=str(no_images),
@@ -224,6 +237,15 @@ ROWS = [
     ('check_submission', 'zip without test-results.json', lambda f: [f['sub_zip']], 'test-results.json', 'sub_zip'),
     ('check_submission', 'ids json missing', lambda f: [f['sub_ok'], '--data-root', f['no_ids']],
      'test ids file not found', 'no_ids'),
+    ('cross_validate', 'kept fold file of another schedule',
+     lambda f: [f['config'], f['data'], f['work'], '--folds', '2', '--iters', '5', '--results-dir',
+                str(Path(f['cv_kept']).parent)], '999 iterations, this run 5', 'cv_kept'),
+    ('cross_validate', '--compare: a fold file that is not JSON',
+     lambda f: ['--compare', f['cv_broken_root'], '--reference', 'other'], 'Expecting value', 'cv_broken'),
+    ('cross_validate', '--compare: unknown --reference', lambda f: ['--compare', f['cv_root'], '--reference', 'nope'],
+     "no run 'nope'", 'cv_root'),
+    ('cross_validate', '--compare without --reference', lambda f: ['--compare', f['cv_root']],
+     '--compare ROOT needs --reference TAG', None),
 ]
 
 

@@ -6,7 +6,9 @@
 #      fold trained on the other organs, scored on the fold's tiles (AP50 / AP at maxDets 1000, AJI, AJI+, PQ);
 #      mean ± std over folds in WORK_DIR/cv_summary.{json,md}
 # Screening: --iters 300 (the recipe's schedule compressed); test settings: --test-scales 1.25 1.0 --mask-thrs 0.4.
-# Folds already done are kept: --only-folds 0 1 now, --only-folds 2 3 later.
+# Folds already done are kept: --only-folds 0 1 now, --only-folds 2 3 later; --results-dir
+# benchmarks/results/monuseg_cv/TAG keeps them as small committed files (fold<k>.json), compared across configs by
+# tools/analysis_tools/cross_validate.py --compare benchmarks/results/monuseg_cv --reference TAG.
 # Environment overrides: MONUSEG_CONFIG, PY, OMP_NUM_THREADS.
 set -euo pipefail
 
