@@ -3,6 +3,8 @@
 The model is the one every mmcell tool predicts with (``mmcell.apis.inference_config``): fast CPU modules by
 default (``--no-fast``: mmdet's own), ``--tta`` / ``--tile`` or a config whose ``model`` is a ``CellTTAModel`` /
 ``TiledDetector`` wrap it. The checkpoint is checked before the test loop (one line, never random weights).
+With ``CellPathologyMetric`` on a data set of several classes, the class confusion of matched nuclei is also
+written to the run's log folder (``class_confusion.png`` and ``.md``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from mmcell.utils import (
     prepare_launch,
 )
 from mmcell.utils.checkpoint import load_inference_checkpoint
+from mmcell.visualization import save_confusion
 
 
 def parse_args(argv: list | None = None) -> argparse.Namespace:
@@ -69,6 +72,12 @@ def main(argv: list | None = None) -> None:
     except input_errors() as err:  # data files, the checkpoint, output folders
         raise SystemExit(one_line(err)) from None
     runner.logger.info('test metrics: ' + ', '.join(f'{k}={v}' for k, v in (metrics or {}).items()))
+    for metric in runner.test_evaluator.metrics:  # CellPathologyMetric of a multi-class data set
+        if getattr(metric, 'confusion', None) is not None and len(metric.classes) > 1:
+            png, md = save_confusion(metric.confusion, metric.classes, runner.log_dir,
+                                     f'nuclei paired within {metric.radius:g} px (HoVer-Net), '
+                                     f'score >= {metric.score_thr:g}')
+            runner.logger.info(f'class confusion of matched nuclei: {png}, {md}')
 
 
 if __name__ == '__main__':

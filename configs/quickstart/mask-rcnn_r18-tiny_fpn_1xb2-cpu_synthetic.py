@@ -34,7 +34,7 @@ train_dataloader = dict(batch_size=batch_size, num_workers=num_workers,
                         dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = dict(num_workers=num_workers, dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_evaluator = dict(ann_file=data_root + 'test_gt_coco.json')
+test_evaluator = [dict(m, ann_file=data_root + 'test_gt_coco.json') for m in _base_.test_evaluator]
 # `--tta` views: native scale and 1.5x (measured in benchmarks/RESULTS.md; flips, rotations: _base_/tta/cell_tta.py)
 tta_pipeline = [
     _base_.pre_transform[0],

@@ -12,12 +12,31 @@ from mmdet.structures.mask import bitmap_to_polygon
 from mmcell.datasets.metainfo import CELL_METAINFO
 from mmcell.datasets.metainfo import CLASSES as DEFAULT_CLASSES
 from mmcell.datasets.statistics import statistics_class_names
+from mmcell.evaluation.functional.classification import classification_scores, confusion_rows
+from mmcell.evaluation.functional.coco import format_table
 from mmcell.structures.label_image import instance_label_map
 from mmcell.utils.errors import PathLike
-from mmcell.utils.fileio import save_figure
+from mmcell.utils.fileio import atomic_write_text, save_figure
 
 
 # ------------------------------------------------------------------------------------------------------ plots
+def save_confusion(conf: np.ndarray, classes: Sequence[str], out_dir: PathLike, title: str = '',
+                   name: str = 'class_confusion') -> tuple:
+    """Write a confusion matrix as a picture and as numbers: ``OUT_DIR/{name}.png`` and ``{name}.md`` (the table
+    and HoVer-Net's F_c per class read from it). Returns the two paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = plot_confusion(conf, classes, str(out_dir / f'{name}.png'), title)
+    scores = classification_scores(conf)
+    f1c = [{'class': c, 'F_c': scores['f1_c'][k]} for k, c in enumerate(classes, start=1)]
+    text = (f'# {title or "class confusion of matched nuclei"}\n\n{format_table(confusion_rows(conf, classes))}\n\n'
+            f'F_d {scores["f1_d"]:.4f}, type accuracy {scores["accuracy"]:.4f}\n\n{format_table(f1c)}\n')
+    md = out_dir / f'{name}.md'
+    atomic_write_text(md, text)
+    return png, str(md)
+
+
+
 def _pyplot() -> Any:
     import matplotlib  # deferred: matplotlib is heavy and only plots need it
 
@@ -57,8 +76,10 @@ def plot_score_histogram(scores: np.ndarray, matched: np.ndarray, out_png: str, 
     return out_png
 
 
-def plot_confusion(conf: np.ndarray, classes: Sequence[str], out_png: str) -> str:
-    """Heat map of :func:`class_confusion` with counts in the cells."""
+def plot_confusion(conf: np.ndarray, classes: Sequence[str], out_png: str, title: str = '') -> str:
+    """Heat map of a class confusion matrix
+    (:func:`mmcell.evaluation.functional.classification.confusion_matrix`) with counts in the cells, each row
+    shaded by its fraction of that GT class."""
     plt = _pyplot()
     rows = list(classes) + ['(false pos.)']
     cols = list(classes) + ['(missed)']
@@ -72,6 +93,8 @@ def plot_confusion(conf: np.ndarray, classes: Sequence[str], out_png: str) -> st
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel('predicted class')
     ax.set_ylabel('ground-truth class')
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, out_png, dpi=100)
     plt.close(fig)

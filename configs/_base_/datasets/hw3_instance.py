@@ -76,8 +76,10 @@ test_dataloader = dict(
         pipeline=test_pipeline,
         backend_args=backend_args))
 
-# Contest AP50 (maxDets 100 per image and class), the maxDets-1000 figures and per-class AP.
-val_evaluator = dict(type='CellCocoMetric', metric=['bbox', 'segm'], classwise=True)
+# Contest AP50 (maxDets 100 per image and class), the maxDets-1000 figures and per-class AP; AJI, bPQ, mPQ and PQ
+# per class, HoVer-Net's detection / classification F1 and the class confusion of the label image (score >= 0.5).
+val_evaluator = [dict(type='CellCocoMetric', metric=['bbox', 'segm'], classwise=True),
+                 dict(type='CellPathologyMetric')]
 # The hidden test set has no labels: `tools/test.py` writes the Codabench zip (test-results.json) instead.
 test_evaluator = dict(type='CellSubmissionMetric')
 

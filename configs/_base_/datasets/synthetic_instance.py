@@ -10,6 +10,6 @@ model_mpp = 0.25  # synthetic images are drawn as 0.25 um/px scans (as make_synt
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
-test_evaluator = dict(
-    _delete_=True, type='CellCocoMetric', ann_file=data_root + 'test_gt_coco.json', metric=['bbox', 'segm'],
-    classwise=True)
+test_evaluator = [
+    dict(type='CellCocoMetric', ann_file=data_root + 'test_gt_coco.json', metric=['bbox', 'segm'], classwise=True),
+    dict(type='CellPathologyMetric', ann_file=data_root + 'test_gt_coco.json')]

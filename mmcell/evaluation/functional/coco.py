@@ -1,5 +1,5 @@
-"""COCO helpers and analyses of mask predictions: the contest AP50, matching, precision/recall, class confusion,
-score-threshold sweeps, and label images as COCO.
+"""COCO helpers and analyses of mask predictions: the contest AP50, matching, precision/recall, score-threshold
+sweeps, and label images as COCO (the class confusion of matched nuclei: :mod:`.classification`).
 
 Everything works on two plain structures, so the same code serves val splits, the synthetic test GT and saved
 submissions:
@@ -168,27 +168,6 @@ def per_class_precision_recall(gt: Mapping, results: Sequence[Mapping], iou_thr:
                          precision=tp / det if det else float('nan'),
                          recall=tp / num_gt if num_gt else float('nan')))
     return rows
-
-
-def class_confusion(gt: Mapping, results: Sequence[Mapping], iou_thr: float = 0.5, score_thr: float = 0.5,
-                    num_classes: int = len(DEFAULT_CLASSES)) -> np.ndarray:
-    """Class confusion of instances matched regardless of class (mask IoU >= ``iou_thr``).
-
-    Returns:
-        (K + 1, K + 1) int array: entry [g, p] counts GT class g + 1 matched by a detection of class p + 1; the
-        last column counts missed GT of each class, the last row unmatched detections (false positives) of each
-        predicted class.
-    """
-    kept = [r for r in results if r['score'] >= score_thr]
-    m = match_detections(gt, kept, iou_thr, class_aware=False)
-    k = num_classes
-    conf = np.zeros((k + 1, k + 1), np.int64)
-    for g, p in zip(m.gt_category, m.gt_matched_category):
-        conf[g - 1, (p - 1) if p else k] += 1
-    for r, matched in zip(kept, m.det_matched):
-        if not matched:
-            conf[k, r['category_id'] - 1] += 1
-    return conf
 
 
 def format_table(rows: Sequence[Mapping], floatfmt: str = '.4f') -> str:

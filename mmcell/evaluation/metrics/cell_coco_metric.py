@@ -266,16 +266,28 @@ class CellCocoMetric(CocoMetric):
         return eval_results
 
 
-def evaluate_submission(results: Sequence[Mapping], ann_file: str,
-                        classes: Sequence[str] = DEFAULT_CLASSES) -> dict:
-    """Score a submission against a COCO ground-truth file with mmcell's evaluator (``CellCocoMetric``, segm).
+def evaluate_submission(results: Sequence[Mapping], ann_file: Union[str, Mapping],
+                        classes: Sequence[str] = DEFAULT_CLASSES, classwise: bool = False) -> dict:
+    """Score a submission against a COCO ground truth with mmcell's evaluator (``CellCocoMetric``, segm).
 
-    Every image of the GT file is scored (an image without predictions counts its cells as missed).
+    Every image of the GT is scored (an image without predictions counts its cells as missed).
+
+    Args:
+        ann_file: the COCO ground-truth file, or its content as a dict.
+        classwise: also the per-class keys (``segm_{class}_AP50``, ``_AP50_md1000``, ``_AP``).
 
     Returns:
         the metric's keys without prefix: ``segm_mAP_50`` (contest, maxDets 100), ``segm_mAP_50_md1000``, ...
     """
-    metric = CellCocoMetric(ann_file=ann_file, metric='segm', classwise=False)
+    if isinstance(ann_file, Mapping):
+        metric = CellCocoMetric(metric='segm', classwise=classwise)
+        metric._coco_api = COCO(print_function=_silent)
+        metric._coco_api.dataset = {k: list(v) for k, v in ann_file.items()
+                                    if k in ('images', 'annotations', 'categories')}
+        metric._coco_api.createIndex()
+        ann_file = 'the ground truth'
+    else:
+        metric = CellCocoMetric(ann_file=ann_file, metric='segm', classwise=classwise)
     metric.dataset_meta = dict(classes=tuple(classes))
     by_img: dict = {}
     for r in results:

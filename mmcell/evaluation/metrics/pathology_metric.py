@@ -1,4 +1,5 @@
-"""``CellPathologyMetric``: AJI, AJI+, PQ (bPQ, mPQ, per class) and detection P/R/F1 in the runner.
+"""``CellPathologyMetric``: AJI, AJI+, PQ (bPQ, mPQ, per class), detection P/R/F1 and HoVer-Net's classification
+figures (F_d, F_c per class, the class confusion matrix of matched nuclei) in the runner.
 
 Use it as ``val_evaluator``/``test_evaluator`` beside (or instead of) ``CellCocoMetric``::
 
@@ -8,17 +9,20 @@ AP ranks detections and rewards keeping low-score ones; AJI and PQ score one seg
 positive costs. The metric therefore turns each prediction into a label image the way ``mmcell segment`` does
 (:func:`mmcell.structures.label_image.label_image`: instances scoring below ``score_thr`` dropped, overlaps to the
 higher score) and the ground truth likewise (from the data samples' ``instances``, or from ``ann_file``), then scores
-the two label maps with the pure functions of :mod:`mmcell.evaluation.functional`.
+the two label maps with :mod:`mmcell.evaluation.functional.pathology`.
 
-Keys (prefix ``pathology/``): ``aji``, ``aji_plus``, ``pq`` (binary PQ = bPQ), ``dq``, ``sq``, ``mpq`` (means over
-images, NaN images skipped, as HoVer-Net and PanNuke average), ``{class}_pq`` (``classwise``), and ``precision``,
-``recall``, ``f1`` (counts pooled over images).
+Keys (prefix ``pathology/``): ``aji``, ``aji_plus``, ``pq`` (binary PQ = bPQ), ``dq``, ``sq`` (means over images,
+NaN images skipped, as HoVer-Net and PanNuke average), ``precision``, ``recall``, ``f1`` (IoU 0.5, counts pooled
+over images) and ``hovernet_f1d`` (HoVer-Net's detection F1: centroids within 12 px). With more than one class also
+``mpq``, ``type_acc`` and, with ``classwise``, ``{class}_pq`` and ``{class}_f1c`` (HoVer-Net's classification F1);
+the confusion matrix is logged as a table and kept in :attr:`CellPathologyMetric.confusion` (``tools/test.py``
+draws it).
 """
 from __future__ import annotations
 
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -27,10 +31,10 @@ from mmengine.evaluator import BaseMetric
 from mmengine.fileio import load
 from mmengine.logging import MMLogger
 
-from mmcell.evaluation.functional.aji import aji_from_overlap, aji_plus_from_overlap
-from mmcell.evaluation.functional.detection import detection_scores
-from mmcell.evaluation.functional.instance_overlap import instance_overlap
-from mmcell.evaluation.functional.pq import MATCH_IOU, class_pq, pq_stats
+from mmcell.evaluation.functional.classification import CENTROID_RADIUS, confusion_rows
+from mmcell.evaluation.functional.coco import format_table
+from mmcell.evaluation.functional.pathology import image_figures, summarize_figures
+from mmcell.evaluation.functional.pq import MATCH_IOU
 from mmcell.evaluation.submission import LABEL_SCORE_THR
 from mmcell.structures.label_image import instances_to_label_map
 from mmcell.structures.rle import rle_text
@@ -38,7 +42,8 @@ from mmcell.structures.rle import rle_text
 
 @METRICS.register_module()
 class CellPathologyMetric(BaseMetric):
-    """AJI, AJI+, PQ/mPQ and detection P/R/F1 at IoU 0.5 of predicted label images (see the module docstring).
+    """AJI, AJI+, PQ/mPQ, detection P/R/F1 at IoU 0.5 and HoVer-Net's F_d / F_c / confusion of predicted label
+    images (see the module docstring).
 
     Args:
         ann_file: COCO json of the ground truth (e.g. the ``test_gt_coco.json`` of a converted test release;
@@ -49,18 +54,27 @@ class CellPathologyMetric(BaseMetric):
             describe the label images users get; AJI/PQ count every kept false positive, so the near-zero
             thresholds used for AP would only lower them.
         match_iou: IoU above which a GT and a predicted instance match (PQ, F1).
-        classwise: also report the PQ of each class.
+        radius: centroid distance (px) within which HoVer-Net pairs a GT and a predicted nucleus (F_d, F_c,
+            confusion); 12 px at 40x as HoVer-Net, scale it with the resolution.
+        classwise: also report the PQ and F_c of each class (data sets of more than one class).
+
+    Attributes:
+        confusion: after :meth:`compute_metrics`, the pooled (K + 1, K + 1) confusion matrix of HoVer-Net's pairs
+            (:func:`mmcell.evaluation.functional.classification.confusion_matrix`) and ``classes`` its class names.
         collect_device, prefix: as in mmengine's ``BaseMetric``.
     """
 
     default_prefix: Optional[str] = 'pathology'
 
     def __init__(self, ann_file: Optional[str] = None, score_thr: Optional[float] = None,
-                 match_iou: float = MATCH_IOU, classwise: bool = True, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+                 match_iou: float = MATCH_IOU, radius: float = CENTROID_RADIUS, classwise: bool = True,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.score_thr = LABEL_SCORE_THR if score_thr is None else float(score_thr)
         self.match_iou = float(match_iou)
+        self.radius = float(radius)
+        self.confusion: Optional[np.ndarray] = None
+        self.classes: Tuple[str, ...] = ()
         self.classwise = classwise
         self.ann_file = ann_file
         self._gt_by_image: Optional[Dict[int, List[dict]]] = None
@@ -113,47 +127,28 @@ class CellPathologyMetric(BaseMetric):
             pred_map, pred_cls = instances_to_label_map(
                 masks, pred['scores'].cpu().numpy(), pred['labels'].cpu().numpy(), height, width, self.score_thr)
             true_map, true_cls = self._ground_truth(data_sample, height, width)
-            self.results.append(image_figures(true_map, true_cls, pred_map, pred_cls, self.match_iou))
+            self.results.append(image_figures(true_map, true_cls, pred_map, pred_cls, self.match_iou,
+                                              len(self._class_names()), self.radius))
+
+    def _class_names(self) -> Tuple[str, ...]:
+        return tuple((self.dataset_meta or {}).get('classes', ())) or ('nucleus', )
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        classes = list((self.dataset_meta or {}).get('classes', ()))
+        classes = self._class_names()
         figures = summarize_figures(results, num_classes=len(classes))
-        out = {k: figures[k] for k in ('aji', 'aji_plus', 'pq', 'dq', 'sq', 'mpq', 'precision', 'recall', 'f1')}
-        if self.classwise:
-            for k, name in enumerate(classes, start=1):
-                out[f'{name}_pq'] = figures['class_pq'].get(k, float('nan'))
-        MMLogger.get_current_instance().info(
-            f'pathology (score_thr {self.score_thr:.2f}, {len(results)} images): '
-            + ', '.join(f'{k} {v:.4f}' for k, v in out.items()))
+        out = {k: figures[k] for k in ('aji', 'aji_plus', 'pq', 'dq', 'sq', 'precision', 'recall', 'f1')}
+        out['hovernet_f1d'] = figures['f1_d']
+        if len(classes) > 1:
+            out.update(mpq=figures['mpq'], type_acc=figures['accuracy'])
+            if self.classwise:
+                for k, name in enumerate(classes, start=1):
+                    out[f'{name}_pq'] = figures['class_pq'][k]
+                    out[f'{name}_f1c'] = figures['f1_c'][k]
+        self.confusion, self.classes = figures['confusion'], classes
+        logger = MMLogger.get_current_instance()
+        logger.info(f'pathology (score_thr {self.score_thr:.2f}, {len(results)} images): '
+                    + ', '.join(f'{k} {v:.4f}' for k, v in out.items()))
+        if len(classes) > 1:
+            logger.info(f'class confusion of nuclei paired within {self.radius:g} px (HoVer-Net):\n'
+                        + format_table(confusion_rows(self.confusion, classes)))
         return out
-
-
-def image_figures(true_map: np.ndarray, true_cls: np.ndarray, pred_map: np.ndarray, pred_cls: np.ndarray,
-                  match_iou: float = MATCH_IOU) -> dict:
-    """Every per-image figure the metric averages or pools (label maps with ids 1..N and their classes)."""
-    ov = instance_overlap(true_map, pred_map)
-    stats = pq_stats(ov, match_iou)
-    tc, pc = true_cls[ov.true_ids], pred_cls[ov.pred_ids]
-    present = sorted(set(tc.tolist()))
-    has_gt = len(ov.true_ids) > 0
-    return dict(aji=aji_from_overlap(ov), aji_plus=aji_plus_from_overlap(ov),
-                pq=stats.pq if has_gt else float('nan'), dq=stats.dq if has_gt else float('nan'),
-                sq=stats.sq if has_gt else float('nan'), tp=stats.tp, fp=stats.fp, fn=stats.fn,
-                class_pq=class_pq(ov, tc, pc, present, match_iou))
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    values = [v for v in values if not np.isnan(v)]
-    return float(np.mean(values)) if values else float('nan')
-
-
-def summarize_figures(results: Sequence[dict], num_classes: int = 0) -> dict:
-    """Data-set figures from :func:`image_figures` of every image (see the module docstring)."""
-    class_ids = sorted({k for r in results for k in r['class_pq']} | set(range(1, num_classes + 1)))
-    class_pq_mean = {k: _nanmean([r['class_pq'].get(k, float('nan')) for r in results]) for k in class_ids}
-    mpq_per_image = [_nanmean(list(r['class_pq'].values())) for r in results]
-    tp, fp, fn = (sum(r[k] for r in results) for k in ('tp', 'fp', 'fn'))
-    return dict(aji=_nanmean([r['aji'] for r in results]), aji_plus=_nanmean([r['aji_plus'] for r in results]),
-                pq=_nanmean([r['pq'] for r in results]), dq=_nanmean([r['dq'] for r in results]),
-                sq=_nanmean([r['sq'] for r in results]), mpq=_nanmean(mpq_per_image), class_pq=class_pq_mean,
-                **detection_scores(tp, fp, fn))
