@@ -1,11 +1,13 @@
 """Organ-grouped K-fold cross-validation of a config on labelled tiles (the protocol of issue 19).
 
     python tools/analysis_tools/cross_validate.py CONFIG DATA_ROOT WORK [--folds 4] [--iters N]
-        [--test-scales 1.25 1.0] [--mask-thrs 0.4 0.5] [--only-folds 0 1] [--seed 0] [--cfg-options k=v ...]
+        [--test-scales 1.25 1.0] [--mask-thrs 0.4 0.5] [--only-folds 0 1] [--seed 0] [--results-dir DIR]
+        [--cfg-options k=v ...]
 
 Trains CONFIG once per fold on every tile of DATA_ROOT (HW3 layout, e.g. MoNuSeg converted with
 ``to_hw3.py --format monuseg``) but the fold's held-out organ(s), scores each model on its held-out tiles at every
-test setting (AP50 / AP at maxDets 1000, AJI, AJI+, PQ at score >= 0.5) and writes WORK/cv_summary.json and
+test setting (AP50 / AP at maxDets 1000, AJI, AJI+, PQ at score >= 0.5; a multi-class model also the class-aware
+contest AP50 at maxDets 100 and 1000 and the AP50 of each class) and writes WORK/cv_summary.json and
 WORK/cv_summary.md (mean ± std per figure over the folds, paired differences between settings, one row per fold).
 ``--iters`` is the screening schedule (the config's schedule compressed to N iterations). Folds already done
 (WORK/fold<k>/figures.json) are kept: run a few folds at a time with ``--only-folds``.
@@ -34,6 +36,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('--only-folds', type=int, nargs='+', help='run only these folds now (the rest later)')
     parser.add_argument('--seed', type=int, default=0, help='training seed (default 0)')
     parser.add_argument('--title', help='heading of the Markdown summary')
+    parser.add_argument('--results-dir', help='keep the per-fold JSONs (fold<k>.json) and the summary here '
+                        '(e.g. benchmarks/results/<topic>/<tag>, committed); checkpoints stay in WORK')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     return parser.parse_args(argv)
 
@@ -45,8 +49,8 @@ def main(argv: Optional[list] = None) -> None:
     summary = exit_on_bad_input(
         cross_validate, args.config, args.data_root, args.work_dir, num_folds=args.folds, iters=args.iters,
         test_scales=args.test_scales or (None, ), mask_thrs=args.mask_thrs or (None, ), only_folds=args.only_folds,
-        cfg_options=args.cfg_options, seed=args.seed, title=args.title)
-    print('\n' + (Path(args.work_dir) / 'cv_summary.md').read_text())
+        cfg_options=args.cfg_options, seed=args.seed, title=args.title, results_dir=args.results_dir)
+    print('\n' + (Path(args.results_dir or args.work_dir) / 'cv_summary.md').read_text())
     print(f'folds done: {summary["folds_done"]} of {summary["num_folds"]}')
 
 
