@@ -5,7 +5,7 @@
 #      scored on the fold's patches: the contest AP50 (class-aware, maxDets 100), the AP50 of each class, and the
 #      class-agnostic AP50 / AP (maxDets 1000), AJI, AJI+, PQ; mean ± std over folds
 # Keep the small per-fold JSONs in the repository: --results-dir benchmarks/results/consep_cv/<tag>.
-# Screening: --iters 500; folds already done are kept: --only-folds 0 now, --only-folds 1 later.
+# Screening: --iters 600; folds already done are kept: --only-folds 0 now, --only-folds 1 later.
 # Environment overrides: CONSEP_CONFIG, PY, OMP_NUM_THREADS. The common steps: tools/misc/recipe_lib.sh.
 set -euo pipefail
 RECIPE=consep_cv FORMAT=consep SRC_HINT='the CoNSeP layout: Images/ + Labels/*.mat'
@@ -14,4 +14,4 @@ source "$(dirname "$0")/recipe_lib.sh"
 recipe_init '[cross_validate.py options: --folds K --iters N --results-dir DIR ...]' "$@"
 shift 2
 recipe_convert
-recipe_cv "${CONSEP_CONFIG:-configs/consep/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2500i_consep.py}" "$@"
+recipe_cv "${CONSEP_CONFIG:-configs/consep/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-3000i_consep.py}" "$@"
