@@ -19,7 +19,7 @@ from mmcell.structures.rle import crop_rle
 from tests.conftest import REPO, run_tool
 from tests.test_datasets.converter_fixtures import write_consep
 
-RECIPE = REPO / 'configs' / 'consep' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-3000i_consep.py'
+RECIPE = REPO / 'configs' / 'consep' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2400i_consep.py'
 CLASSES = ('other', 'inflammatory', 'epithelial', 'spindle')
 TRAIN_ARGS = ['train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
               'train_dataloader.batch_size=2', 'randomness.seed=0']

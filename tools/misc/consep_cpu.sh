@@ -13,7 +13,7 @@ RECIPE=consep FORMAT=consep SRC_HINT='the CoNSeP layout: Images/ + Labels/*.mat'
 source "$(dirname "$0")/recipe_lib.sh"
 recipe_init '[tools/train.py options]' "$@"
 shift 2
-CONFIG=${CONSEP_CONFIG:-configs/consep/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-3000i_consep.py}
+CONFIG=${CONSEP_CONFIG:-configs/consep/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2400i_consep.py}
 
 recipe_convert
 recipe_train "$CONFIG" segm_mAP_50 'CoNSeP recipe: last validation (2 held-out source images)' \

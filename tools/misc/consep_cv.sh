@@ -14,4 +14,4 @@ source "$(dirname "$0")/recipe_lib.sh"
 recipe_init '[cross_validate.py options: --folds K --iters N --results-dir DIR ...]' "$@"
 shift 2
 recipe_convert
-recipe_cv "${CONSEP_CONFIG:-configs/consep/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-3000i_consep.py}" "$@"
+recipe_cv "${CONSEP_CONFIG:-configs/consep/mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2400i_consep.py}" "$@"

@@ -16,11 +16,12 @@ val_names = [f'train_{image}_{patch:03d}' for image in (2, 15) for patch in rang
 # epithelial one (the square root of the frequency ratio to the median class, as the quickstart's 4x for 2-3 %
 # classes); the other three are within 1.5x of each other and keep 1 (weights: the 4 classes, then background).
 rare_class_weight = 4.0
-# The 30-minute budget from a measured step: 0.53 s per iteration of this config in the training loop on 2 cores
-# (AMD EPYC with avx512_bf16, bf16, 60 iterations, 2026-12-07); 1,800 s / 0.53 s with 10 % kept for the later,
-# slower steps and the 2 validations, rounded down to 100: 3,000 iterations, validation at half and at the end.
-max_iters = 3000
-val_interval = 1500
+# The 30-minute budget from a measured step: 0.71 s per iteration of this config in the training loop on 2 cores
+# (AMD EPYC with avx512_bf16, bf16, one torch thread + one loader as consep_cpu.sh runs it; the mean of 470
+# iterations of a CV fold, 2026-12-07; the first 60 iterations, 0.53 s, are faster: few positive RoIs yet);
+# 2,400 x 0.71 s = 28.4 min, the 2 validations and a margin in the rest.
+max_iters = 2400
+val_interval = 1200
 
 model = dict(roi_head=dict(
     bbox_head=dict(num_classes=num_classes,
