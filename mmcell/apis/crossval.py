@@ -290,11 +290,15 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
         the summary (``cv_summary.json``'s content).
     """
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
     out_dir = Path(results_dir) if results_dir is not None else work_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # bad input (data root, fold count, a results or work "folder" that is a file) stops before anything is written
     names = [p.name for p in list_train_samples(data_root)]
     folds = organ_folds(names, num_folds)
+    for folder in (out_dir, work_dir):
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f'{folder}: not a folder (the protocol writes its fold results and summary there)')
+    work_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / 'folds.json', json.dumps(
         [dict(fold=k, val_names=f, groups=sorted({cv_group_of(n) for n in f})) for k, f in enumerate(folds)],
         indent=1))

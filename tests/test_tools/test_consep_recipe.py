@@ -74,6 +74,22 @@ def test_class_aware_figures_count_the_class():
     assert set(score_tile_samples(sample(gt_labels), 0.5)) == set(TILE_FIGURES)  # one class: as before
 
 
+def test_results_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    from tests.conftest import load_script
+
+    write_consep(tmp_path / 'src', [f'train_{i}_000' for i in range(1, 3)], overlay=False)
+    run_tool(sys.executable, 'tools/dataset_converters/to_hw3.py', '--format', 'consep', str(tmp_path / 'src'),
+             str(tmp_path / 'data'))
+    (tmp_path / 'results').write_text('not a folder')
+    with pytest.raises(SystemExit) as exc:
+        load_script('tools/analysis_tools/cross_validate.py').main(
+            [str(RECIPE), str(tmp_path / 'data'), str(tmp_path / 'work'), '--folds', '2',
+             '--results-dir', str(tmp_path / 'results')])
+    msg = exc.value.code
+    assert isinstance(msg, str) and '\n' not in msg and str(tmp_path / 'results') in msg, msg
+    assert 'Traceback' not in capsys.readouterr().err and not (tmp_path / 'work').exists()  # nothing written
+
+
 @pytest.mark.slow
 def test_consep_cpu_script(tmp_path):
     pytest.importorskip('mmcv.ops')
