@@ -5,15 +5,16 @@ One 3-tile validation split misleads: differences of a few points between test s
 :func:`cross_validate` trains a config once per fold (the fold's tiles held out, the rest trained on, optionally
 with a shorter *screening* schedule), scores each fold's model on its held-out tiles at one or more test settings
 (test resize x mask threshold) with the project's scoring (:func:`mmcell.apis.evaluate.evaluate_tiles`: AP50 / AP
-at maxDets 1000, AJI, AJI+, PQ at score >= 0.5), and summarises mean +- std over the folds per figure, with the
+at maxDets 1000, AJI, AJI+, PQ at score >= 0.5; for a multi-class model also the class-aware contest AP50 and the
+AP50 of each class), and summarises mean +- std over the folds per figure, with the
 paired difference of every setting to the first (the same folds and models: the std of that difference, not of the
 figures, says whether a difference is real).
 
 Folds are grouped (:func:`cv_group_of`) by organ for MoNuSeg-style names (:func:`organ_of`: the TCGA tissue source
 site code), so no organ is both trained on and scored, as on truly unseen tissue, and by source image for patch names
 ``<split>_<image>_<patch>`` (CoNSeP patches, :func:`source_image_of`), whose neighbouring patches are
-near-duplicates. Each fold writes ``WORK/fold<k>/figures.json`` and is skipped when that file exists, so a run can be
-continued fold by fold.
+near-duplicates. Each fold writes ``WORK/fold<k>/figures.json`` (or ``RESULTS/fold<k>.json`` with ``results_dir``)
+and is skipped when that file exists, so a run can be continued fold by fold, by a later session too.
 """
 from __future__ import annotations
 
@@ -439,8 +440,9 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
         test_scales, mask_thrs: the test settings, their cross product (``None``: the config's own).
         only_folds: run these fold indices only (the others are read if done); default all.
         title: the Markdown heading (default: the config name and schedule).
-        results_dir: where the fold files go (one folder per config and schedule, e.g.
-            ``benchmarks/results/monuseg_cv/<tag>``; no checkpoint path in them); default the work folder.
+        results_dir: keep the small per-fold JSONs (``fold<k>.json``) and the summary there instead (e.g. a folder of
+            ``benchmarks/results/`` committed with the project, so a later session continues the folds); the
+            checkpoints and logs stay in ``work_dir``.
 
     Returns:
         the summary (``cv_summary.json``'s content).
@@ -449,17 +451,24 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
         InputError: a fold file there from another config, schedule or fold split (one line naming it).
     """
     work_dir = Path(work_dir)
+    out_dir = Path(results_dir) if results_dir is not None else work_dir
+    # bad input (data root, fold count, a results or work "folder" that is a file, kept folds of another run) stops
+    # before anything is written or trained
     names = [p.name for p in list_train_samples(data_root)]
     folds = organ_folds(names, num_folds)
+    for folder in (out_dir, work_dir):
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f'{folder}: not a folder (the protocol writes its fold results and summary there)')
     settings = [(s, m) for s in test_scales for m in mask_thrs]
     config_path = str(config.filename if isinstance(config, Config) else config)
-    outs = [Path(results_dir) / f'fold{k}.json' if results_dir else work_dir / f'fold{k}' / 'figures.json'
+    outs = [out_dir / f'fold{k}.json' if results_dir else work_dir / f'fold{k}' / 'figures.json'
             for k in range(len(folds))]
-    for k, (val_names, out) in enumerate(zip(folds, outs)):  # kept folds checked before any training
+    for k, (val_names, out) in enumerate(zip(folds, outs)):
         if out.exists():
             _check_same_run(out, read_fold_result(out, k), config_path, val_names, iters)
     work_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(work_dir / 'folds.json', json.dumps(
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / 'folds.json', json.dumps(
         [dict(fold=k, val_names=f, groups=sorted({cv_group_of(n) for n in f})) for k, f in enumerate(folds)],
         indent=1))
     results = []
@@ -478,8 +487,19 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
     name = Path(str(config.filename if isinstance(config, Config) else config)).stem
     iters_done = sorted({r['iters'] for r in results})
     title = title or f'{name}: {num_folds}-fold grouped CV, {"/".join(map(str, iters_done))} iterations'
-    summary = dict(summarize(results), config=str(config.filename if isinstance(config, Config) else config),
+    figures = result_figures(results)
+    summary = dict(summarize(results, figures), config=str(config.filename if isinstance(config, Config) else config),
                    num_folds=num_folds, folds_done=[r['fold'] for r in results], iters=iters_done, title=title)
-    atomic_write_text(work_dir / 'cv_summary.json', json.dumps(summary, indent=1))
-    atomic_write_text(work_dir / 'cv_summary.md', summary_markdown(summary, results, title))
+    atomic_write_text(out_dir / 'cv_summary.json', json.dumps(summary, indent=1))
+    atomic_write_text(out_dir / 'cv_summary.md', summary_markdown(summary, results, title, figures))
     return summary
+
+
+def result_figures(fold_results: List[dict]) -> List[str]:
+    """The figures every fold result holds at every setting, in the first one's order (:data:`TILE_FIGURES`, then
+    the class-aware ones of a multi-class model)."""
+    if not fold_results:
+        return list(TILE_FIGURES)
+    per_setting = [set(figs) for r in fold_results for figs in r['figures'].values()]
+    first = next(iter(fold_results[0]['figures'].values()))
+    return [f for f in first if all(f in s for s in per_setting)]

@@ -8,7 +8,8 @@
 
 Trains CONFIG once per fold on every tile of DATA_ROOT (HW3 layout, e.g. MoNuSeg converted with
 ``to_hw3.py --format monuseg``) but the fold's held-out organ(s), scores each model on its held-out tiles at every
-test setting (AP50 / AP at maxDets 1000, AJI, AJI+, PQ at score >= 0.5) and writes WORK/cv_summary.json and
+test setting (AP50 / AP at maxDets 1000, AJI, AJI+, PQ at score >= 0.5; a multi-class model also the class-aware
+contest AP50 at maxDets 100 and 1000 and the AP50 of each class) and writes WORK/cv_summary.json and
 WORK/cv_summary.md (mean ± std per figure over the folds, paired differences between settings, one row per fold).
 ``--iters`` is the screening schedule (the config's schedule compressed to N iterations). Folds already done
 (WORK/fold<k>/figures.json, or RESULTS/fold<k>.json with ``--results-dir``: small files to commit) are kept: run
@@ -44,8 +45,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='training seed (default 0)')
     parser.add_argument('--title', help='heading of the Markdown summary')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
-    parser.add_argument('--results-dir', help='write / keep the fold files here (e.g. benchmarks/results/monuseg_cv/'
-                                              'TAG, committed) instead of WORK/fold<k>/figures.json')
+    parser.add_argument('--results-dir', help='write / keep the fold files (fold<k>.json), folds.json and the summary '
+                        'here (e.g. benchmarks/results/monuseg_cv/TAG, committed); checkpoints stay in WORK')
     parser.add_argument('--compare', metavar='ROOT',
                         help='train nothing: compare the runs under ROOT (one folder of fold files per config)')
     parser.add_argument('--reference', help='with --compare: the folder name of the config the others pair with')
@@ -70,7 +71,7 @@ def main(argv: Optional[list] = None) -> None:
         cross_validate, args.config, args.data_root, args.work_dir, num_folds=args.folds, iters=args.iters,
         test_scales=args.test_scales or (None, ), mask_thrs=args.mask_thrs or (None, ), only_folds=args.only_folds,
         cfg_options=args.cfg_options, seed=args.seed, title=args.title, results_dir=args.results_dir)
-    print('\n' + (Path(args.work_dir) / 'cv_summary.md').read_text())
+    print('\n' + (Path(args.results_dir or args.work_dir) / 'cv_summary.md').read_text())
     print(f'folds done: {summary["folds_done"]} of {summary["num_folds"]}')
 
 
