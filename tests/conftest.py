@@ -148,6 +148,17 @@ def built_once(root: Path, name: str, build: Callable[[Path], None]) -> Path:
     return out
 
 
+def _prune(root: Path, prefix: str, keep: str) -> None:
+    """Remove ``root/prefix*`` but ``keep`` (and its lock): models of older code (~90 MB each) are not used again."""
+    for old in root.glob(f'{prefix}*'):
+        if old.name.startswith(keep):
+            continue
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
 def _code_key(*extra: object) -> str:
     """A hash of mmcell's code, the configs, tools/train.py, ``extra`` and the installed versions."""
     import mmcv
@@ -191,6 +202,7 @@ def _trained_model_plan(config) -> tuple:
     """Where the trained model lives (``root/name``) and how to build it into a folder."""
     quickstart = quickstart_config()
     name = f'trained-{_code_key(quickstart, TRAINED_EPOCHS, TRAIN_SET)}'
+    cache = _cache_dir(config)
 
     def build(folder: Path) -> None:
         from mmcell.synthetic.hw3 import make_synthetic_hw3
@@ -203,8 +215,9 @@ def _trained_model_plan(config) -> tuple:
         # the dumped config and mmengine's last_checkpoint name the scratch folder: point them at the final one
         for written in [*(folder / 'work').glob('*.py'), folder / 'work' / 'last_checkpoint']:
             written.write_text(written.read_text().replace(str(folder), str(folder.with_name(name))))
+        if cache is not None:
+            _prune(cache, 'trained-', keep=name)
 
-    cache = _cache_dir(config)
     # pytest's own tmp_path_factory (the public fixture is not reachable from a hook)
     return (cache if cache is not None else _run_dir(config._tmp_path_factory)), name, build
 
