@@ -26,8 +26,9 @@ def _load(path: Path, data_root: Path) -> Config:
     # a fixed split names real folders (e.g. MoNuSeg tiles): keep its shape on the synthetic set's folders
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg[split].dataset
-        if dataset.get('val_names'):
-            dataset.val_names = sorted(p.name for p in (data_root / 'train').iterdir())[:len(dataset.val_names)]
+        if dataset.get('val_names'):  # as many as the config names, but half the folders at most (CoNSeP: 32)
+            folders = sorted(p.name for p in (data_root / 'train').iterdir())
+            dataset.val_names = folders[:min(len(dataset.val_names), len(folders) // 2)]
     return cfg
 
 
