@@ -326,10 +326,11 @@ def compare_results(runs: Dict[str, List[dict]], reference: Optional[str] = None
 
 
 def comparison_markdown(results_root: Union[str, Path], reference: str, setting: Optional[str] = None,
-                        title: Optional[str] = None, figures: Sequence[str] = TILE_FIGURES) -> str:
+                        title: Optional[str] = None, figures: Optional[Sequence[str]] = None) -> str:
     """The comparison of every run under ``results_root`` (one folder of fold files per config) with ``reference``
     (a folder name): mean ± std per config, paired differences to the reference, one row per fold and config.
-    Rebuilt from the fold files alone; also written to ``results_root/summary.{md,json}``.
+    Rebuilt from the fold files alone; also written to ``results_root/summary.{md,json}``. ``figures``: default
+    those every run holds (:func:`result_figures`: a multi-class model's class-aware ones too, as the CV summary).
 
     Raises:
         InputError: no runs there, or :func:`load_fold_results` / :func:`compare_results` refuse them.
@@ -346,9 +347,11 @@ def comparison_markdown(results_root: Union[str, Path], reference: str, setting:
     except InputError as err:  # the labels are the folders under root: name them as paths
         raise InputError(f'{root}/{err}') from None
     setting = setting or next(iter(runs[reference][0]['figures']))
+    figures = list(figures) if figures is not None else result_figures(merged)
     summary = summarize(merged, figures)
     iters = {label: sorted({r.get('iters') for r in rs}) for label, rs in runs.items()}
-    intro = (f'{len(merged)} fold{"s" * (len(merged) != 1)} grouped by organ with results; each config at {setting}; '
+    intro = (f'{len(merged)} fold{"s" * (len(merged) != 1)} grouped by organ / source image with results; '
+             f'each config at {setting}; '
              'mean ± std over its '
              'folds (std with ddof 1). ' + '; '.join(
                  f'{label}: {"/".join(map(str, iters[label]))} iterations' for label in summary['settings']) + '.')
