@@ -9,7 +9,6 @@ Both evaluate and accumulate the same random scene (nuclei-like discs, many dete
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
@@ -23,6 +22,7 @@ from pycocotools.coco import COCO as PyCOCO
 from pycocotools.cocoeval import COCOeval as PyCOCOeval
 
 from mmcell.evaluation.metrics.cell_coco_metric import average_precision, evaluate_coco
+from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.fileio import write_results_section
 
 MAX_DETS = [100, 1000]
@@ -86,7 +86,7 @@ def run_faster(gt: dict, dets: list, iou_type: str) -> tuple:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--images', type=int, default=100)
     parser.add_argument('--dets', type=int, default=1000, help='detections per image')
     parser.add_argument('--gts', type=int, default=300, help='ground-truth nuclei per image')

@@ -31,6 +31,7 @@ import torch
 
 from mmcell.models.fast_mask_rcnn import fast_inference_model_cfg
 from mmcell.utils import register_all_modules
+from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.fileio import write_results_section
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -38,7 +39,7 @@ RESULTS = osp.join(REPO, 'benchmarks', 'RESULTS.md')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', default='mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
     parser.add_argument('--size', type=int, nargs=2, default=[748, 928], help='network input H W')
     parser.add_argument('--scale', type=float, default=2.0, help='input / original image scale')

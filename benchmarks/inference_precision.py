@@ -1,19 +1,21 @@
-"""Inference in fp32 vs bf16 (vs bf16 without channels_last): a slide tile's forward, val AP, slide throughput.
-Prints markdown for benchmarks/RESULTS.md.
+"""Inference precision and engine: torch fp32 / bf16 (/ bf16 without channels_last) / OpenVINO fp32 / bf16
+(``--engine openvino``): a slide tile's forward, val AP, slide throughput. Prints markdown for benchmarks/RESULTS.md.
 
-Measures what ``--precision bf16`` buys at inference, side by side in one run, on real H&E:
+Measures what ``--precision`` and ``--engine`` buy at inference, side by side in one run, on real H&E
+(variants ``fp32``, ``bf16``, ``bf16-nchw``: torch; ``ov-fp32``, ``ov-bf16``, ``ov-int8``: OpenVINO runs the trunk):
 
 1. **Tile forward**: one image (a 1000x1000 MoNuSeg tile) through the one builder
    (:func:`mmcell.apis.init_cell_model`) in each variant, interleaved ``--repeat`` times (median s/tile), then a
-   torch.profiler table per module (backbone, FPN, RPN, RoI extractors, box and mask heads, the rest: box decoding,
-   NMS, pasting).
+   torch.profiler table per module (backbone, FPN, RPN, RoI extractors, box and mask heads, the OpenVINO trunk, the
+   rest: box decoding, NMS, pasting), and each variant's masks' IoU to the first variant's (same boxes matched).
 2. **Accuracy** (``--val-root``, a converted data set whose ``train/<name>/`` folders are scored; ``--val-names``
    picks some): segm/bbox AP50 and AP at maxDets 1000 per precision, same checkpoint.
 3. **Slide** (``--slide-tiles N``): N images laid side by side as one plain TIFF at ``--mpp``, segmented by
    ``mmcell segment-slide --precision P`` (a subprocess each, interleaved ``--slide-repeat`` times): mm^2 of tissue
    per minute, the whole run (model start, tissue mask, tiles, merge, outputs).
 
-Prints markdown for ``benchmarks/RESULTS.md`` ("Inference precision: fp32 vs bf16").
+Prints markdown for ``benchmarks/RESULTS.md`` ("Inference precision: fp32 vs bf16", "Inference engine: torch vs
+OpenVINO").
 
 Example (the MoNuSeg CPU recipe's checkpoint)::
 
@@ -44,24 +46,27 @@ from mmcell.apis import init_cell_model
 from mmcell.apis.builder import build_test_pipeline
 from mmcell.apis.evaluate import evaluate_data_root
 from mmcell.datasets.image_io import read_image
+from mmcell.models.openvino_trunk import openvino_version
 from mmcell.utils.checkpoint import detector_of
+from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.precision import describe_units
 from mmcell.utils.profiling import label_modules
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ('fp32', 'bf16', 'bf16-nchw')
+VARIANTS = ('fp32', 'bf16', 'bf16-nchw', 'ov-fp32', 'ov-bf16', 'ov-int8')
 PROFILED = ('backbone', 'neck', 'rpn_head', 'roi_head.bbox_roi_extractor', 'roi_head.bbox_head',
             'roi_head.mask_roi_extractor', 'roi_head.mask_head')
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--images', required=True, help='folder of images (the first is the profiled tile)')
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS,
-                        help='fp32, bf16 (channels_last backbone, the default layout), bf16-nchw (bf16, NCHW)')
+    parser.add_argument('--variants', nargs='+', default=['fp32', 'bf16', 'ov-fp32', 'ov-bf16'], choices=VARIANTS,
+                        help='fp32, bf16 (channels_last backbone, the default layout), bf16-nchw (bf16, NCHW); '
+                             'ov-P: --engine openvino --precision P')
     parser.add_argument('--repeat', type=int, default=3, help='timed tile forwards per variant (interleaved)')
     parser.add_argument('--val-root', help='converted data set to score (train/<name>/ folders)')
     parser.add_argument('--val-names', nargs='*', help='only these folders of --val-root')
@@ -72,8 +77,17 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def engine_precision(name: str) -> tuple:
+    """(engine, precision) of a variant name: ``'ov-bf16'`` -> ``('openvino', 'bf16')``, ``'bf16-nchw'`` ->
+    ``('torch', 'bf16')``."""
+    if name.startswith('ov-'):
+        return 'openvino', name[3:]
+    return 'torch', name.split('-')[0]
+
+
 def build_variant(args, name: str) -> torch.nn.Module:
-    model = init_cell_model(args.config, args.checkpoint, precision=name.split('-')[0])
+    engine, precision = engine_precision(name)
+    model = init_cell_model(args.config, args.checkpoint, precision=precision, engine=engine)
     if name.endswith('-nchw'):
         det = detector_of(model)
         det.channels_last = False
@@ -87,32 +101,54 @@ def tile_batch(model, path: str) -> dict:
     return dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
 
 
-def forward(model, batch) -> int:
+def forward(model, batch):
     with torch.no_grad():
-        return len(model.test_step(copy.deepcopy(batch))[0].pred_instances)
+        return model.test_step(copy.deepcopy(batch))[0].pred_instances
+
+
+def matched_iou(ref, got) -> float:
+    """Mean IoU of each reference mask with the mask of ``got``'s best-overlapping box (1.0: the same masks)."""
+    from mmdet.structures.bbox import bbox_overlaps
+
+    from mmcell.structures.rle import masks_to_bool
+
+    if not len(ref) or not len(got):
+        return float(len(ref) == len(got))
+    best = bbox_overlaps(ref.bboxes, got.bboxes).argmax(dim=1).numpy()
+    h, w = ref.masks.height, ref.masks.width
+    a, b = masks_to_bool(list(ref.masks), h, w), masks_to_bool(list(got.masks), h, w)[best]
+    inter = (a & b).reshape(len(a), -1).sum(1)
+    union = (a | b).reshape(len(a), -1).sum(1)
+    return float(np.where(union == 0, 1.0, inter / np.maximum(union, 1)).mean())
 
 
 def tile_section(args, models: Dict[str, torch.nn.Module], path: str) -> dict:
     batches = {n: tile_batch(m, path) for n, m in models.items()}
-    for n, m in models.items():  # warm-up: oneDNN primitives, the fused backbone copy
-        forward(m, batches[n])
+    preds = {}
+    for n, m in models.items():  # warm-up: oneDNN primitives, the fused backbone copy, OpenVINO's compile
+        preds[n] = forward(m, batches[n])
     times: Dict[str, List[float]] = {n: [] for n in models}
-    dets = {}
+    first = next(iter(models))
+    dets = {n: len(p) for n, p in preds.items()}
+    ious = {n: matched_iou(preds[first], p) for n, p in preds.items()}
     for _ in range(args.repeat):
         for n, m in models.items():
             tic = time.perf_counter()
-            dets[n] = forward(m, batches[n])
+            forward(m, batches[n])
             times[n].append(time.perf_counter() - tic)
     prof = {}
     for n, m in models.items():
-        handles = label_modules(detector_of(m), PROFILED)
+        det = detector_of(m)
+        handles = label_modules(det, PROFILED)
+        if hasattr(det, '_get_inference_backbone'):  # the fast path runs a folded copy of the backbone
+            handles += label_modules(torch.nn.ModuleDict(dict(backbone=det._get_inference_backbone())), ['backbone'])
         with profile(activities=[ProfilerActivity.CPU]) as p:
             with record_function('## whole forward'):
                 forward(m, batches[n])
         for h in handles:
             h.remove()
         prof[n] = {e.key: e.cpu_time_total / 1e3 for e in p.key_averages() if e.key.startswith('#')}
-    return dict(times=times, dets=dets, prof=prof, shape=tuple(batches[next(iter(models))]['inputs'][0].shape))
+    return dict(times=times, dets=dets, ious=ious, prof=prof, shape=tuple(batches[first]['inputs'][0].shape))
 
 
 def accuracy_section(args) -> dict:
@@ -125,9 +161,10 @@ def accuracy_section(args) -> dict:
                            os.path.join(tmp, 'train', name))
             root = tmp
         out = {}
-        for name in dict.fromkeys(v.split('-')[0] for v in args.variants):
+        for name in dict.fromkeys(v.replace('-nchw', '') for v in args.variants):
+            engine, precision = engine_precision(name)
             out[name] = evaluate_data_root(args.config, args.checkpoint, root, class_agnostic=True,
-                                           precision=name)
+                                           precision=precision, engine=engine)
     return out
 
 
@@ -152,11 +189,12 @@ def slide_section(args, images: List[str], work: Path) -> dict:
     env = {**os.environ, 'PYTHONPATH': str(REPO)}
     runs: Dict[str, List[dict]] = {}
     for _ in range(args.slide_repeat):
-        for name in dict.fromkeys(v.split('-')[0] for v in args.variants):
+        for name in dict.fromkeys(v.replace('-nchw', '') for v in args.variants):
+            engine, precision = engine_precision(name)
             out = work / f'slide_{name}'
             cmd = [sys.executable, '-m', 'mmcell.cli', 'segment-slide', str(slide), '--config', args.config,
                    '--checkpoint', args.checkpoint, '--out', str(out), '--mpp', str(args.mpp), '--overwrite',
-                   '--precision', name]
+                   '--precision', precision, '--engine', engine]
             tic = time.perf_counter()
             proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - tic
@@ -192,35 +230,38 @@ def main(argv: List[str] | None = None) -> None:
 def report(args, image: str, tile: dict, acc, slide) -> None:
     names = list(tile['times'])
     base = statistics.median(tile['times'][names[0]])
-    print(f'\n## Inference precision: fp32 vs bf16\n- machine: {describe_units()}; torch {torch.__version__}, '
-          f'{torch.get_num_threads()} threads\n- command: `python {" ".join(sys.argv)}`\n')
+    ov = openvino_version()
+    print(f'\n## Inference precision and engine: {", ".join(names)}\n- machine: {describe_units()}; torch '
+          f'{torch.__version__}, {torch.get_num_threads()} threads' + (f', OpenVINO {ov}' if ov else '') +
+          f'\n- command: `python {" ".join(sys.argv)}`\n')
     print(f'**Tile forward** ({os.path.basename(image)}, network input {tile["shape"][1]}x{tile["shape"][2]}; '
           f'median of {args.repeat}, interleaved):\n')
-    print(f'| variant | s/tile | ratio vs {names[0]} | detections |')
-    print('|---|---|---|---|')
+    print(f'| variant | s/tile | ratio vs {names[0]} | detections | mask IoU to {names[0]} (matched boxes) |')
+    print('|---|---|---|---|---|')
     for n in names:
         med = statistics.median(tile['times'][n])
-        print(f'| {n} | {med:.3f} | {base / med:.2f}x | {tile["dets"][n]} |')
+        print(f'| {n} | {med:.3f} | {base / med:.2f}x | {tile["dets"][n]} | {tile["ious"][n]:.4f} |')
     print('\nProfile of one forward (CPU ms, children included):\n')
     print('| range | ' + ' | '.join(names) + ' | ' + ' | '.join(f'{n}/{names[0]}' for n in names[1:]) + ' |')
     print('|---' * (1 + 2 * len(names) - 1) + '|')
-    keys = sorted(tile['prof'][names[0]], key=lambda k: (not k.startswith('##'), k))
+    keys = sorted({k for n in names for k in tile['prof'][n]}, key=lambda k: (not k.startswith('##'), k))
     for key in keys:
         row = [tile['prof'][n].get(key, 0.0) for n in names]
         print(f'| {key.strip("# ")} | ' + ' | '.join(f'{v:.0f}' for v in row) + ' | ' +
               ' | '.join(f'{v / row[0]:.2f}' if row[0] else '-' for v in row[1:]) + ' |')
     if acc:
         print('\n**Accuracy**, same checkpoint (maxDets 1000, class-agnostic):\n')
-        print('| precision | segm AP50 | segm AP | bbox AP50 | change of segm AP50 |')
-        print('|---|---|---|---|---|')
-        ref = acc[next(iter(acc))]['segm_mAP_50_md1000']
+        print('| variant | segm AP50 | segm AP | bbox AP50 | change of segm AP50 | change of segm AP |')
+        print('|---|---|---|---|---|---|')
+        ref = acc[next(iter(acc))]
         for n, m in acc.items():
             print(f'| {n} | {m["segm_mAP_50_md1000"]:.4f} | {m["segm_mAP_md1000"]:.4f} | '
-                  f'{m["bbox_mAP_50_md1000"]:.4f} | {m["segm_mAP_50_md1000"] - ref:+.4f} |')
+                  f'{m["bbox_mAP_50_md1000"]:.4f} | {m["segm_mAP_50_md1000"] - ref["segm_mAP_50_md1000"]:+.4f} | '
+                  f'{m["segm_mAP_md1000"] - ref["segm_mAP_md1000"]:+.4f} |')
     if slide:
         print(f'\n**Slide** ({args.slide_tiles} images as one {slide["shape"][1]}x{slide["shape"][0]} plain TIFF at '
-              f'{args.mpp} um/px; `mmcell segment-slide --precision P`, whole runs):\n')
-        print('| precision | runs (s) | tissue mm^2 | tiles | cells | mm^2 tissue / min | ratio |')
+              f'{args.mpp} um/px; `mmcell segment-slide --precision P --engine E`, whole runs):\n')
+        print('| variant | runs (s) | tissue mm^2 | tiles | cells | mm^2 tissue / min | ratio |')
         print('|---|---|---|---|---|---|---|')
         rates = {n: statistics.median(r['tissue'] / (r['seconds'] / 60) for r in runs)
                  for n, runs in slide['runs'].items()}

@@ -10,7 +10,6 @@ benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from datetime import date
@@ -23,6 +22,7 @@ from scipy import ndimage
 from mmcell.datasets.converters.imagescope import polygon_pixels
 from mmcell.structures.cells import cell_polygon, polygon_rings
 from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
+from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.fileio import write_results_section
 
 RESULTS = Path(__file__).resolve().parent / 'RESULTS.md'
@@ -58,7 +58,7 @@ def area_and_iou(polygons: list, mask: np.ndarray) -> tuple:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--size', type=int, default=2048, help='synthetic slide side (px)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-append', action='store_true', help='do not append to benchmarks/RESULTS.md')

@@ -11,17 +11,17 @@ holds one, deletes its parse cache, then times :func:`load_train_annotations` tw
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from pathlib import Path
 
 from mmcell.datasets.hw3_annotations import CACHE_DIR_NAME, load_train_annotations
 from mmcell.synthetic.hw3 import make_synthetic_hw3
+from mmcell.utils.errors import ToolArgumentParser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--root', default='/tmp/syn209/hw3-data-release')
     parser.add_argument('--num-train', type=int, default=209)
     parser.add_argument('--seed', type=int, default=0)

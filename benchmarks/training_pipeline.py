@@ -16,7 +16,6 @@ images with ~300 nuclei:
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
@@ -34,6 +33,7 @@ from mmcell.datasets.hw3_annotations import load_train_annotations
 from mmcell.datasets.hw3_format import find_class_files, read_class_map
 from mmcell.datasets.transforms import LoadCellAnnotations, LoadCellImage
 from mmcell.synthetic.hw3 import make_synthetic_hw3
+from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.fileio import write_results_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def time_pipeline(dataset: CellInstanceDataset, passes: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--images', type=int, default=20)
     parser.add_argument('--size', type=int, default=512)
     parser.add_argument('--density', type=float, default=4.0, help='nuclei density multiplier (4: ~370 at 512)')

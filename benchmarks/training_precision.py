@@ -30,6 +30,7 @@ from mmengine.runner import Runner
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from mmcell.utils import load_config, register_all_modules
+from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.precision import cpu_name, describe_units
 from mmcell.utils.profiling import label_modules
 
@@ -41,7 +42,7 @@ VARIANTS = ('fp32', 'bf16', 'bf16-cl', 'fp32-roi', 'bf16-roi')
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('config', help='training config (e.g. the MoNuSeg CPU recipe)')
     parser.add_argument('--data-root', help='converted data set (rewrites the config data_root)')

@@ -10,7 +10,6 @@ the implied time of the config's full schedule. The table is printed (add it to 
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmcell.apis.crossval import fold_train_config
+from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.setup_env import load_config, register_all_modules
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def probe(config: str, data_root: str, iters: int, skip: int) -> tuple:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('data_root')
     parser.add_argument('configs', nargs='*')
     parser.add_argument('--iters', type=int, default=25)

@@ -22,7 +22,7 @@ from mmcell.apis import add_model_args, merge_slide, model_kwargs_of, segment, s
 from mmcell.datasets.slide.reader import READERS
 from mmcell.evaluation.submission import LABEL_SCORE_THR
 from mmcell.exporters.cells import REVIEW_MARGIN
-from mmcell.utils import ToolArgumentParser, exit_on_bad_input
+from mmcell.utils import ToolArgumentParser, exit_on_bad_input, probability
 
 
 def _segment_parser(sub) -> None:
@@ -32,7 +32,7 @@ def _segment_parser(sub) -> None:
     p.add_argument('--config', required=True, help='mmcell model config')
     p.add_argument('--checkpoint', required=True, help='trained weights (.pth)')
     p.add_argument('--out', required=True, help='output folder')
-    p.add_argument('--score-thr', type=float,
+    p.add_argument('--score-thr', type=probability,
                    help='leave out instances scoring below this (default 0.5: label images are read by people)')
     p.add_argument('--mpp', type=float,
                    help='microns per pixel of the images: measurements in µm (Nucleus: Area µm^2 ...), else in px')
@@ -63,16 +63,16 @@ def _segment_slide_parser(sub) -> None:
     p.add_argument('--overlap', type=int, default=128, help='tile overlap (px, >= twice the largest nucleus)')
     p.add_argument('--batch-size', type=int, help='tiles per forward pass (default 2 on CPU, 8 on GPU)')
     p.add_argument('--workers', type=int, help='DataLoader workers reading tiles (default 1)')
-    p.add_argument('--score-thr', type=float, help='leave out cells scoring below this (default 0.5)')
+    p.add_argument('--score-thr', type=probability, help='leave out cells scoring below this (default 0.5)')
     p.add_argument('--region', type=int, nargs=4, metavar=('X', 'Y', 'W', 'H'),
                    help='only this level-0 rectangle (outputs keep slide coordinates)')
     p.add_argument('--shard', help='I/N: do every N-th tile from the I-th (SLURM arrays), then mmcell merge-slide')
     p.add_argument('--overwrite', action='store_true', help='redo finished slides, discard unfinished other work')
-    p.add_argument('--review-below', type=float, metavar='S',
+    p.add_argument('--review-below', type=probability, metavar='S',
                    help='also write review.geojson: the cells scoring below S (with a --score-thr below S) and the '
                         'cells whose class is uncertain (--review-margin) as QuPath annotations to correct, each '
                         'named for why')
-    p.add_argument('--review-margin', type=float, metavar='M', default=REVIEW_MARGIN,
+    p.add_argument('--review-margin', type=probability, metavar='M', default=REVIEW_MARGIN,
                    help='with --review-below: also the cells whose class score leads the next class by less than M '
                         f'(models of several classes; default {REVIEW_MARGIN}, 0 = by score only)')
     add_model_args(p, tiling=False)

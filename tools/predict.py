@@ -16,7 +16,7 @@ from mmengine.config import DictAction
 from mmcell.apis.builder import add_model_args, model_kwargs_of
 from mmcell.apis.release import predict_submission
 from mmcell.evaluation.submission import add_submission_args, submission_options_of
-from mmcell.utils import ToolArgumentParser, exit_on_bad_input
+from mmcell.utils import ToolArgumentParser, exit_on_bad_input, probability
 
 
 def parse_args(argv: list | None = None) -> argparse.Namespace:
@@ -34,12 +34,12 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     parser.add_argument('--models', nargs='+', metavar='CFG:CKPT[:W]',
                         help='more models (CONFIG:CHECKPOINT[:WEIGHT]): fuse CONFIG CHECKPOINT and these into one '
                              'submission (weighted box fusion + mask voting)')
-    parser.add_argument('--iou-thr', type=float, default=0.55, help='with --models: box IoU that fuses instances')
-    parser.add_argument('--vote-thr', type=float, default=0.5,
+    parser.add_argument('--iou-thr', type=probability, default=0.55, help='with --models: box IoU that fuses instances')
+    parser.add_argument('--vote-thr', type=probability, default=0.5,
                         help='with --models: share of the model weight a mask pixel needs')
     parser.add_argument('--save-labels', metavar='DIR',
                         help='also write per image a label TIFF, a class map TIFF and a cell table CSV')
-    parser.add_argument('--labels-score-thr', type=float,
+    parser.add_argument('--labels-score-thr', type=probability,
                         help='score threshold of --save-labels (default 0.5: label images are read by people)')
     return parser.parse_args(argv)
 

@@ -14,7 +14,7 @@ import os.path as osp
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmcell.apis.builder import add_model_args, inference_config, model_kwargs_of
+from mmcell.apis.builder import add_model_args, apply_engine, inference_config, model_kwargs_of
 from mmcell.utils import (
     ToolArgumentParser,
     add_runner_args,
@@ -62,6 +62,8 @@ def main(argv: list | None = None) -> None:
     try:
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         load_inference_checkpoint(runner.model, args.checkpoint, args.config, trust=trust)
+        runner.model.cfg = cfg
+        apply_engine(runner.model, args.checkpoint)  # --engine openvino: the trunk compiled from these weights
         if args.out is not None:
             from mmdet.evaluation import DumpDetResults
 

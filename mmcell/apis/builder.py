@@ -15,8 +15,16 @@ import torch
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import Compose
+from mmengine.logging import print_log
 
 from mmcell.models import fast_inference_model_cfg, tta_pipeline_of
+from mmcell.models.openvino_trunk import (
+    ENGINE_CHOICES,
+    EngineError,
+    OpenVINOTrunk,
+    install_trunk_engine,
+    resolve_engine,
+)
 from mmcell.utils import load_config, register_all_modules
 from mmcell.utils.checkpoint import CheckpointError, detector_of, load_inference_checkpoint
 from mmcell.utils.precision import PRECISION_CHOICES, resolve_precision
@@ -32,7 +40,7 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
                      mask_format: str = 'rle', precision: Optional[str] = None, device: str = 'cpu', tta: bool = False,
                      tta_scales: Optional[Sequence[float]] = None, tta_flips: Optional[Sequence[str]] = None,
                      tta_rotations: Optional[Sequence[int]] = None, tile: Optional[int] = None,
-                     tile_overlap: Optional[int] = None) -> Config:
+                     tile_overlap: Optional[int] = None, engine: Optional[str] = None) -> Config:
     """The config whose ``model`` every mmcell tool predicts with: the one place inference variants are chosen.
 
     ``init_cell_model`` builds from it, ``tools/test.py`` hands it to the Runner, so ``predict.py``, ``segment``,
@@ -56,6 +64,12 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
         tta_flips, tta_rotations: override the TTA model's flips / 90-degree rotations.
         tile: wrap in ``TiledDetector`` with this tile size (network-input pixels).
         tile_overlap: overlap between tiles (default ``min(128, tile // 4)``).
+        engine: the inference engine switch (``--engine``; :mod:`mmcell.models.openvino_trunk`): ``'torch'``,
+            ``'openvino'`` (OpenVINO runs backbone, FPN and RPN head; the rest stays mmcell's torch path) or
+            ``'auto'`` (OpenVINO where it is installed, else torch). None: the config's ``engine`` key, else
+            ``'torch'``. One log line says what was chosen; the config returned holds it as ``engine``
+            (:func:`apply_engine` installs it once the weights are loaded). With OpenVINO, ``int8`` is the trunk's
+            (``tools/misc/quantize.py``) and the torch heads run in float32.
 
     Limits and thresholds (``max_per_img``, ``score_thr``, ``mask_thr_binary``, NMS) stay those of
     ``model.test_cfg.rcnn``: the wrappers read them from the detector they wrap.
@@ -85,8 +99,12 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
     if fast_model is None and requested not in ('auto', 'fp32'):
         raise ValueError(f'precision {requested}: needs the fast Mask R-CNN (a Mask R-CNN config, without --no-fast)')
     chosen = resolve_precision(requested if fast_model is not None else 'fp32', device)
+    requested_engine = engine or cfg.get('engine') or 'torch'
+    cfg.engine = resolve_engine(requested_engine, device, fast=fast_model is not None)
+    cfg.engine_requested = str(requested_engine).lower()
     if fast_model is not None:
-        model = fast_inference_model_cfg(model, precision=chosen, mask_format=mask_format)
+        heads = 'fp32' if cfg.engine == 'openvino' and chosen == 'int8' else chosen  # int8: the OpenVINO trunk's
+        model = fast_inference_model_cfg(model, precision=heads, mask_format=mask_format)
     elif not fast:  # --no-fast: mmdet's own RoIAlign too, even where a training config chose mmcell's
         for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
             extractor = (model.get('roi_head') or {}).get(key)
@@ -138,7 +156,7 @@ def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device
         trust_checkpoint: allow a checkpoint that ``weights_only`` refuses to be fully unpickled (it can run
             code); also ``MMCELL_TRUST_CHECKPOINTS=1``.
         **variant: the other :func:`inference_config` arguments (``mask_format``, ``precision``,
-            ``tta_scales``, ``tta_flips``, ``tta_rotations``, ``tile_overlap``).
+            ``tta_scales``, ``tta_flips``, ``tta_rotations``, ``tile_overlap``, ``engine``).
 
     Returns:
         the model in eval mode on ``device``, with ``.cfg`` (its test pipeline is the one to use) and
@@ -176,6 +194,30 @@ def init_cell_model(config: ConfigType, checkpoint: Optional[str] = None, device
     detector.dataset_meta = dataset_meta
     model.to(device)
     model.eval()
+    return apply_engine(model, checkpoint)
+
+
+def apply_engine(model: torch.nn.Module, checkpoint: Optional[str] = None) -> torch.nn.Module:
+    """Install the engine ``model.cfg.engine`` chose (:func:`inference_config`) on a model whose weights are loaded.
+
+    ``'openvino'``: the trunk is exported (or read from the cache beside ``checkpoint``) and compiled per input
+    shape; with ``engine='auto'`` a trunk OpenVINO cannot convert falls back to torch with one log line, asked for
+    explicitly it is an :class:`~mmcell.models.openvino_trunk.EngineError` (one line). ``tools/test.py`` calls this
+    after the Runner loaded the checkpoint. Returns ``model``.
+    """
+    cfg = model.cfg
+    if cfg.get('engine') != 'openvino':
+        return model
+    detector = detector_of(model)
+    try:
+        trunk = OpenVINOTrunk.from_detector(detector, checkpoint, precision=cfg.precision)
+    except EngineError as err:
+        if cfg.get('engine_requested') != 'auto':
+            raise
+        print_log(f'engine: torch (auto; {err})', logger='current')
+        cfg.engine = 'torch'
+        return model
+    install_trunk_engine(detector, trunk)
     return model
 
 
@@ -199,6 +241,10 @@ def add_model_args(parser: Any, device: bool = True, tiling: bool = True) -> Any
                         help="fp32, bf16 (the whole model in bfloat16 autocast), int8 (int8 mask head) or auto (bf16 "
                              "where the CPU has native bfloat16 units, else fp32); default: the config's precision "
                              "key, else auto")
+    parser.add_argument('--engine', choices=ENGINE_CHOICES,
+                        help="torch, openvino (OpenVINO runs backbone, FPN and RPN head; pip install -r "
+                             "requirements/openvino.txt) or auto (openvino where it is installed, else torch); "
+                             "default: the config's engine key, else torch")
     parser.add_argument('--tta', action='store_true',
                         help="mask TTA (CellTTAModel): the config's tta_model, else flips none/h/v")
     parser.add_argument('--tta-scales', type=float, nargs='+',
@@ -225,6 +271,8 @@ def model_kwargs_of(args: Any) -> dict:
         kwargs['tta_scales'] = args.tta_scales
     if getattr(args, 'precision', None) is not None:
         kwargs['precision'] = args.precision
+    if getattr(args, 'engine', None) is not None:
+        kwargs['engine'] = args.engine
     return kwargs
 
 

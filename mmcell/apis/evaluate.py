@@ -41,6 +41,9 @@ from mmcell.utils.fileio import atomic_write
 
 #: the figures of :func:`evaluate_tiles` and :func:`evaluate_label_images`, in the order tables print them
 TILE_FIGURES = ('AP50', 'AP', 'AJI', 'AJI+', 'PQ')
+#: the class-aware figures :func:`evaluate_tiles` adds for a model of several classes: the contest AP50 (segm,
+#: class-aware, maxDets 100 as Codabench), the same at maxDets 1000, then ``AP50 <class>`` (maxDets 100) per class
+CLASS_FIGURES = ('contest AP50', 'contest AP50 md1000')
 #: the keys :func:`evaluate_data_root` callers print first (CellCocoMetric names, maxDets 1000 and contest 100)
 HEADLINE_KEYS = ('segm_mAP_50_md1000', 'segm_mAP_md1000', 'segm_mAP_50', 'bbox_mAP_50_md1000', 'bbox_mAP_md1000')
 
@@ -67,7 +70,7 @@ def _max_per_img(cfg: Config) -> Optional[int]:
 def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, class_agnostic: bool = False,
                        cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
                        num_workers: int = 0, trust_checkpoint: bool = False,
-                       precision: Optional[str] = None) -> Dict[str, float]:
+                       precision: Optional[str] = None, engine: Optional[str] = None) -> Dict[str, float]:
     """COCO bbox/segm figures of ``checkpoint`` on every ``train/<name>/`` folder of ``data_root``.
 
     The model comes from :func:`mmcell.apis.init_cell_model` (the one inference builder: a checkpoint that does
@@ -85,6 +88,7 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
         trust_checkpoint: load a checkpoint that ``weights_only`` refuses (it can run code).
         precision: ``'fp32'`` / ``'bf16'`` / ``'int8'`` / ``'auto'``; None: the config's (see
             :func:`mmcell.apis.builder.inference_config`).
+        engine: ``'torch'`` / ``'openvino'`` / ``'auto'``; None: the config's (same function).
 
     Returns:
         the :class:`mmcell.evaluation.CellCocoMetric` figures without the ``coco/`` prefix: ``segm_mAP_50_md1000``
@@ -106,7 +110,7 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
         raise FileNotFoundError(f'{checkpoint}: checkpoint file not found')
     # the one builder validates the checkpoint (CheckpointError: one line naming the file)
     model = init_cell_model(config, checkpoint, cfg_options=cfg_options, trust_checkpoint=trust_checkpoint,
-                            precision=precision)
+                            precision=precision, engine=engine)
     cfg = model.cfg
     cap = _max_per_img(cfg)
     if cap is not None and cap < DENSE_MAX_DETS:
@@ -135,36 +139,50 @@ def evaluate_data_root(config: ConfigType, checkpoint: str, data_root: str, clas
     return {k[len('coco/'):] if k.startswith('coco/') else k: float(v) for k, v in metrics.items()}
 
 
-def tile_ground_truth(data_root: Union[str, Path], name: str, img_id: int) -> dict:
-    """A metric data sample's ground-truth part for the converted tile ``train/<name>`` (all classes as one)."""
+def tile_ground_truth(data_root: Union[str, Path], name: str, img_id: int, class_aware: bool = False) -> dict:
+    """A metric data sample's ground-truth part for the converted tile ``train/<name>`` (all classes as one, or
+    with ``class_aware`` label ``class<K>`` -> K - 1)."""
     sample = parse_sample(Path(data_root) / 'train' / name)
-    instances = [dict(bbox=inst['bbox'], bbox_label=0, mask=inst['mask'], ignore_flag=0)
-                 for inst in sample['instances']]
+    instances = [dict(bbox=inst['bbox'], bbox_label=inst['class_id'] - 1 if class_aware else 0, mask=inst['mask'],
+                      ignore_flag=0) for inst in sample['instances']]
     return dict(img_id=img_id, ori_shape=(sample['height'], sample['width']), instances=instances)
 
 
-def score_tile_samples(samples: List[dict], pathology_score_thr: float) -> Dict[str, float]:
-    """AP50 / AP (maxDets 1000, one class) and AJI / AJI+ / PQ of metric data samples, by mmcell's two metrics.
+def score_tile_samples(samples: List[dict], pathology_score_thr: float,
+                       classes: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """AP50 / AP (maxDets 1000, one class) and AJI / AJI+ / PQ of metric data samples, by mmcell's two metrics;
+    with ``classes`` (samples labelled by class) also the class-aware figures of :data:`CLASS_FIGURES`.
 
     Args:
         samples: :func:`tile_ground_truth` dicts with ``pred_instances`` (bboxes, scores, labels, masks).
         pathology_score_thr: the detections that make the label image AJI and PQ are computed on.
+        classes: the class names of the labels (ground truth and predictions); None: one class.
     """
     coco = CellCocoMetric(metric='segm', classwise=False, class_agnostic=True)
     path = CellPathologyMetric(score_thr=pathology_score_thr, classwise=False)
     figures = {}
     for metric in (coco, path):
-        metric.dataset_meta = dict(classes=('nucleus', ))
+        metric.dataset_meta = dict(classes=('nucleus', ))  # class-agnostic: every label scored as one class
         metric.process({}, samples)
         figures.update(metric.compute_metrics(metric.results))
-    return dict(AP50=figures['segm_mAP_50_md1000'], AP=figures['segm_mAP_md1000'], AJI=figures['aji'],
-                **{'AJI+': figures['aji_plus']}, PQ=figures['pq'])
+    out = dict(AP50=figures['segm_mAP_50_md1000'], AP=figures['segm_mAP_md1000'], AJI=figures['aji'],
+               **{'AJI+': figures['aji_plus']}, PQ=figures['pq'])
+    if classes:
+        aware = CellCocoMetric(metric='segm', classwise=True)
+        aware.dataset_meta = dict(classes=tuple(classes))
+        aware.process({}, samples)
+        figures = aware.compute_metrics(aware.results)
+        out['contest AP50'] = figures['segm_mAP_50']  # class-aware, maxDets 100 (Codabench)
+        out['contest AP50 md1000'] = figures['segm_mAP_50_md1000']
+        out.update({f'AP50 {name}': figures[f'segm_{name}_AP50'] for name in classes})
+    return out
 
 
 def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Path], names: Sequence[str],
                    cfg_options: Optional[dict] = None, save_dir: Optional[Union[str, Path]] = None,
-                   score_thr: float = LABEL_SCORE_THR) -> Dict[str, float]:
-    """The headline figures of a model on the labelled tiles ``data_root/train/<name>`` (one class).
+                   score_thr: float = LABEL_SCORE_THR, class_aware: Optional[bool] = None) -> Dict[str, float]:
+    """The headline figures of a model on the labelled tiles ``data_root/train/<name>`` (one class; for a model of
+    several classes also the class-aware ones, :data:`CLASS_FIGURES` and ``AP50 <class>``).
 
     Predicts through the one builder's fast path (:func:`init_cell_model` + :func:`predict_images`, the config's
     test pipeline) and scores with :func:`score_tile_samples`: AP50 and AP at maxDets 1000 (CellCocoMetric), AJI,
@@ -178,22 +196,30 @@ def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Pa
         cfg_options: overrides merged into the config first.
         save_dir: also write each tile's label image there (``<name>_labels.tif``, the one AJI/PQ score).
         score_thr: the label image's score threshold (default: the one ``mmcell segment`` keeps).
+        class_aware: add the class-aware figures (the tiles' ``class<K>`` is class K - 1 of the model); None: when
+            the model has more than one class.
     """
     model = init_cell_model(config, checkpoint, cfg_options=cfg_options)
+    classes = tuple((getattr(model, 'dataset_meta', None) or {}).get('classes') or ())
+    if class_aware is None:
+        class_aware = len(classes) > 1
+    if class_aware and not classes:
+        raise ValueError(f'{checkpoint}: the model names no classes (dataset_meta); class-aware scoring needs them')
     paths = [str(Path(data_root) / 'train' / n / 'image.tif') for n in names]
     samples = []
     for k, (name, out) in enumerate(zip(names, predict_images(model, paths, progress=False))):
         pred = out.pred_instances
         masks = pred.masks if isinstance(pred.masks, (list, tuple)) else torch.as_tensor(pred.masks)
-        samples.append(dict(tile_ground_truth(data_root, name, k), pred_instances=dict(
-            bboxes=pred.bboxes, scores=pred.scores, labels=torch.zeros_like(pred.labels), masks=masks)))
+        samples.append(dict(tile_ground_truth(data_root, name, k, class_aware), pred_instances=dict(
+            bboxes=pred.bboxes, scores=pred.scores, labels=pred.labels if class_aware else torch.zeros_like(
+                pred.labels), masks=masks)))
         if save_dir is not None:
             height, width = samples[-1]['ori_shape']
             labels, _ = instances_to_label_map(masks, pred.scores.numpy(), pred.labels.numpy(), height, width,
                                                score_thr=score_thr)
             atomic_write(Path(save_dir) / f'{name}_labels.tif',
                          lambda tmp, labels=labels: tifffile.imwrite(tmp, labels.astype(np.uint32)))
-    return score_tile_samples(samples, pathology_score_thr=score_thr)
+    return score_tile_samples(samples, pathology_score_thr=score_thr, classes=classes if class_aware else None)
 
 
 def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str],

@@ -14,10 +14,11 @@ Shape (``mask`` pixels are unit squares, their outline the pixel-edge polygon of
 - max / min caliper: the largest / smallest width of that convex hull (Feret diameters, rotating calipers);
 - eccentricity: ``sqrt(1 - minor^2 / major^2)`` of the ellipse with the same second moments (pixels as squares).
 
-Stain: hematoxylin / eosin optical densities of the nucleus pixels through the one colour deconvolution
-(:func:`mmcell.datasets.stain.rgb_to_hed`, Ruifrok & Johnston vectors; QuPath uses its own image's stain vectors,
-so absolute values differ from QuPath's by the stain estimate): hematoxylin mean, std dev and max, eosin mean, and the
-RGB means.
+Stain: hematoxylin / eosin optical densities of the nucleus pixels with QuPath's definitions
+(:func:`mmcell.datasets.stain.deconvolve_stains`: per pixel ``OD = -log10(max(value, 1) / 255)``, QuPath's *H&E
+default* vectors and residual, or the stain vectors given): hematoxylin mean, std dev and max, eosin mean, and the RGB
+means. They equal QuPath's own measurements of the same pixels with *H&E default* stains; with an image's estimated
+vectors QuPath's values differ by that estimate (pass them as ``stains``).
 
 :data:`NUCLEUS_MEASUREMENTS` names every measurement as QuPath spells its own cell detection's ``Nucleus: ...``
 measurements (``Nucleus: Solidity`` as QuPath's shape features name it); the pixel versions (``Nucleus: Area px``)
@@ -31,7 +32,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from mmcell.datasets.stain import rgb_to_hed
+from mmcell.datasets.stain import QUPATH_H_E, StainVectors, deconvolve_stains
 from mmcell.structures.cells import cell_polygon, polygon_rings
 
 #: what :func:`intensity_statistics` returns, in order
@@ -55,12 +56,13 @@ NUCLEUS_MEASUREMENTS_PX: Tuple[Tuple[str, str], ...] = (
 TOLERANCE_PX = 1.0  # Douglas-Peucker tolerance of the outline the shape measurements use
 
 
-def intensity_statistics(pixels: Optional[np.ndarray]) -> np.ndarray:
-    """:data:`INTENSITY_FIELDS` of ``(n, 3)`` uint8 RGB nucleus pixels (NaN without pixels)."""
+def intensity_statistics(pixels: Optional[np.ndarray], stains: StainVectors = QUPATH_H_E) -> np.ndarray:
+    """:data:`INTENSITY_FIELDS` of ``(n, 3)`` uint8 RGB nucleus pixels (NaN without pixels); the stain fields are
+    QuPath's optical densities with ``stains`` (default QuPath's *H&E default*)."""
     if pixels is None or not len(pixels):
         return np.full(len(INTENSITY_FIELDS), np.nan)
     pixels = np.asarray(pixels).reshape(-1, 3)
-    hed = rgb_to_hed(pixels).astype(np.float64)
+    hed = deconvolve_stains(pixels, stains)
     rgb = pixels.astype(np.float64).mean(0)
     return np.array([rgb[0], rgb[1], rgb[2], hed[:, 0].mean(), hed[:, 1].mean(), hed[:, 0].std(), hed[:, 0].max()])
 

@@ -23,8 +23,6 @@ import copy
 import warnings
 from typing import Any, List, Optional, Tuple
 
-import numpy as np
-import pycocotools.mask as mask_util
 import torch
 from mmcv.cnn import fuse_conv_bn
 from mmdet.models.detectors import MaskRCNN
@@ -37,6 +35,8 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
+
+from mmcell.structures.rle import rect_rles
 
 from .fast_ops import RLEMasks, multilevel_roi_align, paste_masks_dense, paste_masks_rle
 from .precision import autocast_forward, outputs_to_fp32
@@ -176,25 +176,6 @@ def box_masks(bboxes: Tensor, img_h: int, img_w: int, mask_format: str = 'bitmap
     for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         out[i, y1:y2, x1:x2] = True
     return out
-
-
-def rect_rles(boxes: list, img_h: int, img_w: int) -> List[dict]:
-    """COCO RLEs of filled integer rectangles ``[x1, y1, x2, y2)`` (run lengths in closed form)."""
-    total = img_h * img_w
-    counts = []
-    for x1, y1, x2, y2 in boxes:
-        h, w = max(y2 - y1, 0), max(x2 - x1, 0)
-        if h == 0 or w == 0:
-            counts.append(np.array([total], dtype=np.int64))
-            continue
-        if h == img_h:  # full columns join into one run
-            c = np.array([x1 * img_h, w * img_h, total - x2 * img_h], dtype=np.int64)
-        else:
-            body = np.tile(np.array([h, img_h - h], dtype=np.int64), w)
-            body[-1] = total - (x2 - 1) * img_h - y2
-            c = np.concatenate([[x1 * img_h + y1], body])
-        counts.append(c if c[-1] > 0 else c[:-1])
-    return mask_util.frPyObjects([{'size': [img_h, img_w], 'counts': c} for c in counts], img_h, img_w)
 
 
 def concat_masks(parts: list, mask_format: str):
@@ -379,10 +360,13 @@ class FastMaskRCNN(MaskRCNN):
 
     def train(self, mode: bool = True):
         self._drop_inference_backbone()
+        if mode:  # training: the torch trunk (a compiled engine holds the weights it was built from)
+            self.__dict__.pop('_trunk_engine', None)
         return super().train(mode)
 
     def load_state_dict(self, *args, **kwargs):
         self._drop_inference_backbone()
+        self.__dict__.pop('_trunk_engine', None)  # new weights: the engine's are stale
         return super().load_state_dict(*args, **kwargs)
 
     def _apply(self, fn, *args, **kwargs):
@@ -390,6 +374,11 @@ class FastMaskRCNN(MaskRCNN):
         return super()._apply(fn, *args, **kwargs)
 
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        engine = self.__dict__.get('_trunk_engine')  # --engine openvino (mmcell.models.openvino_trunk)
+        if engine is not None and _fast_path(batch_inputs, self):
+            feats, rpn_outs = engine(batch_inputs)
+            self.__dict__['_trunk_rpn'] = (feats[0], rpn_outs)  # the RPN head's next forward on these features
+            return feats
         if not (self.channels_last or self.fuse_conv_bn or self.precision == 'bf16') or \
                 not _fast_path(batch_inputs, self):
             return super().extract_feat(batch_inputs)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmcell.structures.rle import counts_to_rles, crops_run_lengths
+
 
 def _bilinear_corners(pos: Tensor, size: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """mmcv's ``bilinear_interpolate`` along one axis: (low, high, w_low, w_high, valid) per sample."""
@@ -226,41 +228,6 @@ def _binarize(values: Tensor, hs: Tensor, ws: Tensor, threshold: float) -> Tenso
     return (values >= threshold) & valid
 
 
-def _bucket_rle_counts(binary: np.ndarray, regions: np.ndarray, img_h: int, img_w: int) -> List[np.ndarray]:
-    """COCO run lengths of a bucket of crops ``(m, ch, cw)`` placed at ``regions`` in an ``img_h x img_w`` image.
-
-    Run starts/ends are found on the crops in column-major order (COCO's), shifted to full-image positions;
-    a run that reaches the image bottom and continues at the top of the next column is merged as COCO does.
-    """
-    m, ch, cw = binary.shape
-    total = img_h * img_w
-    col = np.zeros((m, cw, ch + 2), dtype=np.int8)
-    col[:, :, 1:-1] = binary.transpose(0, 2, 1)
-    det, cols, ks = np.nonzero(np.diff(col, axis=2))
-    pos = (regions[det, 0] + cols) * img_h + regions[det, 1] + ks
-    if len(pos) > 2:  # entries alternate start/end within a detection and each has an even number of them
-        touching = np.nonzero((pos[1:-1:2] == pos[2::2]) & (det[1:-1:2] == det[2::2]))[0]
-        if len(touching):
-            keep = np.ones(len(pos), dtype=bool)
-            keep[2 * touching + 1] = False
-            keep[2 * touching + 2] = False
-            pos, det = pos[keep], det[keep]
-    first = np.ones(len(pos), dtype=bool)
-    first[1:] = det[1:] != det[:-1]
-    counts = np.diff(pos, prepend=0)
-    counts[first] = pos[first]
-    bounds = np.searchsorted(det, np.arange(m + 1))
-    out = []
-    for i in range(m):
-        c = counts[bounds[i]:bounds[i + 1]]
-        if len(c) == 0:
-            out.append(np.array([total], dtype=np.int64))
-            continue
-        last = pos[bounds[i + 1] - 1]
-        out.append(np.append(c, total - last) if last < total else c)
-    return out
-
-
 def paste_masks_rle(mask_probs: Tensor, boxes: Tensor, img_h: int, img_w: int, threshold: float = 0.5,
                     bucket: int = 128) -> RLEMasks:
     """Paste ``(N, h, w)`` mask probabilities into their boxes and return COCO RLEs (``counts`` as bytes).
@@ -275,10 +242,9 @@ def paste_masks_rle(mask_probs: Tensor, boxes: Tensor, img_h: int, img_w: int, t
     counts: List[np.ndarray] = [None] * n  # type: ignore[list-item]
     for idx, values, hs, ws, regions in _iter_buckets(mask_probs, boxes, img_h, img_w, bucket):
         binary = _binarize(values, hs, ws, threshold).numpy()
-        for i, c in zip(idx.tolist(), _bucket_rle_counts(binary, regions.numpy(), img_h, img_w)):
+        for i, c in zip(idx.tolist(), crops_run_lengths(binary, regions.numpy(), img_h, img_w)):
             counts[i] = c
-    return RLEMasks(mask_util.frPyObjects([{'size': [img_h, img_w], 'counts': c} for c in counts], img_h, img_w),
-                    img_h, img_w)
+    return RLEMasks(counts_to_rles(counts, img_h, img_w), img_h, img_w)
 
 
 def paste_masks_dense(mask_probs: Tensor, boxes: Tensor, img_h: int, img_w: int, threshold: float = 0.5,

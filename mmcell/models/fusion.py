@@ -12,6 +12,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmcell.models.fast_ops import RLEMasks
+from mmcell.structures.rle import crop_rle, masks_to_rles
 
 
 def cluster_detections(bboxes: Tensor, scores: Tensor, labels: Tensor, iou_thr: float) -> Tuple[Tensor, Tensor]:
@@ -108,9 +109,7 @@ def vote_masks(masks: Sequence[dict], member_groups: Sequence[Tensor], member_we
         wts = member_weights[idx].numpy().astype(np.float32)
         votes = decoded @ wts if decoded.ndim == 3 else decoded * wts[0]
         crop = votes >= vote_thr * max(float(wts.sum()), 1e-12)
-        full = np.zeros((img_h, img_w), dtype=np.uint8)
-        full[y0:y1, x0:x1] = crop
-        out.append(mask_util.encode(np.asfortranarray(full)))
+        out.append(crop_rle(crop, x0, y0, img_h, img_w))
     return out
 
 
@@ -142,8 +141,7 @@ def fuse_instances(preds: Sequence, weights: Optional[Sequence[float]], height: 
         if isinstance(masks, (list, tuple)):
             rles += list(masks)
         elif len(p):
-            arr = masks.detach().cpu().numpy() if hasattr(masks, 'detach') else np.asarray(masks)
-            rles += mask_util.encode(np.asfortranarray(arr.astype(np.uint8).transpose(1, 2, 0)))
+            rles += masks_to_rles(masks, height, width)
     bboxes = torch.cat([p.bboxes.float().cpu() for p in preds]) if num else torch.zeros((0, 4))
     scores = torch.cat([p.scores.float().cpu() for p in preds]) if num else torch.zeros(0)
     labels = torch.cat([p.labels.long().cpu() for p in preds]) if num else torch.zeros(0, dtype=torch.long)

@@ -6,8 +6,10 @@ mostly zeros being written twice. Here the counts string is decoded with numpy (
 and only the foreground pixels are set (:func:`rles_to_bitmaps`), so the cost follows the number of nucleus pixels.
 
 Encoding: :func:`runs_to_rle` builds an RLE from the column-major linear indices of a mask's pixels, so a nucleus is
-encoded from its own pixels (:func:`crop_rle`: a crop placed in a big image) without a full-size bitmap;
-:func:`encode_mask` / :func:`masks_to_rles` encode dense masks one at a time.
+encoded from its own pixels (:func:`crop_rle`: a crop placed in a big image; :func:`crops_run_lengths`: a stack of
+crops at once, the models' mask paste) without a full-size bitmap; :func:`rect_rles` fills boxes in closed form;
+:func:`counts_to_rles` compresses run lengths; :func:`encode_mask` / :func:`masks_to_rles` encode dense masks one at
+a time. Nothing else in mmcell calls pycocotools' encoders.
 """
 from __future__ import annotations
 
@@ -134,8 +136,72 @@ def runs_to_rle(index: np.ndarray, height: int, width: int, text: bool = False) 
         if runs[-1] == 0:  # ends at the last pixel: no trailing background run (as pycocotools writes it)
             runs = runs[:-1]
         counts = runs.tolist()
-    rle = mask_utils.frPyObjects({'size': [height, width], 'counts': counts}, height, width)
+    rle = counts_to_rles([counts], height, width)[0]
     return {'size': [height, width], 'counts': rle['counts'].decode('ascii') if text else rle['counts']}
+
+
+def counts_to_rles(counts: Sequence[Sequence[int]], height: int, width: int) -> List[dict]:
+    """Compressed COCO RLEs (``counts`` as bytes, pycocotools' form) of uncompressed run lengths, one per mask:
+    each a sequence (zeros, ones, zeros, ...) summing to ``height * width``."""
+    if not len(counts):
+        return []
+    return mask_utils.frPyObjects([{'size': [height, width], 'counts': c} for c in counts], height, width)
+
+
+def crops_run_lengths(binary: np.ndarray, regions: np.ndarray, height: int, width: int) -> List[np.ndarray]:
+    """COCO run lengths of a stack of crops ``(m, ch, cw)`` placed at ``regions`` (``x0, y0, ...`` per crop) in a
+    ``height x width`` image: :func:`crop_rle` for many crops at once, as :func:`counts_to_rles` takes them.
+
+    Run starts/ends are found on the crops in column-major order (COCO's), shifted to full-image positions;
+    a run that reaches the image bottom and continues at the top of the next column is merged as COCO does.
+    Crop pixels beyond a crop's region must be False (padding of a common crop shape).
+    """
+    m, ch, cw = binary.shape
+    total = height * width
+    col = np.zeros((m, cw, ch + 2), dtype=np.int8)
+    col[:, :, 1:-1] = binary.transpose(0, 2, 1)
+    det, cols, ks = np.nonzero(np.diff(col, axis=2))
+    pos = (regions[det, 0] + cols) * height + regions[det, 1] + ks
+    if len(pos) > 2:  # entries alternate start/end within a detection and each has an even number of them
+        touching = np.nonzero((pos[1:-1:2] == pos[2::2]) & (det[1:-1:2] == det[2::2]))[0]
+        if len(touching):
+            keep = np.ones(len(pos), dtype=bool)
+            keep[2 * touching + 1] = False
+            keep[2 * touching + 2] = False
+            pos, det = pos[keep], det[keep]
+    first = np.ones(len(pos), dtype=bool)
+    first[1:] = det[1:] != det[:-1]
+    counts = np.diff(pos, prepend=0)
+    counts[first] = pos[first]
+    bounds = np.searchsorted(det, np.arange(m + 1))
+    out = []
+    for i in range(m):
+        c = counts[bounds[i]:bounds[i + 1]]
+        if len(c) == 0:
+            out.append(np.array([total], dtype=np.int64))
+            continue
+        last = pos[bounds[i + 1] - 1]
+        out.append(np.append(c, total - last) if last < total else c)
+    return out
+
+
+def rect_rles(boxes: Sequence[Sequence[int]], height: int, width: int) -> List[dict]:
+    """COCO RLEs of filled integer rectangles ``[x1, y1, x2, y2)`` inside the image (run lengths in closed form)."""
+    total = height * width
+    counts = []
+    for x1, y1, x2, y2 in boxes:
+        h, w = max(y2 - y1, 0), max(x2 - x1, 0)
+        if h == 0 or w == 0:
+            counts.append(np.array([total], dtype=np.int64))
+            continue
+        if h == height:  # full columns join into one run
+            c = np.array([x1 * height, w * height, total - x2 * height], dtype=np.int64)
+        else:
+            body = np.tile(np.array([h, height - h], dtype=np.int64), w)
+            body[-1] = total - (x2 - 1) * height - y2
+            c = np.concatenate([[x1 * height + y1], body])
+        counts.append(c if c[-1] > 0 else c[:-1])
+    return counts_to_rles(counts, height, width)
 
 
 def crop_rle(crop: np.ndarray, x1: int, y1: int, height: int, width: int, text: bool = False) -> dict:

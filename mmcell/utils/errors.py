@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any, Callable, Union
+from typing import Any, Callable, List, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -67,6 +67,23 @@ def exit_on_bad_input(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except (ValueError, OSError) as err:
         raise SystemExit(one_line(err)) from None
+
+
+def probability(text: str) -> float:
+    """``argparse`` type of a score, mask or IoU threshold: a number in [0, 1]. ``--score-thr 1.5`` (or 50 for 50 %)
+    is a typo that would silently keep nothing: refused with one line, on every command that takes a threshold."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f'{text} is outside [0, 1] (scores and thresholds are fractions)')
+    return value
+
+
+def probabilities(text: str) -> List[float]:
+    """``argparse`` type of comma-separated thresholds, each a :func:`probability` (``0,0.05,0.5``)."""
+    return [probability(part.strip()) for part in text.split(',') if part.strip()]
 
 
 class ToolArgumentParser(argparse.ArgumentParser):

@@ -17,7 +17,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 import torch
-from conftest import REPO, TrainedRun, quickstart_config, run_tool
+from conftest import REPO, TRAINED_EPOCHS, TrainedRun, free_port, quickstart_config
 
 from mmcell.structures.cells import polygon_rings
 from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
@@ -93,21 +93,10 @@ def slide(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def slide_model(tmp_path_factory) -> TrainedRun:
-    """The quickstart trained for 8 short epochs on 32 synthetic images (~1 min on 2 cores): a model good enough
-    (AP50 ~0.4 on the test slide) that seams and AP comparisons mean something; the session's 9-iteration model
-    scores every nucleus below 0.2."""
-    from mmcell.synthetic.hw3 import make_synthetic_hw3
-
-    root = make_synthetic_hw3(tmp_path_factory.mktemp('slide_train') / 'data', num_train=32, num_test=0, seed=0,
-                              min_size=128, max_size=320)
-    work_dir = tmp_path_factory.mktemp('slide_model')
-    run_tool(sys.executable, 'tools/train.py', quickstart_config(), '--work-dir', str(work_dir), '--data-root',
-             str(root), '--cfg-options', 'train_cfg.max_epochs=8', 'train_cfg.val_interval=8',
-             'default_hooks.checkpoint.interval=8', 'randomness.seed=0')
-    config = sorted(str(p) for p in work_dir.glob('*.py'))[0]
-    return TrainedRun(config=config, checkpoint=str(work_dir / 'epoch_8.pth'), work_dir=str(work_dir),
-                      data_root=str(root))
+def slide_model(trained_quickstart) -> TrainedRun:
+    """The suite's one trained model (conftest): AP50 ~0.4 on the test slide, so seams and AP comparisons mean
+    something."""
+    return trained_quickstart
 
 
 class OracleModel(torch.nn.Module):
@@ -151,6 +140,7 @@ class OracleModel(torch.nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- seams
+@pytest.mark.slow
 def test_oracle_tiles_give_back_the_ground_truth_exactly(slide, tmp_path):
     """No duplicates, no cut cells: every ground-truth nucleus comes out once, pixel for pixel."""
     from mmcell.apis import segment_slide
@@ -196,12 +186,15 @@ def test_trained_model_outputs_agree(slide_run):
         name for name, _ in NUCLEUS_MEASUREMENTS}  # QuPath's Nucleus: ... names
     with gzip.open(Path(slide_run.out_dir) / 'cells.geojson.gz', 'rt') as fh:
         metadata = json.load(fh)['metadata']
-    assert metadata['checkpoint'] == 'epoch_8.pth' and metadata['config'].endswith('.py')
+    assert metadata['checkpoint'] == f'epoch_{TRAINED_EPOCHS}.pth' and metadata['config'].endswith('.py')
     assert metadata['mpp'] == 0.25 and metadata['software'].startswith('mmcell ')
     assert all(0 < float(r['circularity']) <= 1 and 0 < float(r['solidity']) <= 1 for r in out['rows'])
     assert all(float(r['max_caliper_um']) >= float(r['min_caliper_um']) > 0 for r in out['rows'])
+    # QuPath's optical densities (H&E default): the synthetic nuclei average H 0.49 (E 0.41) over their true masks;
+    # QuPath's usual "Hematoxylin OD mean > 0.3" rule holds on average
     hematoxylin = np.mean([float(r['mean_hematoxylin']) for r in out['rows']])
-    assert hematoxylin > np.mean([float(r['mean_eosin']) for r in out['rows']])  # nuclei are hematoxylin-dark
+    assert 0.3 < hematoxylin < 1.0
+    assert all(float(r['max_hematoxylin']) >= float(r['mean_hematoxylin']) for r in out['rows'])
 
 
 def _matched_fraction(ref_ids: np.ndarray, ref_scores: dict, ids: np.ndarray, min_score: float) -> float:
@@ -307,7 +300,7 @@ def test_two_processes_and_shards_equal_one(slide_model, slide, slide_run, tmp_p
     merge_slide(tmp_path / 'shards' / 'tissue', progress=False)
     assert_same_outputs(read_outputs(tmp_path / 'shards' / 'tissue'), read_outputs(slide_run.out_dir))
     # torchrun, 2 ranks (gloo on CPU)
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'PYTHON': sys.executable, 'PORT': '29533'}
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'PYTHON': sys.executable, 'PORT': str(free_port())}
     proc = subprocess.run(['bash', 'tools/dist_segment_slide.sh', '2', slide['slide'], '--config',
                            slide_model.config, '--checkpoint', slide_model.checkpoint, '--out',
                            str(tmp_path / 'dist'), '--tile', '256', '--overlap', '64'],
@@ -335,7 +328,7 @@ def test_small_and_empty_slides_work(slide_model, tmp_path):
 
 
 @pytest.mark.parametrize('case', ['not-a-slide', 'half-slide', 'corrupt-tile', 'no-mpp', 'unwritable-out',
-                                  'bad-shard', 'bad-review-margin'])
+                                  'bad-shard'])
 def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_path):
     import tifffile
 
@@ -371,10 +364,6 @@ def test_bad_input_is_one_line_and_writes_nothing(case, slide_model, slide, tmp_
         blocker.write_text('x')
         out = blocker / 'out'
         expected = 'file/out: '
-    elif case == 'bad-review-margin':
-        path = Path(slide['slide'])
-        extra = ['--review-below', '0.6', '--review-margin', '20']
-        expected = '--review-margin 20: a difference of two class scores, between 0 and 1'
     else:
         path = Path(slide['slide'])
         extra = ['--shard', '2/2']

@@ -140,3 +140,36 @@ def write_qupath(src: Path, stem: str, rgb: np.ndarray, features, suffix: str = 
     export = src / f'{stem}{suffix}'
     export.write_bytes(gzip.compress(text.encode()) if suffix.endswith('.gz') else text.encode())
     return slide, export
+
+
+def write_consep(src: Path, stems: Sequence[str], size: Tuple[int, int] = (40, 48), num_types: int = 4,
+                 keys: Sequence[str] = ('inst_map', 'type_map', 'inst_type', 'inst_centroid'),
+                 overlay: bool = True) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """The CoNSeP / HoVer-Net layout: ``Images/<stem>.png`` + ``Labels/<stem>.mat`` (``keys`` of ``inst_map``
+    (ids 1..N), ``type_map``, ``inst_type`` (N, 1), ``inst_centroid`` (N, 2) x, y), and ``Overlay/<stem>.png`` (the
+    release's drawings, same stems) when ``overlay``. Nucleus k has type ``(k - 1) % num_types + 1``.
+
+    Returns:
+        per stem ``(ids, types)``: the instance map written and the per-pixel type map.
+    """
+    from scipy.io import savemat
+
+    truths = {}
+    for k, stem in enumerate(stems):
+        rgb, ids, _ = synthetic_instances(30 + k, *size)
+        values = np.unique(ids)[1:]
+        inst_map = np.searchsorted(values, ids) + 1
+        inst_map[ids == 0] = 0
+        inst_type = (np.arange(len(values)) % num_types + 1).astype(np.int32)
+        type_map = np.where(inst_map > 0, np.concatenate([[0], inst_type])[inst_map], 0).astype(np.int32)
+        centroids = np.array([[np.nonzero(inst_map == v)[1].mean(), np.nonzero(inst_map == v)[0].mean()]
+                              for v in range(1, len(values) + 1)]).reshape(-1, 2)
+        arrays = dict(inst_map=inst_map.astype(np.int32), type_map=type_map, inst_type=inst_type[:, None],
+                      inst_centroid=centroids)
+        write_png(src / 'Images' / f'{stem}.png', rgb)
+        (src / 'Labels').mkdir(parents=True, exist_ok=True)
+        savemat(src / 'Labels' / f'{stem}.mat', {key: arrays[key] for key in keys})
+        if overlay:
+            write_png(src / 'Overlay' / f'{stem}.png', 255 - rgb)
+        truths[stem] = (inst_map, type_map)
+    return truths

@@ -17,6 +17,7 @@ from converter_fixtures import (
     qupath_nuclei,
     square,
     synthetic_instances,
+    write_consep,
     write_monuseg,
     write_pannuke,
     write_png,
@@ -138,7 +139,7 @@ def test_mask_png_not_binary(tmp_path):
 def test_unknown_format(tmp_path, monuseg_src):
     msg = _fail(tmp_path, '--format', 'monusegg', str(monuseg_src))
     assert msg == '--format monusegg: unknown format (choose from monuseg, monusac, pannuke, conic, dsb2018, labels, ' \
-        'qupath)'
+        'qupath, consep)'
 
 
 def test_out_exists_needs_overwrite(tmp_path, monuseg_src):
@@ -162,6 +163,7 @@ def test_failure_late_in_the_run_keeps_the_previous_out(tmp_path, monuseg_src):
     assert sorted(p.relative_to(out) for p in out.rglob('*')) == before
 
 
+@pytest.mark.slow
 def test_cli_exit_code_and_stderr(tmp_path, monuseg_src):
     (monuseg_src / 'Annotations' / 'a.xml').write_text('<Annotations><Region></Annotations>')
     env = {**os.environ, 'PYTHONPATH': str(REPO)}
@@ -227,7 +229,7 @@ def test_qupath_geojson_does_not_parse(tmp_path, qupath_src):
 
 
 @pytest.mark.parametrize('geometry,problem', [
-    (None, 'no geometry'),
+    ('absent', 'no geometry'),  # "geometry": null is valid GeoJSON (skipped and counted); no member at all is not
     ({'type': 'LineString', 'coordinates': [[1, 1], [5, 5]]}, 'geometry is a LineString, expected a Polygon or '
      'MultiPolygon (a nucleus or region outline)'),
     ({'type': 'Point', 'coordinates': [3, 4]}, 'geometry is a Point, expected a Polygon or MultiPolygon'),
@@ -239,7 +241,10 @@ def test_qupath_geojson_does_not_parse(tmp_path, qupath_src):
      'geometry has a coordinate that is not a finite number (NaN)'),
 ])
 def test_qupath_bad_geometry(tmp_path, qupath_src, geometry, problem):
-    path = _spoil(qupath_src, qupath_feature(geometry, 'A'))
+    feature = qupath_feature(geometry, 'A')
+    if geometry == 'absent':
+        del feature['geometry']
+    path = _spoil(qupath_src, feature)
     msg = _fail(tmp_path, '--format', 'qupath', str(qupath_src))
     assert msg.startswith(f'{path}: feature bad-1: {problem}')
 
@@ -292,3 +297,89 @@ def test_qupath_80k_slide_without_region(tmp_path):
 def test_qupath_options_refused_for_other_formats(tmp_path, monuseg_src):
     msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src), '--reader', 'openslide')
     assert msg == '--reader applies to --format qupath only'
+
+
+# ------------------------------------------------------------------------------------ CoNSeP / HoVer-Net .mat files
+@pytest.fixture
+def consep_src(tmp_path):
+    """Two patches in the HoVer-Net layout; ``Labels/train_2_000.mat`` is the one the tests spoil."""
+    src = tmp_path / 'src'
+    write_consep(src, ['train_1_000', 'train_2_000'])
+    return src
+
+
+def _spoil_mat(src, **changes):
+    """Rewrite ``train_2_000.mat`` with ``changes`` (None drops a key); returns that file."""
+    from scipy.io import loadmat, savemat
+
+    path = src / 'Labels' / 'train_2_000.mat'
+    mat = {k: v for k, v in loadmat(str(path)).items() if not k.startswith('__')}
+    for key, value in changes.items():
+        if value is None:
+            mat.pop(key)
+        else:
+            mat[key] = value
+    savemat(path, mat)
+    return path
+
+
+def test_consep_mat_without_inst_map(tmp_path, consep_src):
+    path = _spoil_mat(consep_src, inst_map=None)
+    msg = _fail(tmp_path, '--format', 'consep', str(consep_src))
+    assert msg == f'{path}: no inst_map (keys: inst_centroid, inst_type, type_map; expected the HoVer-Net layout: ' \
+        'inst_map, type_map, inst_type, inst_centroid)'
+
+
+def test_consep_mat_without_types(tmp_path, consep_src):
+    path = _spoil_mat(consep_src, inst_type=None, type_map=None)
+    msg = _fail(tmp_path, '--format', 'consep', str(consep_src))
+    assert msg == f'{path}: no inst_type or type_map (keys: inst_centroid, inst_map): the nuclei have no types'
+
+
+def test_consep_inst_type_rows_do_not_match_the_ids(tmp_path, consep_src):
+    from scipy.io import loadmat
+
+    n = int(loadmat(str(consep_src / 'Labels' / 'train_2_000.mat'))['inst_map'].max())
+    path = _spoil_mat(consep_src, inst_type=np.ones((n - 1, 1), np.int32))
+    msg = _fail(tmp_path, '--format', 'consep', str(consep_src))
+    assert msg == f'{path}: inst_type has {n - 1} rows but the highest inst_map id is {n} ({n} nuclei; row k-1 is ' \
+        'the type of nucleus k)'
+
+
+def test_consep_inst_map_of_another_size(tmp_path, consep_src):
+    from scipy.io import loadmat
+
+    inst_map = loadmat(str(consep_src / 'Labels' / 'train_2_000.mat'))['inst_map']
+    path = _spoil_mat(consep_src, inst_map=inst_map[:30])
+    msg = _fail(tmp_path, '--format', 'consep', str(consep_src))
+    assert msg == f'{path}: annotation size (30, 48) differs from image ' \
+        f'{consep_src / "Images" / "train_2_000.png"} of size (40, 48)'
+
+
+def test_consep_unreadable_mat(tmp_path, consep_src):
+    path = consep_src / 'Labels' / 'train_2_000.mat'
+    path.write_bytes(b'MATLAB 5.0 MAT-file, but cut short')
+    msg = _fail(tmp_path, '--format', 'consep', str(consep_src))
+    assert msg.startswith(f'{path}: unreadable .mat (')
+
+
+@pytest.mark.parametrize('types,extra,problem', [
+    ([7], [], 'inst_type: nucleus 1 has type 7 (expected 1..4: other, inflammatory, epithelial, spindle; the '
+              "release's 7 types need --consep-types original)"),
+    ([0], [], 'inst_type: nucleus 1 has type 0 (expected 1..4: other, inflammatory, epithelial, spindle)'),
+    ([9], ['--consep-types', 'original'], 'inst_type: nucleus 1 has type 9 (expected 1..7: other, inflammatory, '
+                                          'healthy epithelial, malignant epithelial, fibroblast, muscle, endothelial)'),
+])
+def test_consep_type_outside_the_scheme(tmp_path, consep_src, types, extra, problem):
+    from scipy.io import loadmat
+
+    inst_type = loadmat(str(consep_src / 'Labels' / 'train_2_000.mat'))['inst_type'].copy()
+    inst_type[0] = types[0]
+    path = _spoil_mat(consep_src, inst_type=inst_type)
+    msg = _fail(tmp_path, *extra, '--format', 'consep', str(consep_src))
+    assert msg == f'{path}: {problem}'
+
+
+def test_consep_option_refused_for_other_formats(tmp_path, monuseg_src):
+    msg = _fail(tmp_path, '--format', 'monuseg', str(monuseg_src), '--consep-types', 'original')
+    assert msg == '--consep-types applies to --format consep only'

@@ -11,6 +11,7 @@ from converter_fixtures import (
     instance_pixel_sets,
     square,
     synthetic_instances,
+    write_consep,
     write_monuseg,
     write_pannuke,
     write_png,
@@ -226,6 +227,57 @@ def test_labels_with_and_without_class_map(tmp_path):
     got_ids, got_classes = _label_map(tmp_path / 'out' / 'train' / 'y')
     assert len(instance_pixel_sets(got_ids)) == 1 and set(np.unique(got_classes)) == {0, 1}
     assert report.class_names == [f'class{k}' for k in range(1, int(classes.max()) + 1)]
+
+
+def test_consep_merged_types(tmp_path):
+    """Type k -> class k with CoNSeP's merged names; the Overlay/ drawings are left out; names in classes.json."""
+    from scipy.io import savemat
+
+    truths = write_consep(tmp_path / 'src', ['train_3_000', 'train_3_001', 'train_12_000'])
+    # a patch without nuclei, as the real patches have (inst_type of shape (0, 1))
+    write_png(tmp_path / 'src' / 'Images' / 'train_12_001.png', synthetic_instances(9, 40, 48)[0])
+    savemat(tmp_path / 'src' / 'Labels' / 'train_12_001.mat', dict(
+        inst_map=np.zeros((40, 48), np.int32), type_map=np.zeros((40, 48), np.int32),
+        inst_type=np.zeros((0, 1), np.int32), inst_centroid=np.zeros((0, 2))))
+    report, lines = _convert('consep', tmp_path / 'src', tmp_path / 'out')
+    assert lines[1] == 'train_12_001: 0 instances (none), 0 skipped, 0 contested px'
+    assert report.class_names == ['other', 'inflammatory', 'epithelial', 'spindle'] and report.images == 4
+    assert sorted(p.name for p in (tmp_path / 'out' / 'train').iterdir()) == ['train_12_000', 'train_12_001',
+                                                                             'train_3_000', 'train_3_001']
+    for stem, (ids, types) in truths.items():
+        got_ids, got_classes = _label_map(tmp_path / 'out' / 'train' / stem)
+        assert instance_pixel_sets(got_ids) == instance_pixel_sets(ids)
+        np.testing.assert_array_equal(got_classes, types)
+        np.testing.assert_array_equal(read_image(tmp_path / 'out' / 'train' / stem / 'image.tif'),
+                                      read_image(tmp_path / 'src' / 'Images' / f'{stem}.png'))
+    assert json.loads((tmp_path / 'out' / 'classes.json').read_text()) == dict(
+        classes=['other', 'inflammatory', 'epithelial', 'spindle'],
+        class_map=dict(other=1, inflammatory=2, epithelial=3, spindle=4))
+    dataset = _dataset(tmp_path / 'out', report.class_names)
+    present = {int(t) - 1 for _, types in truths.values() for t in np.unique(types) if t}
+    assert {i['bbox_label'] for n in range(len(dataset)) for i in dataset.get_data_info(n)['instances']} == present
+    assert len(present) >= 3
+
+
+def test_consep_original_types_and_type_map_only(tmp_path):
+    """The release's 7 types merge by HoVer-Net's rule (1; 2; 3,4; 5,6,7); --class-map overrides the merge; a file
+    without inst_type takes each nucleus's majority type_map value."""
+    truths = write_consep(tmp_path / 'src', ['test_1'], num_types=7, keys=('inst_map', 'type_map'), overlay=False)
+    ids, types = truths['test_1']
+    report, _ = _convert('consep', tmp_path / 'src', tmp_path / 'out', consep_types='original')
+    assert report.class_names == ['other', 'inflammatory', 'epithelial', 'spindle']
+    got_ids, got_classes = _label_map(tmp_path / 'out' / 'train' / 'test_1')
+    assert instance_pixel_sets(got_ids) == instance_pixel_sets(ids)
+    np.testing.assert_array_equal(got_classes, np.array([0, 1, 2, 3, 3, 4, 4, 4])[types])
+    assert json.loads((tmp_path / 'out' / 'classes.json').read_text())['class_map'] == {
+        'other': 1, 'inflammatory': 2, 'healthy epithelial': 3, 'malignant epithelial': 3, 'fibroblast': 4,
+        'muscle': 4, 'endothelial': 4}
+    # keep the malignant epithelium apart, drop "other"
+    report, _ = _convert('consep', tmp_path / 'src', tmp_path / 'out2', consep_types='original',
+                         class_map=['malignant epithelial=5', 'other=0'])
+    assert report.class_names == ['class1', 'inflammatory', 'healthy epithelial', 'spindle', 'malignant epithelial']
+    got_ids, got_classes = _label_map(tmp_path / 'out2' / 'train' / 'test_1')
+    np.testing.assert_array_equal(got_classes, np.array([0, 0, 2, 3, 5, 4, 4, 4])[types])
 
 
 def test_test_release_scores_through_the_project_metric(tmp_path):

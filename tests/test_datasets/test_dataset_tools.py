@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, run_tool
 
 from mmcell.datasets.hw3_format import list_train_samples
 
 
+@pytest.mark.slow
 def test_make_synthetic_then_convert(tmp_path):
     root = tmp_path / 'data'
     proc = run_tool(sys.executable, 'tools/dataset_converters/make_synthetic_hw3.py', str(root), '--num-train', '3',
@@ -27,6 +29,7 @@ def test_make_synthetic_then_convert(tmp_path):
     assert not out.exists() and not (root / '.mmcell_cache').exists()
 
 
+@pytest.mark.slow
 def test_hw3_to_coco_bad_root_one_line(tmp_path):
     env = {**os.environ, 'PYTHONPATH': str(REPO)}
     proc = subprocess.run([sys.executable, 'tools/dataset_converters/hw3_to_coco.py', str(tmp_path), '--out',
@@ -37,6 +40,7 @@ def test_hw3_to_coco_bad_root_one_line(tmp_path):
     assert not (tmp_path / 'x.json').exists()
 
 
+@pytest.mark.slow
 def test_browse_and_stats_tools(synthetic_hw3, tmp_path):
     import cv2
 

@@ -83,11 +83,14 @@ def test_regions_cells_ignore_and_older_exports(tmp_path):
     features[0]['properties']['classification'] = features[0]['properties']['classification']['name']  # older
     regions = [qupath_feature(_polygon(0, 0, 40, 30), 'Region*', fid='r1'),
                qupath_feature(_polygon(50.0, 40.0, 96.0, 80.0), 'Region', fid='r2'),
-               qupath_feature(_polygon(60, 60, 70, 70), 'Ignore*', fid='ig')]
+               qupath_feature(_polygon(60, 60, 70, 70), 'Ignore*', fid='ig'),
+               qupath_feature(None, 'A', fid='null-1'), qupath_feature(None, None, kind='cell', fid='null-2')]
     write_qupath(tmp_path / 'src', 'wsi', rgb, regions + features, suffix='.json')
     report, lines = _convert(tmp_path / 'src', tmp_path / 'out')
     assert sorted(p.name for p in (tmp_path / 'out' / 'train').iterdir()) == ['wsi_region1', 'wsi_region2']
-    assert report.ignored == {'Ignore* (wsi.json)': 1}
+    # a feature with "geometry": null (valid GeoJSON) is skipped and counted, as Ignore* objects are
+    assert report.ignored == {'Ignore* (wsi.json)': 1, 'null geometry (wsi.json)': 2}
+    assert lines[1].endswith(', 1 Ignore* (wsi.json) ignored, 2 null geometry (wsi.json) ignored')
     for stem, (x0, y0, x1, y1) in (('wsi_region1', (0, 0, 40, 30)), ('wsi_region2', (50, 40, 96, 80))):
         got_ids, got_cls = _label_map(tmp_path / 'out' / 'train' / stem)
         assert np.array_equal(read_image(tmp_path / 'out' / 'train' / stem / 'image.tif'), rgb[y0:y1, x0:x1])

@@ -83,6 +83,7 @@ def test_synthetic_keeps_the_contest_layout(calibrated):
     assert not (root / 'test_release').exists()
 
 
+@pytest.mark.slow
 def test_compare_real_synthetic_tool(calibrated, tmp_path):
     root, _, _ = calibrated
     other = make_synthetic_hw3(tmp_path / 'other', num_train=2, num_test=0, seed=5, min_size=128, max_size=160)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mmcell.datasets.stain import HED_FROM_RGB
+from mmcell.datasets.stain import QUPATH_H_E
 from mmcell.exporters.cells import geojson_feature
 from mmcell.exporters.measurements import (
     INTENSITY_FIELDS,
@@ -61,9 +61,11 @@ def test_ellipse(angle):
 
 
 def test_stain_statistics_of_known_pixels():
+    """QuPath's definition: per pixel OD = -log10(rgb / 255), unmixed by QuPath's H&E default (with its residual),
+    then mean / std dev / max over the pixels."""
     a, b = np.array([120, 60, 160], np.uint8), np.array([200, 150, 210], np.uint8)
     pixels = np.stack([a] * 30 + [b] * 10)
-    od = lambda rgb: (-np.log(rgb / 255.0)) @ HED_FROM_RGB  # noqa: E731 -- Beer-Lambert, by hand
+    od = lambda rgb: (-np.log10(rgb / 255.0)) @ np.linalg.inv(QUPATH_H_E.matrix)  # noqa: E731 -- by hand
     ha, hb = od(a.astype(np.float64))[0], od(b.astype(np.float64))[0]
     stats = dict(zip(INTENSITY_FIELDS, intensity_statistics(pixels)))
     assert stats['mean_hematoxylin'] == pytest.approx(0.75 * ha + 0.25 * hb, rel=1e-5)
@@ -71,6 +73,11 @@ def test_stain_statistics_of_known_pixels():
     assert stats['max_hematoxylin'] == pytest.approx(max(ha, hb), rel=1e-5)
     assert stats['mean_r'] == pytest.approx(140.0)
     assert np.isnan(intensity_statistics(None)).all()
+    # a nucleus of mean RGB (84, 13, 105) on a real MoNuSAC slide: QuPath's H 0.64 / E 0.80 (test_stain.py)
+    stats = dict(zip(INTENSITY_FIELDS, intensity_statistics(np.tile([84, 13, 105], (50, 1)).astype(np.uint8))))
+    assert stats['mean_hematoxylin'] == pytest.approx(0.6376, abs=5e-4)
+    assert stats['mean_eosin'] == pytest.approx(0.8036, abs=5e-4)
+    assert stats['std_hematoxylin'] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_qupath_names():

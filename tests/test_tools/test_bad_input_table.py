@@ -7,6 +7,7 @@ The crafted-checkpoint rows also run as real subprocesses and check that the pay
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -21,12 +22,15 @@ import torch
 
 pytest.importorskip('mmcv.ops')
 
+from mmcell.apis.crossval import organ_folds  # noqa: E402
+from mmcell.datasets.hw3_format import list_train_samples  # noqa: E402
 from mmcell.utils.checkpoint import TRUST_ENV  # noqa: E402
 from tests.conftest import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = {'train': 'tools/train.py', 'test': 'tools/test.py', 'predict': 'tools/predict.py',
-         'check_submission': 'tools/misc/check_submission.py'}
+         'check_submission': 'tools/misc/check_submission.py',
+         'cross_validate': 'tools/analysis_tools/cross_validate.py'}
 
 
 def _main(command: str):
@@ -100,6 +104,16 @@ def bad(trained_quickstart, tmp_path_factory):
     submission_cfg.write_text(f'_base_ = [{trained_quickstart.config!r}]\n'
                               "test_evaluator = dict(_delete_=True, type='CellSubmissionMetric', "
                               f'out_dir={str(blocker)!r})\n')
+    cv_root = root / 'cv_results'  # cross_validate: committed fold files (a second folder with a broken one)
+    (cv_root / 'recipe').mkdir(parents=True)
+    (root / 'cv_broken' / 'other').mkdir(parents=True)
+    folds = organ_folds([p.name for p in list_train_samples(data)], 2)
+    (cv_root / 'recipe' / 'fold0.json').write_text(json.dumps(dict(
+        fold=0, config=trained_quickstart.config, val_names=folds[0], iters=999, train_s=1.0,
+        figures={'test 1x': dict(AP50=0.5, AP=0.2, AJI=0.4, **{'AJI+': 0.4}, PQ=0.4)})))
+    (root / 'cv_broken' / 'other' / 'fold0.json').write_text('{"fold": 0, "figures": ')
+    files.update(cv_root=str(cv_root), cv_kept=str(cv_root / 'recipe' / 'fold0.json'),
+                 cv_broken_root=str(root / 'cv_broken'), cv_broken=str(root / 'cv_broken' / 'other' / 'fold0.json'))
     files.update(text=str(text), truncated=str(truncated), crafted=str(crafted), empty_sd=str(empty_sd),
                  no_sd=str(no_sd), partial=str(partial), blocker=str(blocker), no_ids=str(no_ids),
                  unlisted=str(unlisted), empty_release=str(empty_release), no_images=str(no_images),
@@ -200,6 +214,10 @@ ROWS = [
     ('segment-slide', 'config with a syntax error',
      lambda f: [f['data'] + '/test_release', '--config', f['broken_cfg'], '--checkpoint', f['ckpt'], '--out',
                 f['work'], '--mpp', '0.25'], 'not a usable config (SyntaxError', 'broken_cfg'),
+    ('segment', '--engine openvino with --no-fast',
+     lambda f: [f['data'] + '/test_release', '--config', f['config'], '--checkpoint', f['ckpt'], '--out',
+                f['work'] + '_engine', '--engine', 'openvino', '--no-fast'],
+     'engine openvino: OpenVINO runs the fast Mask R-CNN only', None),
     ('segment', 'missing required flag', lambda f: [f['missing_img']], 'the following arguments are required', None),
     ('predict', '--models: weight is not a number',
      lambda f: [f['config'], f['ckpt'], '--models', f'{f["config"]}:{f["ckpt"]}:heavy', *_release(f), '--out',
@@ -219,6 +237,15 @@ ROWS = [
     ('check_submission', 'zip without test-results.json', lambda f: [f['sub_zip']], 'test-results.json', 'sub_zip'),
     ('check_submission', 'ids json missing', lambda f: [f['sub_ok'], '--data-root', f['no_ids']],
      'test ids file not found', 'no_ids'),
+    ('cross_validate', 'kept fold file of another schedule',
+     lambda f: [f['config'], f['data'], f['work'], '--folds', '2', '--iters', '5', '--results-dir',
+                str(Path(f['cv_kept']).parent)], '999 iterations, this run 5', 'cv_kept'),
+    ('cross_validate', '--compare: a fold file that is not JSON',
+     lambda f: ['--compare', f['cv_broken_root'], '--reference', 'other'], 'Expecting value', 'cv_broken'),
+    ('cross_validate', '--compare: unknown --reference', lambda f: ['--compare', f['cv_root'], '--reference', 'nope'],
+     "no run 'nope'", 'cv_root'),
+    ('cross_validate', '--compare without --reference', lambda f: ['--compare', f['cv_root']],
+     '--compare ROOT needs --reference TAG', None),
 ]
 
 
@@ -308,3 +335,90 @@ def test_trust_checkpoint_loads_an_ordinary_full_pickle(bad, tmp_path):
     _main('predict')([bad['config'], str(foreign), '--data-root', bad['data'], '--out', str(out),
                       '--trust-checkpoint'])
     assert zipfile.is_zipfile(out)
+
+
+# ------------------------------------------------------------------------- flags checked by the parser, no model
+THRESHOLD_ROWS = [  # (script or command, argv, the flag): a threshold outside [0, 1] is a typo, refused at once
+    ('segment', ['x.tif', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--score-thr', '1.5'],
+     '--score-thr'),
+    ('segment-slide', ['s.svs', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--score-thr', '50'],
+     '--score-thr'),
+    ('segment-slide', ['s.svs', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--review-below', '-0.1'],
+     '--review-below'),
+    ('segment-slide', ['s.svs', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--review-below', '0.6',
+                       '--review-margin', '20'], '--review-margin'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--score-thr', '1.5'], '--score-thr'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--mask-thr', '2'], '--mask-thr'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--labels-score-thr', 'nan'], '--labels-score-thr'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--iou-thr', '55'], '--iou-thr'),
+    ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--vote-thr', '1.01'], '--vote-thr'),
+    ('tools/analysis_tools/visualize_predictions.py', ['c.py', 'w.pth', '--score-thr', '1.5'], '--score-thr'),
+    ('tools/analysis_tools/class_confusion.py', ['--results', 'r.json', '--gt', 'g.json', '--score-thr', '1.5'],
+     '--score-thr'),
+    ('tools/analysis_tools/score_hist.py', ['--results', 'r.json', '--gt', 'g.json', '--thresholds', '0,0.5,5'],
+     '--thresholds'),
+    ('tools/analysis_tools/cross_validate.py', ['c.py', 'd', 'w', '--mask-thrs', '0.4', '40'], '--mask-thrs'),
+]
+
+
+def _entry(script: str):
+    return _main(script) if script in ('segment', 'segment-slide') else load_script(script).main
+
+
+@pytest.mark.parametrize('script, argv, flag', THRESHOLD_ROWS, ids=[f'{r[0]} {r[2]}' for r in THRESHOLD_ROWS])
+def test_threshold_outside_zero_one_is_refused(script, argv, flag, capsys, tmp_path, monkeypatch):
+    """``mmcell segment --score-thr 1.5`` used to run and write 0 cells: now one line naming the flag, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        _entry(script)(argv)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2
+    assert len(err.splitlines()) == 1 and f'argument {flag}' in err and 'outside [0, 1]' in err, err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_threshold_type():
+    from mmcell.utils.errors import probabilities, probability
+
+    assert probability('0') == 0.0 and probability('1') == 1.0 and probability('.5') == 0.5
+    assert probabilities('0, 0.05,0.5') == [0.0, 0.05, 0.5]
+    for bad in ('1.5', '-0.1', 'nan', 'inf'):
+        with pytest.raises(argparse.ArgumentTypeError, match=r'outside \[0, 1\]'):
+            probability(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match='not a number'):
+        probability('half')
+
+
+#: the tools that built a plain argparse parser or cut errors to their first line by hand (issue 25)
+TOOL_SCRIPTS = ['tools/analysis_tools/plot_curves.py', 'tools/analysis_tools/eval_real.py',
+                'tools/analysis_tools/compare_runs.py', 'tools/analysis_tools/compare_real_synthetic.py',
+                'tools/analysis_tools/dataset_stats.py', 'tools/analysis_tools/browse_dataset.py',
+                'tools/dataset_converters/make_synthetic_hw3.py', 'tools/dataset_converters/hw3_to_coco.py',
+                'tools/dataset_converters/to_hw3.py', 'tools/dataset_converters/make_synthetic_slide.py']
+
+
+@pytest.mark.parametrize('script', TOOL_SCRIPTS)
+def test_tool_parser_errors_are_one_line(script, capsys):
+    with pytest.raises(SystemExit) as exc:
+        load_script(script).main(['x', 'y', 'z', '--no-such-flag'])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2
+    assert len(err.splitlines()) == 1 and ': error: ' in err and err.endswith('(see --help)'), err  # no usage block
+
+
+@pytest.mark.parametrize('script, argv', [
+    ('tools/analysis_tools/dataset_stats.py', ['{missing}', '--out', '{tmp}/stats']),
+    ('tools/analysis_tools/browse_dataset.py', ['{missing}', '--out', '{tmp}/overlays']),
+    ('tools/analysis_tools/compare_real_synthetic.py', ['{missing}', '{missing}']),
+    ('tools/dataset_converters/hw3_to_coco.py', ['{missing}', '--out', '{tmp}/coco.json']),
+    ('tools/analysis_tools/plot_curves.py', ['{missing}']),
+    ('tools/analysis_tools/compare_runs.py', ['{missing}']),
+], ids=lambda v: Path(v).name if isinstance(v, str) else None)
+def test_tool_bad_input_is_one_line_naming_it(script, argv, tmp_path, capsys):
+    missing = tmp_path / 'no such root'
+    with pytest.raises(SystemExit) as exc:
+        load_script(script).main([a.format(missing=missing, tmp=tmp_path) for a in argv])
+    msg = exc.value.code
+    assert isinstance(msg, str) and '\n' not in msg and str(missing) in msg, msg
+    assert 'Traceback' not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written

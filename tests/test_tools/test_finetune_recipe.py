@@ -36,6 +36,7 @@ def _qupath_export(src: Path) -> None:
         (src / f'{stem}.geojson').write_text(json.dumps({'type': 'FeatureCollection', 'features': features}))
 
 
+@pytest.mark.slow
 def test_finetune_writes_a_valid_child_config(tmp_path):
     pytest.importorskip('mmcv.ops')
     _qupath_export(tmp_path / 'src')

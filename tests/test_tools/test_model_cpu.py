@@ -12,6 +12,7 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+@pytest.mark.slow
 def test_mask_rcnn_train_step_and_predict_on_cpu():
     from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
@@ -36,11 +37,15 @@ def test_mask_rcnn_train_step_and_predict_on_cpu():
     assert any(changed), 'the optimizer step did not update the mask head'
 
     model.eval()
+    # Random weights score every proposal alike, so the config's 1,000-detection cap would run the R50 mask head on
+    # 2 x 1,000 RoIs (~30 s on one core); 100 detections exercise the same path (the cap itself is the trained
+    # model's and the fast path's business: tests/test_models, tests/test_apis).
+    model.test_cfg.rcnn.max_per_img = 100
     with torch.no_grad():
         preds = model.test_step(data)
     assert len(preds) == 2
     for pred, shape in zip(preds, [(128, 160), (96, 128)]):
         inst = pred.pred_instances
         assert inst.masks.shape[1:] == shape  # masks are pasted at the original image size
-        assert len(inst.bboxes) == len(inst.scores) == len(inst.labels) == len(inst.masks)
+        assert 0 < len(inst.bboxes) == len(inst.scores) == len(inst.labels) == len(inst.masks) <= 100
         assert all(0 <= int(label) < 4 for label in inst.labels)

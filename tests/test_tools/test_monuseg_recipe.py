@@ -44,6 +44,7 @@ def write_monuseg_like(src: Path, names: list, size: int = 200) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_monuseg_cpu_script(tmp_path):
     pytest.importorskip('mmcv.ops')
     val = list(Config.fromfile(str(RECIPE)).val_dataloader.dataset.val_names)
@@ -55,6 +56,7 @@ def test_monuseg_cpu_script(tmp_path):
                     'default_hooks.checkpoint.interval=4', 'train_dataloader.num_workers=0',
                     'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
                     'train_dataloader.persistent_workers=False', 'randomness.seed=0',
+                    'model.test_cfg.rcnn.max_per_img=100',  # a 4-iteration model: 100 detections keep it quick
                     env={'PY': sys.executable})
     out = proc.stdout
     assert sorted(p.name for p in (work / 'data' / 'train').iterdir()) == names

@@ -19,13 +19,13 @@ from tqdm import tqdm
 
 from mmcell.datasets.hw3_annotations import load_train_annotations, split_samples
 from mmcell.datasets.image_io import read_image
-from mmcell.utils.errors import HW3FormatError
+from mmcell.utils.errors import ToolArgumentParser, exit_on_bad_input
 from mmcell.utils.fileio import atomic_write
 from mmcell.visualization.plots import draw_gt_contours
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='GT contour overlays of an HW3 data set as PNGs')
+    parser = ToolArgumentParser(description='GT contour overlays of an HW3 data set as PNGs')
     parser.add_argument('data_root', help='the HW3 release folder (holding train/)')
     parser.add_argument('--out', required=True, help='output folder for the PNGs')
     parser.add_argument('--split', default='all', choices=['all', 'train', 'val'])
@@ -41,24 +41,26 @@ def _imwrite(path: str, image: np.ndarray) -> None:
         raise OSError(f'{path}: could not write PNG')
 
 
+def _write_overlays(args: argparse.Namespace, out: Path) -> list:
+    samples = load_train_annotations(args.data_root)
+    keep = set(split_samples([s['name'] for s in samples], args.split, args.val_ratio, args.seed))
+    samples = [s for s in samples if s['name'] in keep][:args.max_images or None]
+    out.mkdir(parents=True, exist_ok=True)
+    for s in tqdm(samples, desc='overlays', unit='img'):
+        rgb = read_image(s['img_path'])
+        scale = min(4, max(1, math.ceil(args.min_side / min(rgb.shape[:2]))))
+        overlay = draw_gt_contours(rgb, s['instances'], scale=scale)
+        plain = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+        gap = np.full((plain.shape[0], 8, 3), 255, np.uint8)
+        panel = np.concatenate([plain, gap, overlay], axis=1)[..., ::-1]  # cv2 writes BGR
+        atomic_write(out / f'{s["name"]}.png', lambda tmp, panel=panel: _imwrite(tmp, panel))
+    return samples
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     out = Path(args.out)
-    try:
-        samples = load_train_annotations(args.data_root)
-        keep = set(split_samples([s['name'] for s in samples], args.split, args.val_ratio, args.seed))
-        samples = [s for s in samples if s['name'] in keep][:args.max_images or None]
-        out.mkdir(parents=True, exist_ok=True)
-        for s in tqdm(samples, desc='overlays', unit='img'):
-            rgb = read_image(s['img_path'])
-            scale = min(4, max(1, math.ceil(args.min_side / min(rgb.shape[:2]))))
-            overlay = draw_gt_contours(rgb, s['instances'], scale=scale)
-            plain = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
-            gap = np.full((plain.shape[0], 8, 3), 255, np.uint8)
-            panel = np.concatenate([plain, gap, overlay], axis=1)[..., ::-1]  # cv2 writes BGR
-            atomic_write(out / f'{s["name"]}.png', lambda tmp, panel=panel: _imwrite(tmp, panel))
-    except (HW3FormatError, ValueError, OSError) as err:
-        raise SystemExit(str(err).splitlines()[0]) from None
+    samples = exit_on_bad_input(_write_overlays, args, out)
     n_inst = sum(len(s['instances']) for s in samples)
     print(f'{out}: {len(samples)} overlays ({n_inst} GT instances), left plain image, right contours by class')
 

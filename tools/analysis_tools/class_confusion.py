@@ -24,15 +24,15 @@ from mmcell.evaluation.functional import coco as analysis
 from mmcell.evaluation.functional.classification import CENTROID_RADIUS, confusion_rows
 from mmcell.evaluation.functional.pathology import coco_figures
 from mmcell.evaluation.metrics.cell_coco_metric import evaluate_submission
-from mmcell.utils import ToolArgumentParser, exit_on_bad_input
+from mmcell.utils import ToolArgumentParser, exit_on_bad_input, probability
 from mmcell.utils.fileio import atomic_write_text
 
 
 def main(argv: list | None = None) -> None:
     parser = ToolArgumentParser(description='Per-class AP, PQ and F1, and the class confusion matrix')
     add_source_args(parser)
-    parser.add_argument('--iou-thr', type=float, default=0.5, help='IoU of a match for precision / recall')
-    parser.add_argument('--score-thr', type=float, default=0.5,
+    parser.add_argument('--iou-thr', type=probability, default=0.5, help='IoU of a match for precision / recall')
+    parser.add_argument('--score-thr', type=probability, default=0.5,
                         help='the label image (PQ, F1, confusion) keeps the detections scoring at least this')
     parser.add_argument('--radius', type=float, default=CENTROID_RADIUS,
                         help='centroid distance (px) of HoVer-Net\'s pairing (12 at 40x)')

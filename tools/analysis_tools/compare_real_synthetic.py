@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmcell.utils.errors import ToolArgumentParser, exit_on_bad_input
+
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='real vs synthetic tissue statistics (Markdown table)')
+    parser = ToolArgumentParser(description='real vs synthetic tissue statistics (Markdown table)')
     parser.add_argument('real_root', help='HW3-layout root of real images')
     parser.add_argument('syn_root', help='HW3-layout root of synthetic images')
     parser.add_argument('--mpp', type=float, default=0.25, help='microns per pixel of the real images (40x: ~0.25)')
@@ -26,15 +28,12 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     from mmcell.datasets.hw3_annotations import load_train_annotations
     from mmcell.datasets.statistics import format_tissue_comparison, tissue_statistics
-    from mmcell.utils.errors import HW3FormatError
 
     columns = {}
-    try:
-        for root, mpp in ((args.real_root, args.mpp), (args.syn_root, args.syn_mpp or args.mpp)):
-            name = f'{Path(root).resolve().name} ({mpp:g} um/px)'
-            columns[name] = tissue_statistics(load_train_annotations(root), mpp, progress=True)
-    except (HW3FormatError, ValueError, OSError) as err:
-        raise SystemExit(str(err).strip().splitlines()[0]) from None
+    for root, mpp in ((args.real_root, args.mpp), (args.syn_root, args.syn_mpp or args.mpp)):
+        name = f'{Path(root).resolve().name} ({mpp:g} um/px)'
+        samples = exit_on_bad_input(load_train_annotations, root)
+        columns[name] = exit_on_bad_input(tissue_statistics, samples, mpp, progress=True)
     print(format_tissue_comparison(columns))
 
 

@@ -9,14 +9,14 @@ the validation with the best contest AP50 (``coco/segm_mAP_50``). ``--markdown``
 """
 from __future__ import annotations
 
-import argparse
 import os.path as osp
 import sys
 from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config
 
-from mmcell.evaluation.runs import RunError, find_config, read_scalars
+from mmcell.evaluation.runs import find_config, read_scalars
+from mmcell.utils.errors import ToolArgumentParser, exit_on_bad_input
 
 # Keys that differ between any two runs and say nothing about the experiment.
 IGNORED_PREFIXES = ('work_dir', 'launcher', 'resume', 'load_from', 'randomness', 'env_cfg', 'log_', 'visualizer',
@@ -112,16 +112,13 @@ def compare(work_dirs: List[str], base: Optional[str] = None, markdown: bool = F
     return '\n'.join(out)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description='Compare training runs (config diff, AP, speed)')
+def main(argv=None) -> None:
+    parser = ToolArgumentParser(description='Compare training runs (config diff, AP, speed)')
     parser.add_argument('work_dirs', nargs='+', help='work dirs written by tools/train.py')
     parser.add_argument('--base', help='config to diff against (default: the first run\'s config)')
     parser.add_argument('--markdown', action='store_true', help='print a markdown table')
-    args = parser.parse_args()
-    try:
-        print(compare(args.work_dirs, args.base, args.markdown))
-    except (RunError, FileNotFoundError) as err:
-        raise SystemExit(str(err)) from None
+    args = parser.parse_args(argv)
+    print(exit_on_bad_input(compare, args.work_dirs, args.base, args.markdown))
 
 
 if __name__ == '__main__':

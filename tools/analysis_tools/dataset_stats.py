@@ -14,12 +14,12 @@ from pathlib import Path
 
 from mmcell.datasets.hw3_annotations import load_train_annotations
 from mmcell.datasets.statistics import dataset_statistics, format_statistics
-from mmcell.utils.errors import HW3FormatError
+from mmcell.utils.errors import ToolArgumentParser, exit_on_bad_input
 from mmcell.visualization.plots import plot_statistics
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='HW3 data set statistics (table + PNG plots)')
+    parser = ToolArgumentParser(description='HW3 data set statistics (table + PNG plots)')
     parser.add_argument('data_root', help='the HW3 release folder (holding train/)')
     parser.add_argument('--out', default='work_dirs/dataset_stats', help='folder for dataset_stats.png')
     return parser.parse_args(argv)
@@ -27,11 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    try:
-        stats = dataset_statistics(load_train_annotations(args.data_root))
-        png = plot_statistics(stats, Path(args.out) / 'dataset_stats.png')
-    except (HW3FormatError, ValueError, OSError) as err:
-        raise SystemExit(str(err).splitlines()[0]) from None
+    stats = exit_on_bad_input(dataset_statistics, exit_on_bad_input(load_train_annotations, args.data_root))
+    png = exit_on_bad_input(plot_statistics, stats, Path(args.out) / 'dataset_stats.png')
     print(format_statistics(stats))
     print(f'plots: {png}')
 

@@ -17,13 +17,15 @@ import argparse
 
 from mmengine.config import DictAction
 
+from mmcell.utils.errors import ToolArgumentParser, exit_on_bad_input
+
 FIGURES = (('segm_mAP_50_md1000', 'segm AP50 (maxDets 1000)'), ('segm_mAP_md1000', 'segm AP (maxDets 1000)'),
            ('segm_mAP_50', 'segm AP50, contest (maxDets 100)'), ('bbox_mAP_50_md1000', 'bbox AP50 (maxDets 1000)'),
            ('bbox_mAP_md1000', 'bbox AP (maxDets 1000)'))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='AP50 / AP (maxDets 1000) of a model on an HW3-layout data root')
+    parser = ToolArgumentParser(description='AP50 / AP (maxDets 1000) of a model on an HW3-layout data root')
     parser.add_argument('config', help='the model config (e.g. the one dumped next to the checkpoint)')
     parser.add_argument('checkpoint', help='the .pth file')
     parser.add_argument('data_root', help='HW3-layout folder holding train/<name>/image.tif + class<K>.tif')
@@ -40,12 +42,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     from mmcell.apis.evaluate import evaluate_data_root
 
-    try:
-        metrics = evaluate_data_root(args.config, args.checkpoint, args.data_root,
-                                     class_agnostic=args.class_agnostic, cfg_options=args.cfg_options,
-                                     work_dir=args.work_dir, trust_checkpoint=args.trust_checkpoint)
-    except (FileNotFoundError, ValueError) as err:  # HW3FormatError, checkpoint errors: one line each
-        raise SystemExit(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__) from None
+    metrics = exit_on_bad_input(evaluate_data_root, args.config, args.checkpoint, args.data_root,
+                                class_agnostic=args.class_agnostic, cfg_options=args.cfg_options,
+                                work_dir=args.work_dir, trust_checkpoint=args.trust_checkpoint)
     scope = 'class-agnostic' if args.class_agnostic else 'per class, averaged'
     print(f'\n=== {args.checkpoint} on {args.data_root} ({scope}) ===')
     for key, label in FIGURES:

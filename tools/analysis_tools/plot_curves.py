@@ -8,10 +8,10 @@ writes one figure: losses against iteration on the left, validation metrics agai
 """
 from __future__ import annotations
 
-import argparse
 import os.path as osp
 
 from mmcell.evaluation.runs import RunError, read_scalars
+from mmcell.utils.errors import ToolArgumentParser, exit_on_bad_input
 from mmcell.utils.fileio import save_figure
 
 DEFAULT_METRICS = ('coco/segm_mAP_50', 'coco/segm_mAP_50_md1000', 'coco/segm_mAP', 'coco/bbox_mAP_50')
@@ -52,18 +52,15 @@ def plot_curves(work_dir: str, out: str, losses=None, metrics=DEFAULT_METRICS) -
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description='Plot loss / metric curves of a work dir')
+def main(argv=None) -> None:
+    parser = ToolArgumentParser(description='Plot loss / metric curves of a work dir')
     parser.add_argument('work_dir')
     parser.add_argument('--out', help='PNG path (default: WORK_DIR/curves.png)')
     parser.add_argument('--losses', nargs='+', help='loss keys (default: loss and every loss_*)')
     parser.add_argument('--metrics', nargs='+', default=list(DEFAULT_METRICS), help='validation metric keys')
-    args = parser.parse_args()
-    try:
-        path = plot_curves(args.work_dir, args.out or osp.join(args.work_dir, 'curves.png'), args.losses,
-                           args.metrics)
-    except RunError as err:
-        raise SystemExit(str(err)) from None
+    args = parser.parse_args(argv)
+    path = exit_on_bad_input(plot_curves, args.work_dir, args.out or osp.join(args.work_dir, 'curves.png'),
+                             args.losses, args.metrics)
     print(f'curves written to {path}')
 
 

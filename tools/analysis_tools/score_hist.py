@@ -15,7 +15,7 @@ import numpy as np
 from mmcell import visualization
 from mmcell.apis.predictions import add_source_args, load_source
 from mmcell.evaluation.functional import coco as analysis
-from mmcell.utils import ToolArgumentParser
+from mmcell.utils import ToolArgumentParser, probabilities, probability
 from mmcell.utils.fileio import atomic_write_text
 
 DEFAULT_THRESHOLDS = '0,0.01,0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9'
@@ -24,11 +24,12 @@ DEFAULT_THRESHOLDS = '0,0.01,0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9'
 def main(argv: list | None = None) -> None:
     parser = ToolArgumentParser(description='Score histogram and AP50 vs score threshold')
     add_source_args(parser)
-    parser.add_argument('--iou-thr', type=float, default=0.5)
-    parser.add_argument('--thresholds', default=DEFAULT_THRESHOLDS, help='comma-separated score thresholds')
+    parser.add_argument('--iou-thr', type=probability, default=0.5)
+    parser.add_argument('--thresholds', type=probabilities, default=DEFAULT_THRESHOLDS,
+                        help='comma-separated score thresholds')
     args = parser.parse_args(argv)
     gt, results, out_dir = load_source(args)
-    thresholds = [float(t) for t in args.thresholds.split(',')]
+    thresholds = args.thresholds
     sweep = analysis.score_threshold_sweep(gt, results, thresholds)
     matching = analysis.match_detections(gt, results, args.iou_thr)
     scores = np.array([r['score'] for r in results], np.float64)

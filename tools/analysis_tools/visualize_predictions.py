@@ -14,7 +14,7 @@ import numpy as np
 
 from mmcell import visualization
 from mmcell.structures.rle import rle_bytes
-from mmcell.utils import ToolArgumentParser, exit_on_bad_input
+from mmcell.utils import ToolArgumentParser, exit_on_bad_input, probability
 from mmcell.utils.fileio import atomic_write, check_output_path
 
 
@@ -24,7 +24,7 @@ def main(argv: list | None = None) -> None:
     parser.add_argument('checkpoint')
     parser.add_argument('--split', default='val', choices=['val', 'test'])
     parser.add_argument('--num', type=int, default=8, help='number of images')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='draw predictions scoring at least this')
+    parser.add_argument('--score-thr', type=probability, default=0.3, help='draw predictions scoring at least this')
     parser.add_argument('--show-scores', action='store_true', help='write each prediction\'s score')
     parser.add_argument('--gt', help='COCO ground truth json (default: the split\'s own labels)')
     parser.add_argument('--device', default='cpu')

@@ -13,11 +13,11 @@ import argparse
 import json
 
 from mmcell.datasets.converters.hw3_coco import hw3_to_coco
-from mmcell.utils.errors import HW3FormatError
+from mmcell.utils.errors import ToolArgumentParser, exit_on_bad_input
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='HW3 train/ folders -> COCO instance json (RLE)')
+    parser = ToolArgumentParser(description='HW3 train/ folders -> COCO instance json (RLE)')
     parser.add_argument('data_root', help='the HW3 release folder (holding train/)')
     parser.add_argument('--out', required=True, help='output OUT.json')
     parser.add_argument('--val-ratio', type=float, default=0.0, help='validation fraction (0: one file)')
@@ -29,11 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    try:
-        written = hw3_to_coco(args.data_root, args.out, val_ratio=args.val_ratio, seed=args.seed,
-                              split_file=args.split_file, cache_file=None if args.no_cache else 'auto')
-    except (HW3FormatError, ValueError, OSError) as err:
-        raise SystemExit(str(err).splitlines()[0]) from None
+    written = exit_on_bad_input(hw3_to_coco, args.data_root, args.out, val_ratio=args.val_ratio, seed=args.seed,
+                                split_file=args.split_file, cache_file=None if args.no_cache else 'auto')
     for path in written:
         coco = json.loads(path.read_text())
         per_class = {c['id']: 0 for c in coco['categories']}

@@ -10,10 +10,11 @@ import argparse
 import json
 
 from mmcell.synthetic.hw3 import make_synthetic_hw3
+from mmcell.utils.errors import ToolArgumentParser, one_line
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='synthetic HW3 data set (train/, test_release/, ids json)')
+    parser = ToolArgumentParser(description='synthetic HW3 data set (train/, test_release/, ids json)')
     parser.add_argument('out', help='data root to create')
     parser.add_argument('--num-train', type=int, default=20, help='training folders')
     parser.add_argument('--num-test', type=int, default=5, help='test images')
@@ -34,7 +35,7 @@ def main(argv=None) -> None:
                                   min_size=args.min_size, max_size=args.max_size, keep_border=args.keep_border,
                                   density=args.density, progress=True)
     except (ValueError, OSError) as err:
-        raise SystemExit(f'{args.out}: {str(err).splitlines()[0]}') from None
+        raise SystemExit(f'{args.out}: {one_line(err)}') from None
     summary = f'{root}: {args.num_train} train folders, {args.num_test} test images'
     if args.num_test:
         n_test_inst = len(json.loads((root / 'test_gt_coco.json').read_text())['annotations'])

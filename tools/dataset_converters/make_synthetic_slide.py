@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 
 from mmcell.synthetic.slide import write_synthetic_slide
+from mmcell.utils.errors import ToolArgumentParser, one_line
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None) -> None:
+    parser = ToolArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('out', help='output slide (.ome.tif)')
     parser.add_argument('--size', type=int, default=20000, help='level-0 width (and height unless --height)')
     parser.add_argument('--height', type=int, help='level-0 height (default: --size)')
@@ -23,13 +24,13 @@ def main() -> None:
     group.add_argument('--tissue-fraction', type=float, default=0.35, help='share of the slide covered by tissue')
     group.add_argument('--tissue-mm2', type=float, help='tissue area in mm^2 (same work for any slide size)')
     parser.add_argument('--no-ground-truth', action='store_true', help='do not write OUT_gt.ome.tif')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         info = write_synthetic_slide(args.out, (args.size, args.height or args.size), mpp=args.mpp, seed=args.seed,
                                      tissue_fraction=args.tissue_fraction, tissue_mm2=args.tissue_mm2,
                                      ground_truth=not args.no_ground_truth, progress=True)
     except ValueError as err:
-        raise SystemExit(f'{args.out}: {err}') from None
+        raise SystemExit(f'{args.out}: {one_line(err)}') from None
     print(f'{info["slide"]}: {info["width"]} x {info["height"]} px at {info["mpp"]} um/px, '
           f'{info["tissue_mm2"]:.2f} mm2 tissue, {info["cells"]} nuclei'
           + (f'; ground truth {info["ground_truth"]}' if info['ground_truth'] else ''))

@@ -9,6 +9,7 @@
 #   MMCELL_CACHE=~/.cache/mmcell   wheel cache (mmcv wheels keyed by python tag, torch version, cuda/cpu)
 #   MMCV_SDIST=path.tar.gz  build from a local sdist (offline machines)
 #   MAX_JOBS=$(nproc)       compiler jobs for the mmcv build
+#   MMCELL_OPENVINO=1       also the optional OpenVINO engine (requirements/openvino.txt: --engine openvino)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
@@ -87,6 +88,13 @@ fi
 log "installing requirements.txt"
 pipq install -q -r requirements.txt
 pipq install -q --no-deps --no-build-isolation -e .
+if [ "${MMCELL_OPENVINO:-0}" = 1 ]; then
+  log "installing requirements/openvino.txt (the optional OpenVINO engine)"
+  torch_before=$("$PY" -c 'import torch; print(torch.__version__)')
+  pipq install -q -r requirements/openvino.txt
+  torch_after=$("$PY" -c 'import torch; print(torch.__version__)')
+  [ "$torch_before" = "$torch_after" ] || { echo "ERROR: requirements/openvino.txt changed torch $torch_before -> $torch_after" >&2; exit 1; }
+fi
 
 if ! "$PY" -c "$OPS_CHECK" ; then
   echo "ERROR: mmcv ops do not import after install (python: $PY)" >&2

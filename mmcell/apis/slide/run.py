@@ -53,8 +53,9 @@ from mmcell.utils.setup_env import check_device
 
 DEFAULT_MODEL_MPP = 0.25  # configs without ``model_mpp``: HW3 / MoNuSAC crops are 40x scans (~0.25 um/px)
 CELLS_PER_MEGAPIXEL = 2000  # detection limits per tile (RPN proposals and final boxes) scale with its area
-PLAN_VERSION = 1
-_DEFAULT_VARIANT = dict(fast=True, tta=False, tta_scales=None)  # model variant a plan does not need to record
+PLAN_VERSION = 2  # 2: the stain statistics of the tile records are QuPath's optical densities (issue 25)
+# model variant a plan does not need to record
+_DEFAULT_VARIANT = dict(fast=True, tta=False, tta_scales=None, engine='torch')
 PathLike = Union[str, os.PathLike]
 
 

@@ -1,7 +1,7 @@
 """What every source-format converter shares: the converted-image record, the overlap rule, image/array readers
 and the HW3 writer.
 
-A format module (``monuseg``, ``monusac``, ``pannuke``, ``conic``, ``dsb2018``, ``labels``) provides
+A format module (``monuseg``, ``monusac``, ``pannuke``, ``conic``, ``dsb2018``, ``labels``, ``consep``) provides
 
 - ``CLASS_NAMES``: its source classes; source class id ``k`` is ``CLASS_NAMES[k - 1]``;
 - ``find_items(src) -> list``: one item per image (anything with a ``stem`` attribute), matched below ``src``;
@@ -27,8 +27,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from mmcell.datasets.hw3_format import first_line
-from mmcell.utils.errors import HW3FormatError, PathLike
+from mmcell.utils.errors import HW3FormatError, PathLike, first_line
 
 #: image file suffixes read by the converters (.svs: Aperio, level 0 through tifffile + imagecodecs)
 IMAGE_SUFFIXES = ('.tif', '.tiff', '.png', '.svs', '.jpg', '.jpeg', '.bmp')
@@ -116,16 +115,22 @@ def load_npy(path: PathLike) -> np.ndarray:
         raise HW3FormatError(path, f'unreadable .npy ({first_line(err)})') from None
 
 
-def files_by_stem(src: PathLike, suffixes: Iterable[str], what: str) -> Dict[str, Path]:
+def files_by_stem(src: PathLike, suffixes: Iterable[str], what: str, skip_dirs: Iterable[str] = ()) -> Dict[str, Path]:
     """Files below ``src`` (recursively) with one of ``suffixes``, keyed by file name without extension.
+
+    Args:
+        skip_dirs: leave out files below folders of these names (case-insensitive).
 
     Raises:
         HW3FormatError: two files with the same stem.
     """
     suffixes = tuple(s.lower() for s in suffixes)
+    skip = {d.lower() for d in skip_dirs}
     found: Dict[str, Path] = {}
     for path in sorted(Path(src).rglob('*')):
         if path.suffix.lower() not in suffixes or not path.is_file() or path.name.startswith('.'):
+            continue
+        if skip and any(part.lower() in skip for part in path.relative_to(src).parts[:-1]):
             continue
         if path.stem in found:
             raise HW3FormatError(path, f'{what} stem {path.stem!r} also used by {found[path.stem]} '

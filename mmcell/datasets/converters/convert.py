@@ -16,23 +16,28 @@ conic       Neutrophil -> 1, Epithelial -> 2, Lymphocyte -> 3, Plasma -> 4, Eosi
 dsb2018     nucleus -> 1
 labels      class-map value K -> K (no class map: every instance -> 1)
 qupath      --class-map Name=K; else the HW3 map for MoNuSAC names; else the names in order of first appearance
+consep      type k -> k: other 1, inflammatory 2, epithelial 3, spindle 4 (``--consep-types original``: the 7
+            original types merged by HoVer-Net's rule)
 ==========  ==========================================================================================
 
-Formats whose classes are named by the data (``CLASS_NAMES_FROM_EXPORTS``: QuPath) resolve them with
-``source_classes(items, class_map)`` after ``find_items``, cut several images from one item (``load_item`` returns a
-list) and get ``OUT/classes.json`` (the output class names and the source name -> K map).
+A format's options (``find_items`` keywords, ``--reader`` ...) are listed in its ``OPTIONS``. A format whose default
+class map is not the identity (CoNSeP's original types) provides ``class_scheme(**options)``: its source names, its
+default source -> K map and the names of the default's output classes. Formats whose classes are named by the data
+(``CLASS_NAMES_FROM_EXPORTS``: QuPath) resolve them with ``source_classes(items, class_map)`` after ``find_items``
+and cut several images from one item (``load_item`` returns a list). Every run writes ``OUT/classes.json`` (the
+output class names and the source name -> K map).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from mmcell.datasets.coco_gt import coco_categories, samples_to_coco
-from mmcell.datasets.converters import conic, dsb2018, labels, monusac, monuseg, pannuke, qupath
+from mmcell.datasets.converters import conic, consep, dsb2018, labels, monusac, monuseg, pannuke, qupath
 from mmcell.datasets.converters.common import ConvertedImage
 from mmcell.datasets.converters.hw3_coco import hw3_to_coco
 from mmcell.datasets.hw3_format import parse_sample, write_class_map
@@ -43,13 +48,13 @@ from mmcell.utils.fileio import atomic_dir, write_json
 
 #: ``--format`` name -> its converter module (``find_items(src)``, ``load_item(item)``, ``DEFAULT_CLASSES``)
 CONVERTERS = dict(monuseg=monuseg, monusac=monusac, pannuke=pannuke, conic=conic, dsb2018=dsb2018, labels=labels,
-                  qupath=qupath)
+                  qupath=qupath, consep=consep)
 FORMATS = tuple(CONVERTERS)
 
 #: files of a converted test release (the same names as the synthetic generator writes)
 TEST_IDS_FILE = 'test_image_name_to_ids.json'
 TEST_GT_FILE = 'test_gt_coco.json'
-#: class names and source name -> K of formats whose classes are named by the data (QuPath)
+#: the output class names and the source name -> K map of a conversion
 CLASSES_FILE = 'classes.json'
 
 
@@ -64,16 +69,18 @@ def format_module(name: str):
     return CONVERTERS[name]
 
 
-def parse_class_map(spec: Optional[Sequence[str]], class_names: Sequence[str]) -> Dict[int, int]:
+def parse_class_map(spec: Optional[Sequence[str]], class_names: Sequence[str],
+                    default: Optional[Dict[int, int]] = None) -> Dict[int, int]:
     """Source class id -> output class id from ``KEY=K`` entries.
 
     ``KEY`` is a source class name (case-insensitive) or its source id (1-based, see the format's
-    ``CLASS_NAMES``); ``K`` is the output ``class<K>.tif`` (0 drops the class). Classes not listed keep their id.
+    ``CLASS_NAMES``); ``K`` is the output ``class<K>.tif`` (0 drops the class). Classes not listed keep their
+    ``default`` target (default: their own id).
 
     Raises:
         ValueError: malformed entry or unknown class (one line).
     """
-    mapping = {k: k for k in range(1, len(class_names) + 1)}
+    mapping = {k: (default or {}).get(k, k) for k in range(1, len(class_names) + 1)}
     lower = {name.lower(): k for k, name in enumerate(class_names, start=1)}
     for entry in spec or ():
         key, sep, value = entry.partition('=')
@@ -92,11 +99,26 @@ def parse_class_map(spec: Optional[Sequence[str]], class_names: Sequence[str]) -
     return mapping
 
 
-def output_class_names(mapping: Dict[int, int], class_names: Sequence[str]) -> List[str]:
-    """Names of ``class1..classK`` after a class map: the source names joined by ``+`` (``classK`` if none)."""
+def output_class_names(mapping: Dict[int, int], class_names: Sequence[str], default: Optional[Dict[int, int]] = None,
+                       default_names: Sequence[str] = ()) -> List[str]:
+    """Names of ``class1..classK`` after a class map: the source names joined by ``+`` (``classK`` if none); an
+    output class made of exactly the sources of a ``default`` class keeps that class's name in ``default_names``."""
+    merged = {}
+    for j, name in enumerate(default_names, start=1):
+        merged[frozenset(s for s, t in (default or {}).items() if t == j)] = name
     top = max(mapping.values(), default=0)
-    return ['+'.join(class_names[s - 1] for s in sorted(mapping) if mapping[s] == k) or f'class{k}'
-            for k in range(1, top + 1)]
+    names = []
+    for k in range(1, top + 1):
+        sources = [s for s in sorted(mapping) if mapping[s] == k]
+        names.append(merged.get(frozenset(sources)) or '+'.join(class_names[s - 1] for s in sources) or f'class{k}')
+    return names
+
+
+def class_scheme(module, options: Dict[str, Any]) -> Tuple[Sequence[str], Optional[Dict[int, int]], Sequence[str]]:
+    """``(source names, default source -> K map, names of its output classes)`` of a format with its options."""
+    if hasattr(module, 'class_scheme'):
+        return module.class_scheme(**options)
+    return module.CLASS_NAMES, None, ()
 
 
 @dataclass
@@ -153,8 +175,8 @@ def convert_to_hw3(fmt: str, src: PathLike, out: PathLike, class_map: Optional[S
         overwrite: replace an existing ``out``.
         progress: show a progress bar over images.
         log: where the one-line-per-image summaries go.
-        **options: options of the format's ``find_items`` (QuPath: ``reader``, ``mpp``, ``region_class``); None
-            values are left out.
+        **options: options of the format's ``find_items`` (its ``OPTIONS``; QuPath: ``reader``, ``mpp``,
+            ``region_class``; CoNSeP: ``consep_types``); None values are left out.
 
     Raises:
         HW3FormatError: a bad input file (``"<path>: <problem>"``).
@@ -163,11 +185,13 @@ def convert_to_hw3(fmt: str, src: PathLike, out: PathLike, class_map: Optional[S
     module = format_module(fmt)
     named_by_data = getattr(module, 'CLASS_NAMES_FROM_EXPORTS', False)
     options = {k: v for k, v in options.items() if v is not None}
-    if options and not named_by_data:
-        raise ValueError(f'--{next(iter(options)).replace("_", "-")} applies to --format qupath only')
-    source_names = module.CLASS_NAMES
+    for name in options:
+        if name not in getattr(module, 'OPTIONS', ()):
+            takers = [f for f, m in CONVERTERS.items() if name in getattr(m, 'OPTIONS', ())]
+            raise ValueError(f'--{name.replace("_", "-")} applies to --format {" / ".join(takers) or "none"} only')
+    source_names, default_map, default_names = class_scheme(module, options)
     if not named_by_data:
-        parse_class_map(class_map, source_names)  # a bad --class-map fails before any file is read
+        parse_class_map(class_map, source_names, default_map)  # a bad --class-map fails before any file is read
     src = Path(src)
     if not src.is_dir():
         raise HW3FormatError(src, 'source folder not found')
@@ -175,8 +199,8 @@ def convert_to_hw3(fmt: str, src: PathLike, out: PathLike, class_map: Optional[S
         items = module.find_items(src, **options)
         if named_by_data:
             source_names = module.source_classes(items, class_map)
-        mapping = parse_class_map(class_map, source_names)
-        names = output_class_names(mapping, source_names)
+        mapping = parse_class_map(class_map, source_names, default_map)
+        names = output_class_names(mapping, source_names, default_map, default_names)
         lut = np.zeros(max(len(source_names), max(mapping, default=0)) + 1, np.int64)
         for source, target in mapping.items():
             lut[source] = target
@@ -196,9 +220,10 @@ def convert_to_hw3(fmt: str, src: PathLike, out: PathLike, class_map: Optional[S
                 stems.append(image.stem)
         if getattr(module, 'CLASS_NAMES_FROM_DATA', False):  # e.g. label images: as many classes as present
             names = report.class_names = names[:max(report.instances, default=1)]
-        if named_by_data:
-            write_json(tmp / CLASSES_FILE, dict(classes=names, class_map={n: mapping[k] for k, n in
-                                                                           enumerate(source_names, start=1)}))
+        sources = list(enumerate(source_names, start=1))
+        if getattr(module, 'CLASS_NAMES_FROM_DATA', False):  # label images: only the classes the output has
+            sources = [(k, n) for k, n in sources if k <= len(names) or 0 < mapping[k] <= len(names)]
+        write_json(tmp / CLASSES_FILE, dict(classes=names, class_map={n: mapping[k] for k, n in sources}))
         if test_release:
             write_test_release_gt(tmp, stems, names)
     return report

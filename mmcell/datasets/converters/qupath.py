@@ -18,7 +18,9 @@ Objects (``properties.objectType``; older exports without it count as annotation
   non-rectangular region are painted white (nothing there is annotated). Without any region the whole image is one
   region (``<stem>``) when it is at most :data:`MAX_WHOLE_SIDE` px a side; otherwise the run stops asking for
   regions.
-- **ignored**: annotations whose class starts with ``Ignore`` (QuPath's ``Ignore*``) are skipped and counted.
+- **ignored**: annotations whose class starts with ``Ignore`` (QuPath's ``Ignore*``) are skipped and counted, and so
+  are objects whose ``geometry`` is ``null`` (valid GeoJSON: an object without a shape); a feature with no
+  ``geometry`` member at all is not GeoJSON and stops the run.
 
 Classes (source class -> ``class<K>.tif``): ``--class-map Name=K`` (every name in the exports must be listed; K=0
 drops the class), else the HW3 classes when every name is a MoNuSAC class (Epithelial 1, Lymphocyte 2, Macrophage 3,
@@ -64,12 +66,14 @@ UNCLASSIFIED = 'Unclassified'
 #: source classes are named by the exports, resolved by :func:`source_classes` (see the module docstring)
 CLASS_NAMES: Tuple[str, ...] = ()
 CLASS_NAMES_FROM_EXPORTS = True
+#: the ``convert_to_hw3`` options this format takes
+OPTIONS = ('reader', 'mpp', 'region_class')
 
 
 @dataclass
 class QuPathObject:
-    """One object of an export: its kind (``nucleus``, ``region``, ``ignore``), class name, id and polygons (each a
-    list of ``(n, 2)`` float rings, exterior first)."""
+    """One object of an export: its kind (``nucleus``, ``region``, ``ignore``, ``empty``: a null geometry), class
+    name, id and polygons (each a list of ``(n, 2)`` float rings, exterior first; none when ``empty``)."""
     kind: str
     name: str
     fid: str
@@ -182,6 +186,9 @@ def read_export(path: Path, region_class: str = 'Region') -> List[QuPathObject]:
             continue
         if kind == 'cell' and feature.get('nucleusGeometry') is not None:
             polygons = geometry_polygons(path, fid, feature['nucleusGeometry'], 'nucleusGeometry')
+        elif 'geometry' in feature and feature['geometry'] is None:  # valid GeoJSON: skipped and counted
+            objects.append(QuPathObject('empty', name, fid, []))
+            continue
         else:
             polygons = geometry_polygons(path, fid, feature.get('geometry'))
         role = 'nucleus'
@@ -284,7 +291,8 @@ def load_item(item: QuPathItem, class_names: Sequence[str] = ()) -> List[Convert
     try:
         width, height = reader.dimensions
         for obj in item.objects:
-            _check_inside(item, obj, width, height)
+            if obj.polygons:
+                _check_inside(item, obj, width, height)
         scale = 1.0
         if item.mpp is not None:
             if reader.mpp is None:
@@ -305,10 +313,11 @@ def load_item(item: QuPathItem, class_names: Sequence[str] = ()) -> List[Convert
             x1, y1 = min(int(math.ceil(pts[:, 0].max())), width), min(int(math.ceil(pts[:, 1].max())), height)
             boxes.append((f'{item.stem}_region{k}', region, (x0, y0, x1 - x0, y1 - y0)))
         nuclei = [o for o in item.objects if o.kind == 'nucleus']
-        ignored = sum(o.kind == 'ignore' for o in item.objects)
+        counts = {f'Ignore* ({item.geojson.name})': sum(o.kind == 'ignore' for o in item.objects),
+                  f'null geometry ({item.geojson.name})': sum(o.kind == 'empty' for o in item.objects)}
         images = [_cut(item, reader, stem, region, box, nuclei, class_names, scale) for stem, region, box in boxes]
-        if images and ignored:
-            images[0].ignored = {f'Ignore* ({item.geojson.name})': ignored}
+        if images:
+            images[0].ignored = {name: n for name, n in counts.items() if n}
         return images
     finally:
         reader.close()

@@ -11,7 +11,7 @@ import pycocotools.mask as mask_utils
 from mmcell.datasets.metainfo import CONTEST_MAX_DETS, NUM_CLASSES, SUBMISSION_JSON  # noqa: F401
 from mmcell.evaluation.postprocess import boxes_touching_border
 from mmcell.evaluation.submission.options import Results, SubmissionError, SubmissionOptions
-from mmcell.structures.rle import encode_mask
+from mmcell.structures.rle import encode_mask, masks_to_rles, rle_bytes, rle_text
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -82,13 +82,10 @@ def encode_instances(image_id: int, height: int, width: int, labels: Any, scores
             mask = mask >= opts.mask_thr if mask.dtype.kind == 'f' else mask.astype(bool)
             rle = encode_mask(mask)
         else:
-            rle = dict(rles[i])
-            if list(rle['size']) != [height, width]:
-                raise SubmissionError(f'{where}: RLE of size {list(rle["size"])}, image is {[height, width]}')
-            if isinstance(rle['counts'], bytes):
-                rle['counts'] = rle['counts'].decode('utf-8')
-            rle['size'] = [int(height), int(width)]
-        area = float(mask_utils.area({'size': rle['size'], 'counts': rle['counts'].encode()}))
+            if list(rles[i]['size']) != [height, width]:
+                raise SubmissionError(f'{where}: RLE of size {list(rles[i]["size"])}, image is {[height, width]}')
+            rle = rle_text(rles[i])
+        area = float(mask_utils.area(rle_bytes(rle)))
         if area == 0 and not opts.keep_empty:
             continue
         if bboxes is not None:
@@ -97,7 +94,7 @@ def encode_instances(image_id: int, height: int, width: int, labels: Any, scores
             y1, y2 = np.clip([y1, y2], 0, height)
             bbox = [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
         else:
-            bbox = [float(v) for v in mask_utils.toBbox({'size': rle['size'], 'counts': rle['counts'].encode()})]
+            bbox = [float(v) for v in mask_utils.toBbox(rle_bytes(rle))]
         results.append(dict(image_id=int(image_id), bbox=bbox, score=float(np.clip(scores[i], 0.0, 1.0)),
                             category_id=int(labels[i]) + 1, segmentation=rle))
     return results
@@ -105,13 +102,8 @@ def encode_instances(image_id: int, height: int, width: int, labels: Any, scores
 
 def _mask_boxes(masks: Any, height: int, width: int) -> np.ndarray:
     """x1y1x2y2 boxes of binary masks (array or RLE list)."""
-    if isinstance(masks, (list, tuple)):
-        rles = [{'size': r['size'], 'counts': r['counts'].encode() if isinstance(r['counts'], str) else r['counts']}
-                for r in masks]
-        xywh = mask_utils.toBbox(rles).reshape(-1, 4) if rles else np.zeros((0, 4))
-    else:
-        xywh = np.asarray([mask_utils.toBbox(mask_utils.encode(np.asfortranarray(m, dtype=np.uint8)))
-                           for m in (masks >= 0.5 if masks.dtype.kind == 'f' else masks)]).reshape(-1, 4)
+    rles = [rle_bytes(r) for r in masks] if isinstance(masks, (list, tuple)) else masks_to_rles(masks, height, width)
+    xywh = mask_utils.toBbox(rles).reshape(-1, 4) if rles else np.zeros((0, 4))
     return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
 
 from mmcell.datasets.metainfo import CONTEST_MAX_DETS, NUM_CLASSES, SUBMISSION_JSON  # noqa: F401
-from mmcell.utils.errors import InputError
+from mmcell.utils.errors import InputError, probability
 
 
 class SubmissionError(InputError):
@@ -50,10 +50,10 @@ def add_submission_args(parser: Any, border: bool = True) -> Any:
     """``--score-thr``, ``--mask-thr``, ``--max-per-img`` (and ``--border-margin``) with the defaults of
     :class:`SubmissionOptions`; read back with :func:`submission_options_of`."""
     defaults = SubmissionOptions()
-    parser.add_argument('--score-thr', type=float, default=defaults.score_thr,
+    parser.add_argument('--score-thr', type=probability, default=defaults.score_thr,
                         help=f'drop detections below this score (default {defaults.score_thr:g}: AP ranks by score, '
                              'keep everything the model returns)')
-    parser.add_argument('--mask-thr', type=float, default=defaults.mask_thr, help='threshold of soft masks')
+    parser.add_argument('--mask-thr', type=probability, default=defaults.mask_thr, help='threshold of soft masks')
     parser.add_argument('--max-per-img', type=int, default=defaults.max_per_img,
                         help="keep at most this many detections per image (default: the model's "
                              'test_cfg.rcnn.max_per_img)')
