@@ -74,7 +74,8 @@ def _segment_slide_parser(sub) -> None:
                         'named for why')
     p.add_argument('--review-margin', type=probability, metavar='M', default=REVIEW_MARGIN,
                    help='with --review-below: also the cells whose class score leads the next class by less than M '
-                        f'(models of several classes; default {REVIEW_MARGIN}, 0 = by score only)')
+                        f'(models of several classes; default {REVIEW_MARGIN}, 0 = by score only). A score s implies '
+                        'a margin of at least 2s - 1: M adds cells beyond the low scorers only above 2S - 1')
     add_model_args(p, tiling=False)
 
 

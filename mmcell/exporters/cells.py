@@ -166,7 +166,10 @@ class CellWriter:
             classified QuPath *annotations* (editable, unlike detections), the same ids, outlines and measurements;
             each named for why (``check outline: score 0.42`` or ``check class: epithelial or spindle?``).
         review_margin: with ``review_below``, also the cells whose class margin (:class:`Cell`) is below this: the
-            box head hesitated between two classes (cells without a margin are never flagged for it).
+            box head hesitated between two classes (cells without a margin are never flagged for it). Such a cell
+            is named for its class even when it also scores below ``review_below``; as a score ``s`` implies a
+            margin of at least ``2s - 1``, the margin adds cells beyond the low scorers only when it exceeds
+            ``2 * review_below - 1`` (``--review-below 0.6``: above 0.2).
     """
 
     def __init__(self, geojson_path: str, table_path: str, mpp: float, class_names: Sequence[str],
@@ -211,12 +214,14 @@ class CellWriter:
 
     def _review_reason(self, cell: Cell, row: dict) -> Optional[str]:
         """Why a cell goes to review.geojson (its QuPath name), or None."""
-        if cell.score < self.review_below:
-            self.review_reasons['score'] += 1
-            return f'check outline: score {cell.score:.2f}'
+        # the class first: the box head's scores are one softmax, so a score s leaves at most 1 - s to the other
+        # classes (margin >= 2s - 1); a low score with a low margin is a class split between two, not a bad outline
         if self.review_margin is not None and row['second_class'] and cell.margin < self.review_margin:
             self.review_reasons['class'] += 1
             return f'check class: {row["class"]} or {row["second_class"]}?'
+        if cell.score < self.review_below:
+            self.review_reasons['score'] += 1
+            return f'check outline: score {cell.score:.2f}'
         return None
 
     def close(self) -> None:

@@ -90,12 +90,14 @@ def test_class_margin_keeps_boxes_bit_identical(trained_quickstart):
         assert torch.equal(ours[key], ref[key]), key
     assert ours.class_margin.shape == ours.scores.shape and ours.runner_up.shape == ours.labels.shape
     assert (ours.runner_up != ours.labels).all() and (ours.class_margin <= ours.scores).all()
+    assert (ours.class_margin >= 2 * ours.scores - 1 - 1e-6).all()  # one softmax: what s leaves the others
     assert (ours.class_margin > 0).any() and (ours.class_margin < 0).any()  # the same RoI as another class too
 
 
 class HesitantOracle(torch.nn.Module):
-    """The ground truth visible in each tile, every nucleus scored 0.9, with a class margin that depends on its
-    id (0.0, 0.1, ... 0.4) and the next class as runner-up: what FastStandardRoIHead keeps per detection."""
+    """The ground truth visible in each tile, every third nucleus (by id) scored 0.4 and the others 0.9, with a
+    class margin that depends on its id (0.0, 0.1, ... 0.4) and the next class as runner-up: what
+    FastStandardRoIHead keeps per detection."""
 
     def __init__(self, gt_path: str, config: str) -> None:
         from mmengine.config import Config
@@ -122,7 +124,7 @@ class HesitantOracle(torch.nn.Module):
             labels = [int(self.classes[y:y + h, x:x + w][m][0]) - 1 for m in masks]
             pred = InstanceData()
             pred.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            pred.scores = torch.full((len(keys), ), 0.9)
+            pred.scores = torch.tensor([0.4 if k % 3 == 0 else 0.9 for k in keys], dtype=torch.float32)
             pred.labels = torch.tensor(labels, dtype=torch.long)
             pred.class_margin = torch.tensor([(k % 5) / 10 for k in keys], dtype=torch.float32)
             pred.runner_up = torch.tensor([(c + 1) % 4 for c in labels], dtype=torch.long)
@@ -157,17 +159,23 @@ def test_segment_slide_names_counts_legend_and_uncertain_classes(tmp_path):
         assert tuple(feat['properties']['classification']['color']) == NAMED_COLORS[row['class']]
         assert row['second_class'] == CONSEP[(CONSEP.index(row['class']) + 1) % 4]
         assert feat['properties']['measurements']['Class margin'] == float(row['class_margin'])
-    # review: no low scores (all 0.9), the cells whose margin is below 0.25 (0.0, 0.1, 0.2), named for why
+    # review: the cells whose margin is below 0.25 (0.0, 0.1, 0.2) named for their class, low scorers among them
+    # too (a score split between two classes); the other cells scoring below 0.5 named for their score
     review = json.loads((out / 'review.geojson').read_text())
     uncertain = {r['uuid']: r for r in rows if float(r['class_margin']) < 0.25}
-    assert 0 < len(uncertain) < len(rows)
-    assert {f['id'] for f in review['features']} == set(uncertain)
+    low = {r['uuid']: r for r in rows if float(r['score']) < 0.5 and r['uuid'] not in uncertain}
+    assert 0 < len(uncertain) < len(rows) and low
+    assert any(float(r['score']) < 0.5 for r in uncertain.values())
+    assert {f['id'] for f in review['features']} == set(uncertain) | set(low)
     for f in review['features']:
-        row = uncertain[f['id']]
-        assert f['properties']['name'] == f'check class: {row["class"]} or {row["second_class"]}?'
+        row = uncertain.get(f['id'])
+        expected = f'check class: {row["class"]} or {row["second_class"]}?' if row else \
+            f'check outline: score {float(low[f["id"]]["score"]):.2f}'
+        assert f['properties']['name'] == expected
         assert f['properties']['objectType'] == 'annotation'
-    assert summary['cells_to_review'] == summary['cells_to_review_uncertain_class'] == len(uncertain)
-    assert summary['cells_to_review_low_score'] == 0 and review['metadata']['review_margin'] == 0.25
+    assert summary['cells_to_review'] == len(uncertain) + len(low)
+    assert summary['cells_to_review_uncertain_class'] == len(uncertain)
+    assert summary['cells_to_review_low_score'] == len(low) and review['metadata']['review_margin'] == 0.25
     # the preview: the thumbnail with a legend band below it, one coloured dot per class
     preview = cv2.imread(str(out / 'preview.png'))[..., ::-1]
     band = preview[-22:]
