@@ -11,9 +11,10 @@ What each value means is decided here, once, for training and for inference:
   the rest float32.
 - ``'auto'`` (or no value), chosen by measurement (``benchmarks/RESULTS.md``, "Training precision" and "Inference
   precision"): **training** in ``'bf16'`` where the CPU has native bfloat16 units (AVX512-BF16 or AMX-BF16: a recipe
-  step 1.32x faster, 1.88x with the fast RoIAlign, on AVX512-BF16 without AMX); **inference** in ``'bf16'`` only
-  where the CPU has AMX tiles (on AVX512-BF16 without AMX whole-model bf16 inference measured 1.05x per tile and
-  0.90x per slide, so ``'fp32'`` there); on CUDA ``'fp32'``. int8 is never chosen by default.
+  step 1.32x faster, 1.88x with the fast RoIAlign, on AVX512-BF16 without AMX); **inference** in ``'bf16'`` on the
+  same units (on AVX512-BF16 without AMX, with the fast RoI extractor: 1.53x per MoNuSeg tile with a trained
+  recipe model, segm AP50 -0.0007; the 0.90x per slide of issue 20 was before the fast RoI extractor); on CUDA
+  ``'fp32'``. int8 (OpenVINO's int8 trunk: 1.33x there, below torch bf16) is never chosen by default.
   :func:`resolve_precision` logs one line saying what was chosen and why, so a result never depends on a silent
   fallback.
 """
@@ -83,7 +84,7 @@ def resolve_precision(requested: Optional[str], device: str = 'cpu', training: b
     Args:
         requested: ``'fp32'``, ``'bf16'``, ``'int8'``, ``'auto'`` or None (= ``'auto'``).
         device: where the model runs (``'cpu'``, ``'cuda:0'``).
-        training: int8 is inference only; ``'auto'`` picks the same for training and inference.
+        training: int8 is inference only (``'auto'`` picks the same for training and inference).
         log: write the one line (mmengine's current logger, else ``logging``).
 
     Raises:
@@ -97,8 +98,7 @@ def resolve_precision(requested: Optional[str], device: str = 'cpu', training: b
         raise ValueError('precision int8 is for inference only; train in fp32 or bf16')
     on_cpu = str(device).startswith('cpu')
     if name == 'auto':
-        fast_bf16 = native_bf16(device) if training else (on_cpu and cpu_matrix_units()['amx'])
-        chosen = 'bf16' if on_cpu and fast_bf16 else 'fp32'
+        chosen = 'bf16' if on_cpu and native_bf16(device) else 'fp32'
         why = (describe_units() if on_cpu else f'{device}: the low precisions are CPU paths')
         line = f'precision: {chosen} (auto; {why})'
     else:
