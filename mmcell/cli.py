@@ -21,6 +21,7 @@ from typing import List, Optional
 from mmcell.apis import add_model_args, merge_slide, model_kwargs_of, segment, segment_slide
 from mmcell.datasets.slide.reader import READERS
 from mmcell.evaluation.submission import LABEL_SCORE_THR
+from mmcell.exporters.cells import REVIEW_MARGIN
 from mmcell.utils import ToolArgumentParser, exit_on_bad_input, probability
 
 
@@ -68,8 +69,13 @@ def _segment_slide_parser(sub) -> None:
     p.add_argument('--shard', help='I/N: do every N-th tile from the I-th (SLURM arrays), then mmcell merge-slide')
     p.add_argument('--overwrite', action='store_true', help='redo finished slides, discard unfinished other work')
     p.add_argument('--review-below', type=probability, metavar='S',
-                   help='also write review.geojson: the cells scoring below S as QuPath annotations to correct '
-                        '(with a --score-thr below S)')
+                   help='also write review.geojson: the cells scoring below S (with a --score-thr below S) and the '
+                        'cells whose class is uncertain (--review-margin) as QuPath annotations to correct, each '
+                        'named for why')
+    p.add_argument('--review-margin', type=probability, metavar='M', default=REVIEW_MARGIN,
+                   help='with --review-below: also the cells whose class score leads the next class by less than M '
+                        f'(models of several classes; default {REVIEW_MARGIN}, 0 = by score only). A score s implies '
+                        'a margin of at least 2s - 1: M adds cells beyond the low scorers only above 2S - 1')
     add_model_args(p, tiling=False)
 
 
@@ -85,7 +91,7 @@ def _run_segment_slide(args: argparse.Namespace) -> None:
         overlap=args.overlap, batch_size=args.batch_size,
         score_thr=LABEL_SCORE_THR if args.score_thr is None else args.score_thr, region=args.region,
         shard=args.shard, overwrite=args.overwrite, num_workers=args.workers, reader=args.reader,
-        review_below=args.review_below, **model_kwargs_of(args))
+        review_below=args.review_below, review_margin=args.review_margin or None, **model_kwargs_of(args))
     done = [r for r in results if r.status == 'done']
     if done:
         print(f'{len(done)} slide(s), {sum(r.cells for r in done)} cells, '

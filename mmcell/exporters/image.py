@@ -14,7 +14,7 @@ import tifffile
 from scipy import ndimage
 
 from mmcell.evaluation.submission import LABEL_SCORE_THR
-from mmcell.exporters.cells import cell_uuid, class_names_colors, geojson_feature
+from mmcell.exporters.cells import cell_uuid, class_name, class_names_colors, geojson_feature
 from mmcell.exporters.measurements import intensity_statistics, nucleus_measurements
 from mmcell.structures.cells import cell_polygon
 from mmcell.structures.label_image import label_image
@@ -86,7 +86,7 @@ def cell_table(ids: np.ndarray, order: np.ndarray, scores: Sequence[float], labe
         intensity = intensity_statistics(img[box][crop]) if image is not None else None
         measures = nucleus_measurements(crop, mpp, intensity)
         rows.append(dict(
-            id=lab_id, class_id=cls + 1, **{'class': class_names[cls] if cls < len(class_names) else str(cls + 1)},
+            id=lab_id, class_id=cls + 1, **{'class': class_name(class_names, cls)},
             score=round(float(scores[src]), 6), area=int(area[lab_id]), centroid_x=round(float(cx[lab_id]), 3),
             centroid_y=round(float(cy[lab_id]), 3), bbox_x1=box[1].start, bbox_y1=box[0].start,
             bbox_x2=box[1].stop, bbox_y2=box[0].stop, mean_intensity=round(float(np.mean(means[lab_id])), 3),

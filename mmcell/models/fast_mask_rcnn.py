@@ -26,6 +26,7 @@ from typing import Any, List, Optional, Tuple
 import torch
 from mmcv.cnn import fuse_conv_bn
 from mmdet.models.detectors import MaskRCNN
+from mmdet.models.layers import multiclass_nms
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.roi_heads.mask_heads import FCNMaskHead
 from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
@@ -196,7 +197,36 @@ class FastStandardRoIHead(StandardRoIHead):
     - ``mask_score_thr``: run the mask head only for detections scoring at least this (default 0: all).
     - ``low_score_masks``: what the other detections get, ``'box'`` (a filled box: an ellipse-like nucleus
       covers ~78% of its box, so these still match at IoU 0.5; default) or ``'drop'`` (removed).
+
+    With more than one class, each detection also keeps how sure the box head was of its class
+    (:meth:`predict_bbox`): ``class_margin`` (its class score minus the best other class score of the same RoI;
+    negative when another class scored higher) and ``runner_up`` (that other class), read from the softmax the
+    box head computes anyway; boxes, scores and labels stay bit-identical to upstream.
     """
+
+    def predict_bbox(self, x: Tuple[Tensor], batch_img_metas: List[dict], rpn_results_list: List[InstanceData],
+                     rcnn_test_cfg: Any, rescale: bool = False) -> List[InstanceData]:
+        """mmdet's ``predict_bbox`` plus ``class_margin`` / ``runner_up`` per detection (class docstring).
+
+        The box head's per-RoI output before NMS (its ``rcnn_test_cfg=None`` mode, what upstream's aug-test
+        uses) goes through the same ``multiclass_nms`` call upstream makes, asking for the indices it keeps.
+        """
+        num_classes = self.bbox_head.num_classes
+        if (rcnn_test_cfg is None or num_classes < 2 or getattr(self.bbox_head, 'custom_cls_channels', False)
+                or any(len(r) == 0 for r in rpn_results_list)):
+            return super().predict_bbox(x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale)
+        raw = super().predict_bbox(x, batch_img_metas, rpn_results_list, None, rescale)
+        out = []
+        for res in raw:
+            box_dim = res.bboxes.size(-1) // (1 if self.bbox_head.reg_class_agnostic else num_classes)
+            dets, labels, inds = multiclass_nms(res.bboxes, res.scores, rcnn_test_cfg.score_thr, rcnn_test_cfg.nms,
+                                                rcnn_test_cfg.max_per_img, box_dim=box_dim, return_inds=True)
+            fg = res.scores[torch.div(inds, num_classes, rounding_mode='floor'), :num_classes]
+            own = fg.gather(1, labels[:, None])[:, 0]
+            best_other, runner_up = fg.scatter(1, labels[:, None], float('-inf')).max(1)
+            out.append(InstanceData(metainfo=res.metainfo, bboxes=dets[:, :-1], scores=dets[:, -1], labels=labels,
+                                    class_margin=own - best_other, runner_up=runner_up))
+        return out
 
     def mask_probs(self, x: Tuple[Tensor], bboxes: List[Tensor], labels: List[Tensor]) -> List[Tensor]:
         """Per image ``(n, 28, 28)`` probabilities of each box's class (boxes in network-input pixels)."""
@@ -243,7 +273,7 @@ class FastStandardRoIHead(StandardRoIHead):
                 continue
             low.masks = box_masks(low.bboxes, img_h, img_w, mask_format)
             merged = InstanceData(metainfo=results.metainfo)
-            for key in ('bboxes', 'scores', 'labels'):
+            for key in results.keys():  # bboxes, scores, labels and the class margins when kept
                 merged[key] = torch.cat([high[key], low[key]])
             merged.masks = concat_masks([high.masks, low.masks], mask_format)
             out.append(merged)

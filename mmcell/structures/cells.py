@@ -15,7 +15,8 @@ class Cell:
 
     ``means`` holds the intensity statistics of the nucleus pixels (``exporters.measurements.INTENSITY_FIELDS``: mean
     R, G, B, hematoxylin and eosin optical density means, hematoxylin std dev and max; work folders of older runs
-    hold the first five).
+    hold the first five). ``margin`` is how sure the box head was of the class (its class score minus the best other
+    class score; NaN when not kept, e.g. one-class models) and ``runner_up`` that other class (-1 when not kept).
     """
     id: int
     label: int
@@ -24,6 +25,8 @@ class Cell:
     y1: int
     mask: np.ndarray
     means: Tuple[float, ...] = (float('nan'),) * 7
+    margin: float = float('nan')
+    runner_up: int = -1
 
 
 def cell_polygon(mask: np.ndarray, x1: int, y1: int) -> dict:

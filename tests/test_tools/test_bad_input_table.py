@@ -345,6 +345,8 @@ THRESHOLD_ROWS = [  # (script or command, argv, the flag): a threshold outside [
      '--score-thr'),
     ('segment-slide', ['s.svs', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--review-below', '-0.1'],
      '--review-below'),
+    ('segment-slide', ['s.svs', '--config', 'c.py', '--checkpoint', 'w.pth', '--out', 'o', '--review-below', '0.6',
+                       '--review-margin', '20'], '--review-margin'),
     ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--score-thr', '1.5'], '--score-thr'),
     ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--mask-thr', '2'], '--mask-thr'),
     ('tools/predict.py', ['c.py', 'w.pth', '--data-root', 'd', '--labels-score-thr', 'nan'], '--labels-score-thr'),

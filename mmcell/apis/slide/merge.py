@@ -95,9 +95,12 @@ def _resolve_rows(tiling: SlideTiling, read_record: Callable[[int], bytes]):
                 ys, xs = np.nonzero(mask)
                 y0, x0 = int(ys.min()), int(xs.min())
                 mask = mask[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1]
+                margin = (float(rec['margins'][i]), int(rec['runner_up'][i])) if 'margins' in rec else \
+                    (float('nan'), -1)
                 row_cells.append(Cell(id=next_id, label=int(rec['labels'][i]), score=float(s),
                                       x1=int(box[0]) + x0, y1=int(box[1]) + y0, mask=mask,
-                                      means=tuple(float(v) for v in rec['means'][i])))
+                                      means=tuple(float(v) for v in rec['means'][i]), margin=margin[0],
+                                      runner_up=margin[1]))
                 next_id += 1
         yield row_cells
 
@@ -144,7 +147,7 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
     mpp = float(plan['mpp'])
     slide_key = f'{osp.basename(reader.path)}:{width}x{height}'
     preview = PreviewCanvas(tissue.thumbnail, tissue.downsample, colors, tissue.mask,
-                            args.get('region'))
+                            args.get('region'), names=names)
     counts = [0] * len(names)
     with atomic_dir(slide_dir, overwrite=True) as tmp:
         scratch = tmp / '.cells.bin'
@@ -158,7 +161,8 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
             files.append('review.geojson')
         with CellWriter(str(tmp / 'cells.geojson.gz'), str(tmp / 'cells.csv.gz'), mpp, names, colors,
                         slide_key, metadata, review_path=str(tmp / 'review.geojson'),
-                        review_below=review_below) as writer, open(scratch, 'wb') as sfh:
+                        review_below=review_below, review_margin=args.get('review_margin')) as writer, \
+                open(scratch, 'wb') as sfh:
             for cells in _resolve_rows(tiling, lambda t: AppendLog.read_record(*finished[t])):
                 for cell in cells:
                     row = writer.add(cell)
@@ -172,7 +176,7 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
                     ymin = min(c.y1 for c in cells)
                     ymax = max(c.y1 + c.mask.shape[0] for c in cells)
                     chunks.append(CellChunk(ymin, ymax, _chunk_loader(scratch, offset, len(buf.getvalue()))))
-            total, to_review = writer.count, writer.review_count
+            total, to_review, reasons = writer.count, writer.review_count, dict(writer.review_reasons)
         if progress:
             print(f'{reader.path}: {total} cells; writing labels.ome.tif ({width} x {height} px)', flush=True)
         atomic_write(tmp / 'labels.ome.tif', lambda p: write_label_pyramid(p, width, height, chunks, mpp))
@@ -184,7 +188,10 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
                        tissue_mm2=round(plan['tissue_mm2'], 6), tiles=len(tiling.tiles), cells=total,
                        cells_per_class=dict(zip(names, counts)), files=files)
         if review_below is not None:
-            summary.update(review_below=review_below, cells_to_review=to_review)
+            summary.update(review_below=review_below, cells_to_review=to_review,
+                           cells_to_review_low_score=reasons['score'])
+            if args.get('review_margin') is not None:
+                summary.update(review_margin=args['review_margin'], cells_to_review_uncertain_class=reasons['class'])
         write_json(tmp / 'summary.json', summary, indent=2)
     reader.close()
     out = Path(slide_dir)

@@ -32,7 +32,8 @@ def tile_record(sample: Any, tiling: SlideTiling, tile_id: int, score_thr: float
 
     Returns the ``.npz`` bytes of ``boxes`` (crop boxes, level-0 px), ``scores``, ``labels``, ``means`` (the
     :func:`mmcell.exporters.measurements.intensity_statistics` of the nucleus pixels: RGB means, hematoxylin mean,
-    eosin mean, hematoxylin std dev and max), ``packed`` crops (holes filled) + ``offsets``; and the cell count.
+    eosin mean, hematoxylin std dev and max), ``packed`` crops (holes filled) + ``offsets``, and when the model
+    kept them (``FastStandardRoIHead``, several classes) ``margins`` and ``runner_up``; and the cell count.
     """
 
 
@@ -43,7 +44,9 @@ def tile_record(sample: Any, tiling: SlideTiling, tile_id: int, score_thr: float
     keep = np.flatnonzero((scores >= score_thr) & in_core(boxes, tiling.core(tile_id)))
     masks = pred.masks
     labels = pred.labels.detach().cpu().numpy()
-    crops, out_boxes, out_scores, out_labels, means = [], [], [], [], []
+    margins = pred.class_margin.detach().cpu().numpy().astype(np.float32) if 'class_margin' in pred else None
+    runner_up = pred.runner_up.detach().cpu().numpy() if 'runner_up' in pred else None
+    crops, out_boxes, out_scores, out_labels, means, kept = [], [], [], [], [], []
     for i in keep:
         if isinstance(masks, (list, tuple)):
             lin = rle_pixels(masks[i])
@@ -70,13 +73,18 @@ def tile_record(sample: Any, tiling: SlideTiling, tile_id: int, score_thr: float
         out_boxes.append([x + cx0, y + cy0, x + cx0 + crop.shape[1], y + cy0 + crop.shape[0]])
         out_scores.append(scores[i])
         out_labels.append(labels[i])
+        kept.append(i)
+    extra = {}
+    if margins is not None and runner_up is not None:
+        extra = dict(margins=margins[np.array(kept, np.int64)], runner_up=runner_up[np.array(kept, np.int64)]
+                     .astype(np.int16))
     offsets = np.zeros(len(crops) + 1, np.int64)
     offsets[1:] = np.cumsum([len(c) for c in crops]) if crops else []
     buf = io.BytesIO()
     np.savez(buf, boxes=np.array(out_boxes, np.int64).reshape(-1, 4), scores=np.array(out_scores, np.float32),
              labels=np.array(out_labels, np.int16),
              means=np.array(means, np.float32).reshape(-1, len(INTENSITY_FIELDS)),
-             packed=np.concatenate(crops) if crops else np.zeros(0, np.uint8), offsets=offsets)
+             packed=np.concatenate(crops) if crops else np.zeros(0, np.uint8), offsets=offsets, **extra)
     return buf.getvalue(), len(crops)
 
 

@@ -42,6 +42,7 @@ from mmcell.datasets.slide.tile_dataset import SlideTileDataset, collate_tiles, 
 from mmcell.datasets.slide.tiling import SlideTiling, plan_tiles
 from mmcell.datasets.slide.tissue import tissue_mask
 from mmcell.evaluation.submission import LABEL_SCORE_THR
+from mmcell.exporters.cells import REVIEW_MARGIN
 from mmcell.utils import init_dist_from_env, load_config, register_all_modules
 from mmcell.utils.fileio import (
     AppendLog,
@@ -153,7 +154,7 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
                   shard: Optional[Union[str, Tuple[int, int]]] = None, overwrite: bool = False,
                   num_workers: Optional[int] = None, progress: bool = True, cfg_options: Optional[dict] = None,
                   model: Optional[torch.nn.Module] = None, trust_checkpoint: bool = False, reader: str = 'auto',
-                  review_below: Optional[float] = None,
+                  review_below: Optional[float] = None, review_margin: Optional[float] = REVIEW_MARGIN,
                   **model_kwargs: Any) -> List[SlideResult]:
     """Segment every nucleus of whole-slide images (see the module docstring for the steps and files).
 
@@ -175,6 +176,9 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         model: an already built model (from :func:`init_cell_model`) instead of config + checkpoint.
         review_below: also write ``review.geojson``: the cells scoring below this as classified QuPath annotations,
             to correct in QuPath (only cells kept by ``score_thr`` are there: pass a lower ``score_thr``).
+        review_margin: with ``review_below``, also the cells whose class is uncertain: the box head's score of their
+            class minus its best other class score is below this (models of several classes, fast modules;
+            None: by score only). Each review annotation is named for why.
         reader: the slide backend, ``'auto'`` (by what opens the file), ``'tiffslide'`` or ``'openslide'``
             (:class:`mmcell.datasets.slide.SlideReader`); recorded in the plan when not ``'auto'``.
         trust_checkpoint: load a checkpoint that ``weights_only`` refuses (it can run code; see
@@ -193,6 +197,9 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
     register_all_modules()  # the tile pipeline is built from mmdet's registries
 
     check_device(device)
+    if review_below is not None and review_margin is not None and not 0 <= review_margin <= 1:
+        raise ValueError(f'--review-margin {review_margin:g}: a difference of two class scores, between 0 and 1 '
+                         '(0: review by score only)')
     reader_name = reader
     paths = [str(slides)] if isinstance(slides, (str, os.PathLike)) else [str(s) for s in slides]
     if not paths:
@@ -249,6 +256,8 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
             args['reader'] = reader_name
         if review_below is not None:
             args['review_below'] = float(review_below)
+            if review_margin is not None:
+                args['review_margin'] = float(review_margin)
         plan = _plan(reader, tiling, args, tissue.area_mm2)
         work = SlideWork(slide_dir)
         if overwrite and shard is None and rank == 0 and work.dir.exists():  # shards never delete others' work
