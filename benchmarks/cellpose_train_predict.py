@@ -27,11 +27,13 @@ import numpy as np
 import tifffile
 
 
-def read_sample(folder: Path) -> tuple:
-    """RGB image and instance label image of one HW3 training folder (all class files merged)."""
+def read_sample(folder: Path, with_classes: bool = False) -> tuple:
+    """RGB image and instance label image of one HW3 training folder (all class files merged); ``with_classes``:
+    also the class of each instance id, ``{id: K}`` for the cells of ``class<K>.tif``."""
     img = tifffile.imread(folder / 'image.tif')
     img = img[..., :3] if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
     labels = np.zeros(img.shape[:2], np.uint32)
+    classes = {}
     next_id = 1
     for class_file in sorted(folder.glob('class*.tif')):
         cmap = tifffile.imread(class_file)
@@ -39,8 +41,9 @@ def read_sample(folder: Path) -> tuple:
         lut = {v: next_id + i for i, v in enumerate(ids)}
         for v, new in lut.items():
             labels[cmap == v] = new
+            classes[new] = int(class_file.stem[len('class'):])
         next_id += len(ids)
-    return img.astype(np.uint8), labels
+    return (img.astype(np.uint8), labels) + ((classes, ) if with_classes else ())
 
 
 def main() -> None:

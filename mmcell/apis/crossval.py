@@ -292,7 +292,9 @@ def compare_results(runs: Dict[str, List[dict]], reference: Optional[str] = None
     Args:
         runs: config label -> its fold results (:func:`load_fold_results`).
         reference: the label the others are paired with (first in the output; default the first of ``runs``).
-        setting: the test setting compared (default: the first setting of the reference's first fold).
+        setting: the test setting compared (default: the first setting of the reference's first fold). A peer
+            method's fold (a file with ``peer``, e.g. ``benchmarks/consep_vs_stardist.py``'s) is scored at its one
+            setting of its own, and compared at that one.
 
     Returns:
         one dict per fold any config has done: ``fold``, ``val_names``, ``figures={label: figures}`` and
@@ -312,7 +314,9 @@ def compare_results(runs: Dict[str, List[dict]], reference: Optional[str] = None
     merged: Dict[int, dict] = {}
     for label in labels:
         for r in runs[label]:
-            if setting not in r['figures']:
+            # a peer method's fold (``peer`` in its file: StarDist, ...) has one setting, its own: compared as it is
+            own = next(iter(r['figures'])) if r.get('peer') and len(r['figures']) == 1 else setting
+            if own not in r['figures']:
                 raise InputError(f'{label}: fold {r["fold"]} was not scored at {setting!r} '
                                  f'(it has {sorted(r["figures"])})')
             fold = merged.setdefault(r['fold'], dict(fold=r['fold'], val_names=list(r['val_names']), figures={},
@@ -320,7 +324,7 @@ def compare_results(runs: Dict[str, List[dict]], reference: Optional[str] = None
             if sorted(fold['val_names']) != sorted(r['val_names']):
                 raise InputError(f'{label}: fold {r["fold"]} held out {r["val_names"]}, another run '
                                  f'{fold["val_names"]}: not the same folds')
-            fold['figures'][label] = r['figures'][setting]
+            fold['figures'][label] = r['figures'][own]
             fold['train_s'][label] = r['train_s']
     return [merged[k] for k in sorted(merged)]
 

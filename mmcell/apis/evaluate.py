@@ -37,6 +37,7 @@ from mmcell.evaluation.metrics.cell_coco_metric import DENSE_MAX_DETS
 from mmcell.evaluation.submission import LABEL_SCORE_THR  # AJI/PQ: the cells `mmcell segment` would keep
 from mmcell.structures.label_image import instances_to_label_map
 from mmcell.structures.rle import crop_rle
+from mmcell.utils.errors import InputError
 from mmcell.utils.fileio import atomic_write
 
 #: the figures of :func:`evaluate_tiles` and :func:`evaluate_label_images`, in the order tables print them
@@ -222,12 +223,18 @@ def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Pa
     return score_tile_samples(samples, pathology_score_thr=score_thr, classes=classes if class_aware else None)
 
 
-def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str],
-                          folder: Union[str, Path]) -> Dict[str, float]:
-    """Score a peer method's label images (``<name>_labels.tif`` + ``<name>_scores.json``: score per cell id).
+def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str], folder: Union[str, Path],
+                          classes: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """Score a peer method's label images (``<name>_labels.tif`` + ``<name>_scores.json``: score per cell id; with
+    ``classes`` also ``<name>_classes.json``: class per cell id, ``K`` as the tiles' ``class<K>.tif``).
 
     The same figures as :func:`evaluate_tiles`; the label image is the peer's segmentation, so every cell counts
-    for AJI/PQ, and the scores rank the cells for AP.
+    for AJI/PQ, and the scores rank the cells for AP. With ``classes`` (the names of classes 1..N) also the
+    class-aware figures of a multi-class model (:data:`CLASS_FIGURES`, ``AP50 <class>``).
+
+    Raises:
+        InputError: with ``classes``, a cell of the label image without a class in 1..N in its
+            ``<name>_classes.json`` (or no such file): one line naming the file.
     """
     from scipy import ndimage  # deferred: only peers' label images need it
 
@@ -238,6 +245,15 @@ def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str],
         height, width = labels.shape
         scores = {int(i): s for i, s in json.loads((folder / f'{name}_scores.json').read_text()).items()}
         ids = np.array(sorted(scores), dtype=np.int64)
+        cell_labels = np.zeros(len(ids), dtype=np.int64)
+        if classes:
+            path = folder / f'{name}_classes.json'
+            cell_class = {int(i): int(c) for i, c in json.loads(path.read_text()).items()} if path.is_file() else {}
+            bad = [int(i) for i in ids if not 1 <= cell_class.get(int(i), 0) <= len(classes)]
+            if bad:
+                raise InputError(f'{path}: {len(bad)} of {len(ids)} cells without a class in 1..{len(classes)} '
+                                 f'(e.g. cell {bad[0]})')
+            cell_labels = np.array([cell_class[int(i)] - 1 for i in ids], dtype=np.int64)
         found = ndimage.find_objects(labels, max_label=int(ids.max(initial=0)))
         rles, boxes = [], []
         for i in ids:  # each cell encoded from its own box, not from a full-image mask
@@ -246,8 +262,8 @@ def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str],
             rle['counts'] = rle['counts'].decode()
             rles.append(rle)
             boxes.append([xs.start, ys.start, xs.stop, ys.stop])
-        samples.append(dict(tile_ground_truth(data_root, name, k), pred_instances=dict(
+        samples.append(dict(tile_ground_truth(data_root, name, k, class_aware=bool(classes)), pred_instances=dict(
             bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             scores=torch.tensor([scores[i] for i in ids], dtype=torch.float32),
-            labels=torch.zeros(len(ids), dtype=torch.int64), masks=rles)))
-    return score_tile_samples(samples, pathology_score_thr=0.0)
+            labels=torch.from_numpy(cell_labels), masks=rles)))
+    return score_tile_samples(samples, pathology_score_thr=0.0, classes=tuple(classes) if classes else None)
