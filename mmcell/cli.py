@@ -70,6 +70,9 @@ def _segment_slide_parser(sub) -> None:
     p.add_argument('--review-below', type=probability, metavar='S',
                    help='also write review.geojson: the cells scoring below S as QuPath annotations to correct '
                         '(with a --score-thr below S)')
+    p.add_argument('--detections', action='store_true',
+                   help='also write detections.json.gz: every detection the model returns, its own mask (overlaps '
+                        'kept), as tools/predict.py writes them for tiles: to score a slide by AP')
     add_model_args(p, tiling=False)
 
 
@@ -85,7 +88,7 @@ def _run_segment_slide(args: argparse.Namespace) -> None:
         overlap=args.overlap, batch_size=args.batch_size,
         score_thr=LABEL_SCORE_THR if args.score_thr is None else args.score_thr, region=args.region,
         shard=args.shard, overwrite=args.overwrite, num_workers=args.workers, reader=args.reader,
-        review_below=args.review_below, **model_kwargs_of(args))
+        review_below=args.review_below, detections=args.detections, **model_kwargs_of(args))
     done = [r for r in results if r.status == 'done']
     if done:
         print(f'{len(done)} slide(s), {sum(r.cells for r in done)} cells, '

@@ -222,32 +222,43 @@ def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Pa
     return score_tile_samples(samples, pathology_score_thr=score_thr, classes=classes if class_aware else None)
 
 
-def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str],
-                          folder: Union[str, Path]) -> Dict[str, float]:
+def label_image_instances(labels: np.ndarray, scores: Dict[int, float]) -> dict:
+    """The ``pred_instances`` of :func:`score_tile_samples` from a label image and ``id -> score`` (the cells of
+    ``scores``; each encoded from its own box, not from a full-image mask)."""
+    from scipy import ndimage  # deferred: only label images need it
+
+    labels = np.asarray(labels).astype(np.int64, copy=False)
+    height, width = labels.shape
+    ids = np.array(sorted(scores), dtype=np.int64)
+    found = ndimage.find_objects(labels, max_label=int(ids.max(initial=0)))
+    rles, boxes, kept = [], [], []
+    for i in ids:
+        if found[i - 1] is None:  # an id with no pixels (e.g. every pixel taken by a better cell)
+            continue
+        ys, xs = found[i - 1]
+        rle = crop_rle(labels[ys, xs] == i, xs.start, ys.start, height, width)
+        rle['counts'] = rle['counts'].decode()
+        rles.append(rle)
+        boxes.append([xs.start, ys.start, xs.stop, ys.stop])
+        kept.append(i)
+    return dict(bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                scores=torch.tensor([scores[i] for i in kept], dtype=torch.float32),
+                labels=torch.zeros(len(kept), dtype=torch.int64), masks=rles)
+
+
+def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str], folder: Union[str, Path],
+                          pathology_score_thr: float = 0.0) -> Dict[str, float]:
     """Score a peer method's label images (``<name>_labels.tif`` + ``<name>_scores.json``: score per cell id).
 
-    The same figures as :func:`evaluate_tiles`; the label image is the peer's segmentation, so every cell counts
-    for AJI/PQ, and the scores rank the cells for AP.
+    The same figures as :func:`evaluate_tiles`; the label image is the peer's segmentation, so by default every cell
+    counts for AJI/PQ (``pathology_score_thr``: only the cells scoring at least this, as :func:`evaluate_tiles`
+    does with ``score_thr``), and the scores rank the cells for AP.
     """
-    from scipy import ndimage  # deferred: only peers' label images need it
-
     folder = Path(folder)
     samples = []
     for k, name in enumerate(names):
-        labels = tifffile.imread(folder / f'{name}_labels.tif').astype(np.int64)
-        height, width = labels.shape
+        labels = tifffile.imread(folder / f'{name}_labels.tif')
         scores = {int(i): s for i, s in json.loads((folder / f'{name}_scores.json').read_text()).items()}
-        ids = np.array(sorted(scores), dtype=np.int64)
-        found = ndimage.find_objects(labels, max_label=int(ids.max(initial=0)))
-        rles, boxes = [], []
-        for i in ids:  # each cell encoded from its own box, not from a full-image mask
-            ys, xs = found[i - 1]
-            rle = crop_rle(labels[ys, xs] == i, xs.start, ys.start, height, width)
-            rle['counts'] = rle['counts'].decode()
-            rles.append(rle)
-            boxes.append([xs.start, ys.start, xs.stop, ys.stop])
-        samples.append(dict(tile_ground_truth(data_root, name, k), pred_instances=dict(
-            bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            scores=torch.tensor([scores[i] for i in ids], dtype=torch.float32),
-            labels=torch.zeros(len(ids), dtype=torch.int64), masks=rles)))
-    return score_tile_samples(samples, pathology_score_thr=0.0)
+        samples.append(dict(tile_ground_truth(data_root, name, k),
+                            pred_instances=label_image_instances(labels, scores)))
+    return score_tile_samples(samples, pathology_score_thr=pathology_score_thr)
