@@ -21,6 +21,9 @@ Variants (an ablation: each differs from the one before in one step of the slide
 - ``slide``: ``segment_slide`` as a user runs it (default ``--score-thr``): its label image and table.
 - ``slide-detections``: the same run's ``detections.json.gz`` (``--detections``): every detection with its own mask,
   as the tile path's contest file holds them.
+- ``tile-limits``: the tile path with the detection limits ``segment-slide`` gives a tile of the network input's
+  size (:func:`mmcell.apis.slide.run.detection_limits`: RPN proposals and boxes per megapixel), to compare with
+  ``slide-detections`` at equal limits.
 
 ``--score`` adds two rows made from the ``tile`` predictions: ``tile >= 0.5`` (the score floor of the label outputs)
 and ``tile label image >= 0.5`` (painted as ``mmcell segment`` writes it): the same cuts on the tile path.
@@ -46,7 +49,7 @@ from mmcell.apis.predict import predict_images
 from mmcell.apis.slide import segment_slide
 from mmcell.apis.slide.records import tile_record
 from mmcell.apis.slide.reference import resolved_label_image, whole_image_cells
-from mmcell.apis.slide.run import model_mpp_of
+from mmcell.apis.slide.run import detection_limits, model_mpp_of
 from mmcell.datasets.image_io import read_image
 from mmcell.datasets.slide.reader import SlideReader
 from mmcell.datasets.slide.tiling import plan_tiles
@@ -58,7 +61,7 @@ from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.fileio import atomic_write_text
 from mmcell.utils.precision import cpu_name
 
-VARIANTS = ('tile', 'tile-merged', 'whole', 'slide-lowthr', 'slide', 'slide-detections')
+VARIANTS = ('tile', 'tile-merged', 'whole', 'slide-lowthr', 'slide', 'slide-detections', 'tile-limits')
 
 
 def write_slide(rgb: np.ndarray, path: Path, mpp: float) -> str:
@@ -140,6 +143,14 @@ def run_fold(args) -> None:
             record, _ = tile_record(out, tiling, 0, low, None)
             ids, _, scores = resolved_label_image(tiling, lambda t, record=record: record)
             save('tile-merged', name, label_image_instances(ids, scores))
+    if 'tile-limits' in args.variants:
+        images = [str(Path(args.data_root) / 'train' / n / 'image.tif') for n in names]
+        for name, path, image in zip(names, paths, images):
+            reader = SlideReader(path)
+            side = int(np.ceil(max(reader.dimensions) * reader.mpp / model_mpp_of(cfg)))
+            model = init_cell_model(config, checkpoint, cfg_options=detection_limits(cfg, side))
+            pred = predict_images(model, [image], progress=False)[0].pred_instances
+            save('tile-limits', name, dict(bboxes=pred.bboxes, scores=pred.scores, masks=pred.masks))
     if 'whole' in args.variants:
         start = time.time()
         for name, path in zip(names, paths):
@@ -196,11 +207,13 @@ def score(args) -> None:
         folds = set()
         for k, f in enumerate(files):
             d = json.loads(f.read_text())
+            if args.folds and d['fold'] not in args.folds:
+                continue
             folds.add(d['fold'])
             gt = tile_ground_truth(args.data_root, f.stem, k)
             samples.append(dict(gt, pred_instances=make(d, gt)))
         figures = score_tile_samples(samples, pathology_score_thr=LABEL_SCORE_THR)
-        rows[variant] = dict(tiles=len(files), folds=sorted(folds), cells=sum(len(s['pred_instances']['scores'])
+        rows[variant] = dict(tiles=len(samples), folds=sorted(folds), cells=sum(len(s['pred_instances']['scores'])
                                                                               for s in samples), **figures)
     ref = rows.get('tile')
     print(f'| variant | tiles | cells | {" | ".join(TILE_FIGURES)} | AP50 vs tile | AP vs tile |')
@@ -231,6 +244,7 @@ def main(argv=None) -> None:
     parser.add_argument('--overlap', type=int, default=128, help='segment-slide --overlap')
     parser.add_argument('--low-thr', type=float, help="score floor of the ablation (default: the config's rcnn one)")
     parser.add_argument('--score', action='store_true', help='pool the finished folds and print the table')
+    parser.add_argument('--folds', type=int, nargs='+', help='with --score: only the tiles of these folds')
     parser.add_argument('--results', help='with --score: write <results>/<tag>.json')
     parser.add_argument('--tag', default='run', help='name of the --results file')
     args = parser.parse_args(argv)
