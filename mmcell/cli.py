@@ -76,6 +76,9 @@ def _segment_slide_parser(sub) -> None:
                    help='with --review-below: also the cells whose class score leads the next class by less than M '
                         f'(models of several classes; default {REVIEW_MARGIN}, 0 = by score only). A score s implies '
                         'a margin of at least 2s - 1: M adds cells beyond the low scorers only above 2S - 1')
+    p.add_argument('--detections', action='store_true',
+                   help='also write detections.json.gz: every detection the model returns, its own mask (overlaps '
+                        'kept), as tools/predict.py writes them for tiles: to score a slide by AP')
     add_model_args(p, tiling=False)
 
 
@@ -91,7 +94,8 @@ def _run_segment_slide(args: argparse.Namespace) -> None:
         overlap=args.overlap, batch_size=args.batch_size,
         score_thr=LABEL_SCORE_THR if args.score_thr is None else args.score_thr, region=args.region,
         shard=args.shard, overwrite=args.overwrite, num_workers=args.workers, reader=args.reader,
-        review_below=args.review_below, review_margin=args.review_margin or None, **model_kwargs_of(args))
+        review_below=args.review_below, review_margin=args.review_margin or None, detections=args.detections,
+        **model_kwargs_of(args))
     done = [r for r in results if r.status == 'done']
     if done:
         print(f'{len(done)} slide(s), {sum(r.cells for r in done)} cells, '

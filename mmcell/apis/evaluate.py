@@ -223,47 +223,62 @@ def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Pa
     return score_tile_samples(samples, pathology_score_thr=score_thr, classes=classes if class_aware else None)
 
 
+def label_image_instances(labels: np.ndarray, scores: Dict[int, float],
+                          classes: Optional[Dict[int, int]] = None) -> dict:
+    """The ``pred_instances`` of :func:`score_tile_samples` from a label image and ``id -> score`` (the cells of
+    ``scores``; each encoded from its own box, not from a full-image mask); ``classes``: ``id -> label`` (0-based),
+    else every cell is label 0."""
+    from scipy import ndimage  # deferred: only label images need it
+
+    labels = np.asarray(labels).astype(np.int64, copy=False)
+    height, width = labels.shape
+    ids = np.array(sorted(scores), dtype=np.int64)
+    found = ndimage.find_objects(labels, max_label=int(ids.max(initial=0)))
+    rles, boxes, kept = [], [], []
+    for i in ids:
+        if found[i - 1] is None:  # an id with no pixels (e.g. every pixel taken by a better cell)
+            continue
+        ys, xs = found[i - 1]
+        rle = crop_rle(labels[ys, xs] == i, xs.start, ys.start, height, width)
+        rle['counts'] = rle['counts'].decode()
+        rles.append(rle)
+        boxes.append([xs.start, ys.start, xs.stop, ys.stop])
+        kept.append(int(i))
+    return dict(bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                scores=torch.tensor([scores[i] for i in kept], dtype=torch.float32),
+                labels=torch.tensor([(classes or {}).get(i, 0) for i in kept], dtype=torch.int64), masks=rles)
+
+
 def evaluate_label_images(data_root: Union[str, Path], names: Sequence[str], folder: Union[str, Path],
-                          classes: Optional[Sequence[str]] = None) -> Dict[str, float]:
+                          classes: Optional[Sequence[str]] = None,
+                          pathology_score_thr: float = 0.0) -> Dict[str, float]:
     """Score a peer method's label images (``<name>_labels.tif`` + ``<name>_scores.json``: score per cell id; with
     ``classes`` also ``<name>_classes.json``: class per cell id, ``K`` as the tiles' ``class<K>.tif``).
 
-    The same figures as :func:`evaluate_tiles`; the label image is the peer's segmentation, so every cell counts
-    for AJI/PQ, and the scores rank the cells for AP. With ``classes`` (the names of classes 1..N) also the
-    class-aware figures of a multi-class model (:data:`CLASS_FIGURES`, ``AP50 <class>``).
+    The same figures as :func:`evaluate_tiles`; the label image is the peer's segmentation, so by default every cell
+    counts for AJI/PQ (``pathology_score_thr``: only the cells scoring at least this, as :func:`evaluate_tiles`
+    does with ``score_thr``), and the scores rank the cells for AP. With ``classes`` (the names of classes 1..N)
+    also the class-aware figures of a multi-class model (:data:`CLASS_FIGURES`, ``AP50 <class>``).
 
     Raises:
         InputError: with ``classes``, a cell of the label image without a class in 1..N in its
             ``<name>_classes.json`` (or no such file): one line naming the file.
     """
-    from scipy import ndimage  # deferred: only peers' label images need it
-
     folder = Path(folder)
     samples = []
     for k, name in enumerate(names):
-        labels = tifffile.imread(folder / f'{name}_labels.tif').astype(np.int64)
-        height, width = labels.shape
+        labels = tifffile.imread(folder / f'{name}_labels.tif')
         scores = {int(i): s for i, s in json.loads((folder / f'{name}_scores.json').read_text()).items()}
-        ids = np.array(sorted(scores), dtype=np.int64)
-        cell_labels = np.zeros(len(ids), dtype=np.int64)
+        cell_class = None
         if classes:
             path = folder / f'{name}_classes.json'
-            cell_class = {int(i): int(c) for i, c in json.loads(path.read_text()).items()} if path.is_file() else {}
-            bad = [int(i) for i in ids if not 1 <= cell_class.get(int(i), 0) <= len(classes)]
+            given = {int(i): int(c) for i, c in json.loads(path.read_text()).items()} if path.is_file() else {}
+            bad = [i for i in sorted(scores) if not 1 <= given.get(i, 0) <= len(classes)]
             if bad:
-                raise InputError(f'{path}: {len(bad)} of {len(ids)} cells without a class in 1..{len(classes)} '
+                raise InputError(f'{path}: {len(bad)} of {len(scores)} cells without a class in 1..{len(classes)} '
                                  f'(e.g. cell {bad[0]})')
-            cell_labels = np.array([cell_class[int(i)] - 1 for i in ids], dtype=np.int64)
-        found = ndimage.find_objects(labels, max_label=int(ids.max(initial=0)))
-        rles, boxes = [], []
-        for i in ids:  # each cell encoded from its own box, not from a full-image mask
-            ys, xs = found[i - 1]
-            rle = crop_rle(labels[ys, xs] == i, xs.start, ys.start, height, width)
-            rle['counts'] = rle['counts'].decode()
-            rles.append(rle)
-            boxes.append([xs.start, ys.start, xs.stop, ys.stop])
-        samples.append(dict(tile_ground_truth(data_root, name, k, class_aware=bool(classes)), pred_instances=dict(
-            bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            scores=torch.tensor([scores[i] for i in ids], dtype=torch.float32),
-            labels=torch.from_numpy(cell_labels), masks=rles)))
-    return score_tile_samples(samples, pathology_score_thr=0.0, classes=tuple(classes) if classes else None)
+            cell_class = {i: c - 1 for i, c in given.items()}
+        samples.append(dict(tile_ground_truth(data_root, name, k, class_aware=bool(classes)),
+                            pred_instances=label_image_instances(labels, scores, cell_class)))
+    return score_tile_samples(samples, pathology_score_thr=pathology_score_thr,
+                              classes=tuple(classes) if classes else None)

@@ -23,6 +23,7 @@ from mmcell.datasets.hw3_dataset import CELL_METAINFO
 from mmcell.datasets.metainfo import class_palette
 from mmcell.exporters.measurements import measurement_dict, nucleus_measurements
 from mmcell.structures.cells import Cell, cell_polygon
+from mmcell.structures.rle import crop_rle
 from mmcell.version import __version__
 
 # ------------------------------------------------------------------------------------------------ whole slides
@@ -232,6 +233,45 @@ class CellWriter:
         self._table_text.close()
 
     def __enter__(self) -> CellWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class DetectionWriter:
+    """Stream a slide's detections into ``detections.json.gz``: the slide's counterpart of the contest file of
+    ``tools/predict.py`` (:mod:`mmcell.evaluation.submission`), for scoring (AP ranks every detection by score).
+
+    One JSON list, one entry per detection as the model returned it: ``bbox`` (COCO ``[x, y, w, h]``, level-0 px),
+    ``score``, ``category_id`` (label + 1), ``segmentation`` (COCO RLE of the detection's own mask in a slide-sized
+    image, so masks of neighbours may overlap, as in the contest file), and ``image_id`` 0. Unlike the cells of
+    :class:`CellWriter` (the label image people read: every pixel to one nucleus, confident nuclei only) nothing is
+    trimmed or dropped but the duplicates of the seams (each detection belongs to the one tile whose core holds its
+    box centre).
+    """
+
+    def __init__(self, path: str, height: int, width: int) -> None:
+        self.height, self.width = int(height), int(width)
+        self._fh = open_stream(path)
+        self._fh.write(b'[\n')
+        self.count = 0
+
+    def add(self, x1: int, y1: int, mask: np.ndarray, score: float, label: int) -> None:
+        """One detection: its ``mask`` crop placed at level-0 ``(x1, y1)``."""
+        h, w = mask.shape
+        entry = dict(image_id=0, bbox=[int(x1), int(y1), int(w), int(h)], score=round(float(score), 6),
+                     category_id=int(label) + 1,
+                     segmentation=crop_rle(mask, int(x1), int(y1), self.height, self.width, text=True))
+        text = json.dumps(entry, allow_nan=False)
+        self._fh.write(((',\n' if self.count else '') + text).encode('utf-8'))
+        self.count += 1
+
+    def close(self) -> None:
+        self._fh.write(b'\n]\n')
+        self._fh.close()
+
+    def __enter__(self) -> DetectionWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,7 +18,7 @@ from mmcell.apis.slide.records import SlideResult, SlideWork, _load_npz
 from mmcell.datasets.slide.reader import SlideError, SlideReader, slide_stem
 from mmcell.datasets.slide.tiling import SlideTiling
 from mmcell.datasets.slide.tissue import tissue_mask
-from mmcell.exporters.cells import CellWriter, class_names_colors, geojson_metadata
+from mmcell.exporters.cells import CellWriter, DetectionWriter, class_names_colors, geojson_metadata
 from mmcell.exporters.preview import PreviewCanvas
 from mmcell.exporters.pyramid import write_label_pyramid
 from mmcell.structures.cells import Cell, CellChunk, pack_cells
@@ -35,10 +35,11 @@ MIN_VISIBLE_FRACTION = 0.5  # a cell keeping less of its mask than this after ov
 
 
 # ------------------------------------------------------------------------------------------------ merge
-def _resolve_rows(tiling: SlideTiling, read_record: Callable[[int], bytes]):
+def _resolve_rows(tiling: SlideTiling, read_record: Callable[[int], bytes], score_thr: float = 0.0):
     """Yield the resolved :class:`Cell` list of each tile row, ids in the fixed order (see the module docstring).
 
-    ``read_record(tile_id)`` returns the bytes :func:`tile_record` made for that tile.
+    ``read_record(tile_id)`` returns the bytes :func:`tile_record` made for that tile; only its cells scoring at
+    least ``score_thr`` take part (records of a ``detections`` run hold every detection).
     """
 
     index = {rc: t for t, rc in enumerate(tiling.tiles)}
@@ -47,7 +48,7 @@ def _resolve_rows(tiling: SlideTiling, read_record: Callable[[int], bytes]):
 
     def load(tile_id: int) -> Optional[dict]:
         if tile_id not in cache:
-            rec = _load_npz(read_record(tile_id))
+            rec = _select(_load_npz(read_record(tile_id)), score_thr)
             rec['key'] = np.full(len(rec['scores']), tile_id, np.int64)
             rec['idx'] = np.arange(len(rec['scores']), dtype=np.int64)
             cache[tile_id] = rec
@@ -105,6 +106,31 @@ def _resolve_rows(tiling: SlideTiling, read_record: Callable[[int], bytes]):
         yield row_cells
 
 
+def _select(rec: dict, score_thr: float) -> dict:
+    """A tile record with only its cells scoring at least ``score_thr``."""
+    keep = np.flatnonzero(rec['scores'] >= score_thr)
+    if len(keep) == len(rec['scores']):
+        return rec
+    parts = [rec['packed'][rec['offsets'][i]:rec['offsets'][i + 1]] for i in keep]
+    offsets = np.zeros(len(keep) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(p) for p in parts]) if parts else []
+    return dict(rec, boxes=rec['boxes'][keep], scores=rec['scores'][keep], labels=rec['labels'][keep],
+                means=rec['means'][keep], offsets=offsets,
+                packed=np.concatenate(parts) if parts else np.zeros(0, np.uint8))
+
+
+def _write_detections(path: Path, tiling: SlideTiling, read_record: Callable[[int], bytes], height: int,
+                      width: int) -> int:
+    """Every detection of the tile records (tile by tile, score first) into ``detections.json.gz``
+    (:class:`DetectionWriter`): own masks, overlaps kept. Returns the count."""
+    with DetectionWriter(str(path), height, width) as writer:
+        for tile_id in range(len(tiling.tiles)):
+            rec = _load_npz(read_record(tile_id))
+            for i in sorted(range(len(rec['scores'])), key=lambda i: (-float(rec['scores'][i]), i)):
+                writer.add(rec['boxes'][i][0], rec['boxes'][i][1], _crop(rec, i), rec['scores'][i], rec['labels'][i])
+        return writer.count
+
+
 def _crop(rec: dict, i: int) -> np.ndarray:
     x1, y1, x2, y2 = (int(v) for v in rec['boxes'][i])
     h, w = y2 - y1, x2 - x1
@@ -159,11 +185,17 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
         files = ['cells.geojson.gz', 'cells.csv.gz', 'labels.ome.tif', 'preview.png']
         if review_below is not None:
             files.append('review.geojson')
+        detections = None
+        if args.get('detections'):
+            files.append('detections.json.gz')
+            detections = _write_detections(tmp / 'detections.json.gz', tiling,
+                                           lambda t: AppendLog.read_record(*finished[t]), height, width)
         with CellWriter(str(tmp / 'cells.geojson.gz'), str(tmp / 'cells.csv.gz'), mpp, names, colors,
                         slide_key, metadata, review_path=str(tmp / 'review.geojson'),
                         review_below=review_below, review_margin=args.get('review_margin')) as writer, \
                 open(scratch, 'wb') as sfh:
-            for cells in _resolve_rows(tiling, lambda t: AppendLog.read_record(*finished[t])):
+            for cells in _resolve_rows(tiling, lambda t: AppendLog.read_record(*finished[t]),
+                                       float(args.get('score_thr') or 0.0)):
                 for cell in cells:
                     row = writer.add(cell)
                     preview.add(row, cell.label)
@@ -192,6 +224,8 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
                            cells_to_review_low_score=reasons['score'])
             if args.get('review_margin') is not None:
                 summary.update(review_margin=args['review_margin'], cells_to_review_uncertain_class=reasons['class'])
+        if detections is not None:
+            summary['detections'] = detections
         write_json(tmp / 'summary.json', summary, indent=2)
     reader.close()
     out = Path(slide_dir)
@@ -200,7 +234,9 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
                        files={k: str(out / v) for k, v in (('geojson', 'cells.geojson.gz'),
                                                             ('table', 'cells.csv.gz'), ('labels', 'labels.ome.tif'),
                                                             ('preview', 'preview.png'),
-                                                            ('summary', 'summary.json'))})
+                                                            ('summary', 'summary.json'),
+                                                            ('detections', 'detections.json.gz'))
+                              if v in files or v == 'summary.json'})
 
 
 def _chunk_loader(path: Path, offset: int, length: int):

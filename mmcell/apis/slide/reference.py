@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from mmcell.apis.slide.records import tile_record
 from mmcell.apis.slide.run import detection_limits, model_mpp_of
 from mmcell.datasets.slide.reader import SlideError, SlideReader
 from mmcell.datasets.slide.tile_dataset import SlideTileDataset
-from mmcell.datasets.slide.tiling import plan_tiles
+from mmcell.datasets.slide.tiling import SlideTiling, plan_tiles
 from mmcell.evaluation.submission import LABEL_SCORE_THR
 from mmcell.utils import load_config, register_all_modules
 
@@ -47,10 +47,19 @@ def whole_image_cells(slide: str, config: Any, checkpoint: Optional[str], score_
     with torch.no_grad():
         out = model.test_step(dict(inputs=[item['inputs']], data_samples=[item['data_samples']]))[0].cpu()
     record, _ = tile_record(out, tiling, 0, score_thr, item['rgb'])
+    return resolved_label_image(tiling, lambda t: record)
+
+
+def resolved_label_image(tiling: SlideTiling,
+                         read_record: Callable[[int], bytes]) -> Tuple[np.ndarray, np.ndarray, Dict[int, float]]:
+    """The label image, class map and ``id -> score`` of ``tiling.region`` from the tile records
+    (``read_record(tile_id)`` -> :func:`tile_record` bytes) after the merge's overlap and duplicate rules
+    (:func:`_resolve_rows`), in memory."""
+    rx, ry, rw, rh = tiling.region
     ids = np.zeros((rh, rw), np.uint32)
     classes = np.zeros((rh, rw), np.uint8)
     scores = {}
-    for cells in _resolve_rows(tiling, lambda t: record):
+    for cells in _resolve_rows(tiling, read_record):
         for c in cells:
             h, w = c.mask.shape
             ids[c.y1 - ry:c.y1 - ry + h, c.x1 - rx:c.x1 - rx + w][c.mask] = c.id

@@ -155,6 +155,7 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
                   num_workers: Optional[int] = None, progress: bool = True, cfg_options: Optional[dict] = None,
                   model: Optional[torch.nn.Module] = None, trust_checkpoint: bool = False, reader: str = 'auto',
                   review_below: Optional[float] = None, review_margin: Optional[float] = REVIEW_MARGIN,
+                  detections: bool = False,
                   **model_kwargs: Any) -> List[SlideResult]:
     """Segment every nucleus of whole-slide images (see the module docstring for the steps and files).
 
@@ -179,6 +180,11 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         review_margin: with ``review_below``, also the cells whose class is uncertain: the box head's score of their
             class minus its best other class score is below this (models of several classes, fast modules;
             None: by score only). Each review annotation is named for why.
+        detections: also write ``detections.json.gz``: every detection the model returns (its own
+            ``test_cfg`` score floor, not ``score_thr``) with its own mask, overlaps kept, seams resolved by the tile
+            cores only (:class:`mmcell.exporters.DetectionWriter`): what ``tools/predict.py`` writes for a tile, to
+            score a slide the way tiles are scored (AP ranks every detection; the label image and tables keep only
+            the cells of ``score_thr``, each pixel to one cell).
         reader: the slide backend, ``'auto'`` (by what opens the file), ``'tiffslide'`` or ``'openslide'``
             (:class:`mmcell.datasets.slide.SlideReader`); recorded in the plan when not ``'auto'``.
         trust_checkpoint: load a checkpoint that ``weights_only`` refuses (it can run code; see
@@ -258,6 +264,8 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
             args['review_below'] = float(review_below)
             if review_margin is not None:
                 args['review_margin'] = float(review_margin)
+        if detections:
+            args['detections'] = True
         plan = _plan(reader, tiling, args, tissue.area_mm2)
         work = SlideWork(slide_dir)
         if overwrite and shard is None and rank == 0 and work.dir.exists():  # shards never delete others' work
@@ -287,8 +295,9 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
         cells = 0
         if mine:
             with work.log_for(part) as log:
-                cells = _run_tiles(model, reader, tiling, mine, log, score_thr, batch_size, num_workers,
-                                   progress and (rank == 0 or shard is not None), f'{stem} [{part}]')
+                # a detections run keeps every detection in its records; the merge applies score_thr to the cells
+                cells = _run_tiles(model, reader, tiling, mine, log, 0.0 if detections else score_thr, batch_size,
+                                   num_workers, progress and (rank == 0 or shard is not None), f'{stem} [{part}]')
         reader.close()
         result = SlideResult(path, str(slide_dir), 'shard done', cells=cells, tissue_mm2=tissue.area_mm2,
                              tiles=len(tiling.tiles), tiles_run=len(mine), seconds=time.time() - start)
