@@ -1,5 +1,6 @@
 """CoNSeP: the mmcell recipe vs StarDist multi-class on the same folds, for the same training time, scored by the same
-code (issue 25, item 5). One fold per call, so each fold is one unit of work on a shared machine.
+code (issue 25, item 5). One fold per call, so each fold is one unit of work on a shared machine. Figures:
+``benchmarks/RESULTS.md``, "CoNSeP: recipe vs StarDist multi-class".
 
     .venv/bin/python benchmarks/consep_vs_stardist.py DATA_ROOT WORK --fold K
         [--reference benchmarks/results/consep_cv/recipe-bf16-2400i_at600] [--results-dir DIR] [--budget-s S]

@@ -2,7 +2,7 @@
 val tiles. Runs in its own venv (``.venv-stardist``: ``stardist``, ``tensorflow-cpu`` and ``tf-keras``; see
 ``benchmarks/monuseg_vs_peers.py``), not mmcell's: it imports neither mmcell nor mmdet nor torch.
 benchmarks/monuseg_vs_peers.py (MoNuSeg, one class) and benchmarks/consep_vs_stardist.py (CoNSeP, 4 classes,
-``--n-classes 4``) score it with mmcell's code.
+``--n-classes 4``) score it with mmcell's code and write the figures to benchmarks/RESULTS.md.
 
     .venv-stardist/bin/python benchmarks/stardist_train_predict.py DATA_ROOT OUT --val NAME... --budget-s 1500
         [--n-classes 4]
