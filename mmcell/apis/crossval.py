@@ -15,6 +15,10 @@ site code), so no organ is both trained on and scored, as on truly unseen tissue
 ``<split>_<image>_<patch>`` (CoNSeP patches, :func:`source_image_of`), whose neighbouring patches are
 near-duplicates. Each fold writes ``WORK/fold<k>/figures.json`` (or ``RESULTS/fold<k>.json`` with ``results_dir``)
 and is skipped when that file exists, so a run can be continued fold by fold, by a later session too.
+
+*More data* is screened the same way: ``extra_train`` data roots (:func:`with_extra_train`) join every fold's
+training set (an mmengine ``ConcatDataset``, each part repeated so the pool is drawn by pixel area), never its
+held-out tiles, and are recorded in each fold file.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from mmengine.runner import Runner
 
 from mmcell.apis.evaluate import TILE_FIGURES, evaluate_tiles
 from mmcell.datasets.hw3_format import list_train_samples
+from mmcell.datasets.image_io import image_hw, tiff_shape
 from mmcell.utils.errors import InputError, one_line
 from mmcell.utils.fileio import atomic_write_text
 from mmcell.utils.precision import cpu_name
@@ -117,6 +122,68 @@ def screening_config(cfg: Config, iters: int) -> Config:
     return cfg
 
 
+def _mean_area(data_root: Union[str, Path], names: Sequence[str]) -> float:
+    """Mean image area (pixels) of the samples ``names`` of ``data_root`` (TIFF headers only)."""
+    areas = []
+    for name in names:
+        path = Path(data_root) / 'train' / name / 'image.tif'
+        try:
+            h, w = image_hw(tiff_shape(path))
+        except (OSError, ValueError) as err:
+            raise InputError(f'{path}: not a readable image ({one_line(err)})') from None
+        areas.append(h * w)
+    return float(np.mean(areas))
+
+
+def extra_train_parts(data_root: Union[str, Path], val_names: Sequence[str],
+                      extra_train: Sequence[Union[str, Path]]) -> List[dict]:
+    """The training parts of a fold with extra data: ``data_root`` minus ``val_names``, then each extra data root
+    whole, with the times each is repeated so that a crop is drawn from every pixel of the pool alike (a part's
+    repeat is its mean image area over the smallest part's, rounded; e.g. a 1000 px MoNuSeg tile weighs 15 CoNSeP
+    256 px patches, as if the tiles were cut into patches of that size).
+
+    Returns:
+        ``[dict(data_root, samples, mean_area, repeat)]``, the fold's own data first.
+
+    Raises:
+        InputError: an extra folder that is not an HW3 data root (no ``train/<id>/image.tif``), is the fold data
+            itself, or shares a sample name with it (held-out tiles could leak into training): one line naming it.
+    """
+    own = [p.name for p in list_train_samples(data_root)]
+    parts = [dict(data_root=str(data_root), samples=len(own) - len(set(val_names) & set(own)),
+                  mean_area=_mean_area(data_root, [n for n in own if n not in set(val_names)]))]
+    for root in extra_train:
+        if not Path(root).is_dir():
+            raise InputError(f'{root}: extra training data not found (expected DATA_ROOT/train/<id>/image.tif)')
+        if Path(root).resolve() == Path(data_root).resolve():
+            raise InputError(f'{root}: the extra training data is the cross-validated data itself')
+        names = [p.name for p in list_train_samples(root)]
+        shared = sorted(set(names) & set(own))
+        if shared:
+            raise InputError(f'{root}: shares {len(shared)} sample name(s) with {data_root} (e.g. {shared[0]}): the '
+                             'extra training data must not hold the folds\' tiles')
+        parts.append(dict(data_root=str(root), samples=len(names), mean_area=_mean_area(root, names)))
+    smallest = min(p['mean_area'] for p in parts)
+    for part in parts:
+        part['repeat'] = max(1, int(round(part['mean_area'] / smallest)))
+    return parts
+
+
+def with_extra_train(cfg: Config, parts: Sequence[dict]) -> Config:
+    """``cfg`` (a fold's training config) training on every part of :func:`extra_train_parts`: one
+    ``ConcatDataset`` of the fold's own training set and each extra data root read whole (``split='all'``, the same
+    pipeline and classes: a one-class recipe reads a multi-class set class-agnostic), a part with ``repeat`` > 1
+    wrapped in a ``RepeatDataset``. Validation and test sets are left alone: extra data is never scored."""
+    cfg = copy.deepcopy(cfg)
+    own = cfg.train_dataloader.dataset
+    datasets = []
+    for k, part in enumerate(parts):
+        ds = own if k == 0 else dict(copy.deepcopy(own), data_root=part['data_root'], split='all', val_names=None)
+        datasets.append(ds if part['repeat'] == 1 else dict(type='RepeatDataset', times=part['repeat'], dataset=ds))
+    cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=datasets)
+    return cfg
+
+
 def with_test_setting(cfg: Config, scale: Optional[float] = None, mask_thr: Optional[float] = None) -> Config:
     """``cfg`` testing at the resize ``scale`` (image pixels -> network pixels) and/or another mask threshold."""
     cfg = copy.deepcopy(cfg)
@@ -149,16 +216,21 @@ def setting_label(scale: Optional[float], mask_thr: Optional[float]) -> str:
 
 
 def fold_train_config(cfg: Config, val_names: Sequence[str], work_dir: Union[str, Path],
-                      iters: Optional[int] = None, seed: Optional[int] = 0) -> Config:
-    """The config that trains one fold: every tile but ``val_names``, no validation loop, one final checkpoint, and
-    the config's training precision applied as ``tools/train.py`` applies it (:func:`mmcell.utils.prepare_launch`:
-    the bf16 recipe's ``precision='auto'`` trains in bf16 where the CPU has native bf16 units)."""
+                      iters: Optional[int] = None, seed: Optional[int] = 0,
+                      extra_parts: Optional[Sequence[dict]] = None) -> Config:
+    """The config that trains one fold: every tile but ``val_names`` (and with ``extra_parts``, from
+    :func:`extra_train_parts`, the extra data: :func:`with_extra_train`), no validation loop, one final checkpoint,
+    and the config's training precision applied as ``tools/train.py`` applies it
+    (:func:`mmcell.utils.prepare_launch`: the bf16 recipe's ``precision='auto'`` trains in bf16 where the CPU has
+    native bf16 units)."""
     cfg = screening_config(cfg, iters) if iters else copy.deepcopy(cfg)
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(split) and 'val_names' in cfg[split].dataset:
             cfg[split].dataset.val_names = list(val_names)
     if 'val_names' not in cfg.train_dataloader.dataset:
         raise ValueError(f'{cfg.filename}: the train dataset has no val_names (a fixed split); the protocol needs one')
+    if extra_parts and len(extra_parts) > 1:
+        cfg = with_extra_train(cfg, extra_parts)
     # the fold's model is scored afterwards at every test setting, so training runs without a validation loop
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
     cfg.train_cfg.val_interval = int(cfg.train_cfg.max_iters) + 1
@@ -370,8 +442,9 @@ def comparison_markdown(results_root: Union[str, Path], reference: str, setting:
 def run_fold(config: Union[str, Config], data_root: Union[str, Path], val_names: Sequence[str],
              work_dir: Union[str, Path], iters: Optional[int] = None,
              test_settings: Sequence[tuple] = ((None, None), ), cfg_options: Optional[dict] = None,
-             seed: Optional[int] = 0) -> dict:
-    """Train ``config`` on every tile of ``data_root`` but ``val_names`` and score the model on them.
+             seed: Optional[int] = 0, extra_train: Sequence[Union[str, Path]] = ()) -> dict:
+    """Train ``config`` on every tile of ``data_root`` but ``val_names`` (plus every sample of the
+    ``extra_train`` data roots) and score the model on ``val_names`` only.
 
     Args:
         config: the recipe (a config with a fixed ``val_names`` split, e.g. the MoNuSeg ones).
@@ -382,17 +455,20 @@ def run_fold(config: Union[str, Config], data_root: Union[str, Path], val_names:
         test_settings: ``(scale, mask_thr)`` pairs (``None``: the config's own).
         cfg_options: overrides merged into the config first.
         seed: training seed (``None``: mmengine draws one).
+        extra_train: HW3 data roots whose samples join the training set only (:func:`extra_train_parts`).
 
     Returns:
-        ``dict(val_names, iters, full_iters, precision, seed, train_s, figures={setting label: {figure: value}},
-        s_per_tile, checkpoint, cpu, torch_threads, date)``; ``train_s`` counts from building the Runner to the
-        end of training.
+        ``dict(val_names, iters, full_iters, precision, seed, extra_train, train_parts, train_s,
+        figures={setting label: {figure: value}}, s_per_tile, checkpoint, cpu, torch_threads, date)``;
+        ``train_parts``: each training part's data root, samples and repeat; ``train_s`` counts from building the
+        Runner to the end of training.
     """
     register_all_modules()
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     base = load_config(config, cfg_options, str(data_root))
-    cfg = fold_train_config(base, val_names, work_dir, iters, seed)
+    parts = extra_train_parts(data_root, val_names, extra_train) if extra_train else None
+    cfg = fold_train_config(base, val_names, work_dir, iters, seed, parts)
     precision = 'bf16' if cfg.optim_wrapper.get('type') == 'BF16AutocastOptimWrapper' else 'fp32'
     start = time.time()
     runner = Runner.from_cfg(cfg)
@@ -408,7 +484,10 @@ def run_fold(config: Union[str, Config], data_root: Union[str, Path], val_names:
                                         list(val_names))
         s_tile[label] = (time.time() - t0) / max(len(val_names), 1)
     return dict(val_names=list(val_names), iters=int(cfg.train_cfg.max_iters),
-                full_iters=int(base.train_cfg.max_iters), precision=precision, seed=seed, train_s=train_s,
+                full_iters=int(base.train_cfg.max_iters), precision=precision, seed=seed,
+                extra_train=[str(Path(r).resolve()) for r in extra_train],
+                train_parts=[{k: p[k] for k in ('data_root', 'samples', 'repeat')} for p in parts or []],
+                train_s=train_s,
                 figures=figures, s_per_tile=s_tile, checkpoint=str(checkpoint), cpu=cpu_name(),
                 torch_threads=torch.get_num_threads(), date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
 
@@ -418,21 +497,28 @@ def _resolved(cfg: Config, scale: Optional[float], mask_thr: Optional[float]) ->
     return (own_scale if scale is None else scale), (own_thr if mask_thr is None else mask_thr)
 
 
-def _check_same_run(path: Path, result: dict, config: str, val_names: Sequence[str], iters: Optional[int]) -> None:
-    """A fold file kept from an earlier sitting must be the same run (config, schedule, held-out tiles)."""
+def _check_same_run(path: Path, result: dict, config: str, val_names: Sequence[str], iters: Optional[int],
+                    extra_train: Sequence[Union[str, Path]] = ()) -> None:
+    """A fold file kept from an earlier sitting must be the same run (config, schedule, held-out tiles, extra
+    training data: compared by folder name, as the config)."""
     if sorted(result['val_names']) != sorted(val_names):
         raise InputError(f'{path}: held out {result["val_names"]}, this split holds out {list(val_names)}')
     if iters and result.get('iters') != iters:
         raise InputError(f'{path}: {result.get("iters")} iterations, this run {iters} (another results folder)')
     if result.get('config') and Path(result['config']).name != Path(config).name:
         raise InputError(f'{path}: from {result["config"]}, this run is {config} (another results folder)')
+    kept, now = [Path(r).name for r in result.get('extra_train') or []], [Path(r).name for r in extra_train]
+    if kept != now:
+        raise InputError(f'{path}: extra training data {kept or "none"}, this run {now or "none"} '
+                         '(another results folder)')
 
 
 def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work_dir: Union[str, Path],
                    num_folds: int = 4, iters: Optional[int] = None, test_scales: Sequence[Optional[float]] = (None, ),
                    mask_thrs: Sequence[Optional[float]] = (None, ), only_folds: Optional[Sequence[int]] = None,
                    cfg_options: Optional[dict] = None, seed: Optional[int] = 0,
-                   title: Optional[str] = None, results_dir: Optional[Union[str, Path]] = None) -> dict:
+                   title: Optional[str] = None, results_dir: Optional[Union[str, Path]] = None,
+                   extra_train: Sequence[Union[str, Path]] = ()) -> dict:
     """The protocol: grouped folds (:func:`organ_folds`), one model per fold, every test setting scored, the summary
     written.
 
@@ -450,12 +536,15 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
         results_dir: keep the small per-fold JSONs (``fold<k>.json``) and the summary there instead (e.g. a folder of
             ``benchmarks/results/`` committed with the project, so a later session continues the folds); the
             checkpoints and logs stay in ``work_dir``.
+        extra_train: HW3 data roots that join every fold's training set, never its held-out tiles
+            (:func:`extra_train_parts`; recorded in each fold file, a kept fold of other extra data is refused).
 
     Returns:
         the summary (``cv_summary.json``'s content).
 
     Raises:
-        InputError: a fold file there from another config, schedule or fold split (one line naming it).
+        InputError: a fold file there from another config, schedule, fold split or extra training data, or an
+            extra data root that is not one or overlaps ``data_root`` (one line naming it).
     """
     work_dir = Path(work_dir)
     out_dir = Path(results_dir) if results_dir is not None else work_dir
@@ -463,6 +552,8 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
     # before anything is written or trained
     names = [p.name for p in list_train_samples(data_root)]
     folds = organ_folds(names, num_folds)
+    if extra_train:
+        extra_train_parts(data_root, folds[0], extra_train)  # a bad extra folder stops here
     for folder in (out_dir, work_dir):
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f'{folder}: not a folder (the protocol writes its fold results and summary there)')
@@ -472,7 +563,7 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
             for k in range(len(folds))]
     for k, (val_names, out) in enumerate(zip(folds, outs)):
         if out.exists():
-            _check_same_run(out, read_fold_result(out, k), config_path, val_names, iters)
+            _check_same_run(out, read_fold_result(out, k), config_path, val_names, iters, extra_train)
     work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / 'folds.json', json.dumps(
@@ -482,7 +573,8 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
     for k, (val_names, out) in enumerate(zip(folds, outs)):
         if not out.exists() and (only_folds is None or k in only_folds):
             result = dict(fold=k, config=config_path, **run_fold(config, data_root, val_names, work_dir / f'fold{k}',
-                                                                 iters, settings, cfg_options, seed))
+                                                                 iters, settings, cfg_options, seed,
+                                                                 extra_train))
             if results_dir:
                 result.pop('checkpoint')
             atomic_write_text(out, json.dumps(result, indent=1) + '\n')
@@ -493,7 +585,8 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
             results.append(read_fold_result(out, k))
     name = Path(str(config.filename if isinstance(config, Config) else config)).stem
     iters_done = sorted({r['iters'] for r in results})
-    title = title or f'{name}: {num_folds}-fold grouped CV, {"/".join(map(str, iters_done))} iterations'
+    title = title or (f'{name}: {num_folds}-fold grouped CV, {"/".join(map(str, iters_done))} iterations'
+                      + (f', trained with {" + ".join(Path(r).name for r in extra_train)} too' if extra_train else ''))
     figures = result_figures(results)
     summary = dict(summarize(results, figures), config=str(config.filename if isinstance(config, Config) else config),
                    num_folds=num_folds, folds_done=[r['fold'] for r in results], iters=iters_done, title=title)

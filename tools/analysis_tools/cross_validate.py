@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/cross_validate.py CONFIG DATA_ROOT WORK [--folds 4] [--iters N]
         [--test-scales 1.25 1.0] [--mask-thrs 0.4 0.5] [--only-folds 0 1] [--seed 0] [--cfg-options k=v ...]
-        [--results-dir benchmarks/results/monuseg_cv/TAG]
+        [--results-dir benchmarks/results/monuseg_cv/TAG] [--extra-train EXTRA_ROOT ...]
     python tools/analysis_tools/cross_validate.py --compare benchmarks/results/monuseg_cv --reference TAG
         [--setting 'test 1.25x, mask thr 0.4']
 
@@ -13,7 +13,9 @@ contest AP50 at maxDets 100 and 1000 and the AP50 of each class) and writes WORK
 WORK/cv_summary.md (mean ± std per figure over the folds, paired differences between settings, one row per fold).
 ``--iters`` is the screening schedule (the config's schedule compressed to N iterations). Folds already done
 (WORK/fold<k>/figures.json, or RESULTS/fold<k>.json with ``--results-dir``: small files to commit) are kept: run
-a few folds at a time with ``--only-folds``.
+a few folds at a time with ``--only-folds``. ``--extra-train EXTRA_ROOT`` (repeatable; an HW3 data root, e.g. CoNSeP
+converted with ``to_hw3.py --format consep``) joins every fold's training set, never its held-out tiles: more data,
+scored on DATA_ROOT's folds only (the pool drawn by pixel area; recorded in each fold file).
 
 ``--compare ROOT`` trains nothing: it reads the fold files of every run under ROOT (one folder per config and
 schedule) and writes ROOT/summary.md and summary.json: each config's mean ± std and its paired difference to the
@@ -47,6 +49,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     parser.add_argument('--results-dir', help='write / keep the fold files (fold<k>.json), folds.json and the summary '
                         'here (e.g. benchmarks/results/monuseg_cv/TAG, committed); checkpoints stay in WORK')
+    parser.add_argument('--extra-train', metavar='EXTRA_ROOT', action='append', default=[],
+                        help='HW3 data root whose samples join every fold\'s training set (never scored); '
+                        'repeat for several')
     parser.add_argument('--compare', metavar='ROOT',
                         help='train nothing: compare the runs under ROOT (one folder of fold files per config)')
     parser.add_argument('--reference', help='with --compare: the folder name of the config the others pair with')
@@ -70,7 +75,8 @@ def main(argv: Optional[list] = None) -> None:
     summary = exit_on_bad_input(
         cross_validate, args.config, args.data_root, args.work_dir, num_folds=args.folds, iters=args.iters,
         test_scales=args.test_scales or (None, ), mask_thrs=args.mask_thrs or (None, ), only_folds=args.only_folds,
-        cfg_options=args.cfg_options, seed=args.seed, title=args.title, results_dir=args.results_dir)
+        cfg_options=args.cfg_options, seed=args.seed, title=args.title, results_dir=args.results_dir,
+        extra_train=args.extra_train)
     print('\n' + (Path(args.results_dir or args.work_dir) / 'cv_summary.md').read_text())
     print(f'folds done: {summary["folds_done"]} of {summary["num_folds"]}')
 
