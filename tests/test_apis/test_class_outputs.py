@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from oracles import GroundTruthOracle
 
 from mmcell.datasets.metainfo import NAMED_COLORS, class_color
 from mmcell.exporters.cells import class_names_colors
@@ -94,45 +95,20 @@ def test_class_margin_keeps_boxes_bit_identical(trained_quickstart):
     assert (ours.class_margin > 0).any() and (ours.class_margin < 0).any()  # the same RoI as another class too
 
 
-class HesitantOracle(torch.nn.Module):
+class HesitantOracle(GroundTruthOracle):
     """The ground truth visible in each tile, every third nucleus (by id) scored 0.4 and the others 0.9, with a
     class margin that depends on its id (0.0, 0.1, ... 0.4) and the next class as runner-up: what
     FastStandardRoIHead keeps per detection."""
 
     def __init__(self, gt_path: str, config: str) -> None:
-        from mmengine.config import Config
+        super().__init__(gt_path, CONSEP, config)
 
-        from mmcell.synthetic.slide import read_ground_truth
+    def score(self, key: int, mask: np.ndarray) -> float:
+        return 0.4 if key % 3 == 0 else 0.9
 
-        super().__init__()
-        self.ids, self.classes = read_ground_truth(gt_path)
-        self.cfg = Config.fromfile(config)
-        self.dataset_meta = dict(classes=CONSEP)
-
-    def test_step(self, data):
-        import pycocotools.mask as mask_util
-        from mmengine.structures import InstanceData
-
-        outs = []
-        for sample in data['data_samples']:
-            x, y = sample.tile_xy
-            h, w = sample.ori_shape
-            ids = self.ids[y:y + h, x:x + w]
-            keys = [int(v) for v in np.unique(ids) if v]
-            masks = [ids == k for k in keys]
-            boxes = [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] for ys, xs in (np.nonzero(m) for m in masks)]
-            labels = [int(self.classes[y:y + h, x:x + w][m][0]) - 1 for m in masks]
-            pred = InstanceData()
-            pred.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            pred.scores = torch.tensor([0.4 if k % 3 == 0 else 0.9 for k in keys], dtype=torch.float32)
-            pred.labels = torch.tensor(labels, dtype=torch.long)
-            pred.class_margin = torch.tensor([(k % 5) / 10 for k in keys], dtype=torch.float32)
-            pred.runner_up = torch.tensor([(c + 1) % 4 for c in labels], dtype=torch.long)
-            pred.masks = [mask_util.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
-            out = sample.clone()
-            out.pred_instances = pred
-            outs.append(out)
-        return outs
+    def extra(self, pred, keys: list, labels: list) -> None:
+        pred.class_margin = torch.tensor([(k % 5) / 10 for k in keys], dtype=torch.float32)
+        pred.runner_up = torch.tensor([(c + 1) % 4 for c in labels], dtype=torch.long)
 
 
 def test_segment_slide_names_counts_legend_and_uncertain_classes(tmp_path):

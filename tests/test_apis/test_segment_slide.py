@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pycocotools.mask as mask_util
 import pytest
 import torch
-from conftest import REPO, TRAINED_EPOCHS, TrainedRun, free_port, quickstart_config
+from conftest import REPO, TRAINED_EPOCHS, TrainedRun, free_port
+from oracles import GroundTruthOracle
 
 from mmcell.structures.cells import polygon_rings
 from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
@@ -103,44 +103,16 @@ def slide_model(trained_quickstart) -> TrainedRun:
     return trained_quickstart
 
 
-class OracleModel(torch.nn.Module):
-    """A perfect per-tile detector: the ground truth visible in each tile, cut at the tile border as a real model
-    sees it, scored by the visible fraction. With tiles overlapping by more than twice a nucleus, the slide path must
-    give back the ground truth exactly (every nucleus once, never cut at a seam)."""
+class OracleModel(GroundTruthOracle):
+    """A perfect per-tile detector scored by the visible fraction of each nucleus. With tiles overlapping by more
+    than twice a nucleus, the slide path must give back the ground truth exactly (every nucleus once, never cut at a
+    seam)."""
 
     def __init__(self, gt_path: str) -> None:
-        from mmengine.config import Config
+        super().__init__(gt_path, ('epithelial', 'lymphocyte', 'macrophage', 'neutrophil'))
 
-        super().__init__()
-        self.ids, self.classes = read_ground_truth(gt_path)
-        self.area = np.bincount(self.ids.ravel())
-        self.cfg = Config.fromfile(quickstart_config())
-        self.dataset_meta = dict(classes=('epithelial', 'lymphocyte', 'macrophage', 'neutrophil'))
-
-    def test_step(self, data):
-        from mmengine.structures import InstanceData
-
-        outs = []
-        for sample in data['data_samples']:
-            x, y = sample.tile_xy
-            h, w = sample.ori_shape
-            ids = self.ids[y:y + h, x:x + w]
-            keys = [int(v) for v in np.unique(ids) if v]
-            masks = [ids == k for k in keys]
-            boxes = []
-            for m in masks:
-                ys, xs = np.nonzero(m)
-                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-            pred = InstanceData()
-            pred.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            pred.scores = torch.tensor([m.sum() / self.area[k] for k, m in zip(keys, masks)], dtype=torch.float32)
-            pred.labels = torch.tensor([int(self.classes[y:y + h, x:x + w][m][0]) - 1 for m in masks],
-                                       dtype=torch.long)
-            pred.masks = [mask_util.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
-            out = sample.clone()
-            out.pred_instances = pred
-            outs.append(out)
-        return outs
+    def score(self, key: int, mask: np.ndarray) -> float:
+        return mask.sum() / self.area[key]
 
 
 # ---------------------------------------------------------------------------------------------- seams
