@@ -2,6 +2,7 @@
 
 The 13 synthetic tiles carry the real MoNuSeg stems, so the recipe's fixed 10/3 split applies unchanged; the
 script converts them (ImageScope XML polygons), trains a few iterations and prints the config and checkpoint.
+Its MONUSEG_SYNTHETIC step (``recipe_synthetic N`` of recipe_lib.sh) is tested on its own, without training.
 """
 from __future__ import annotations
 

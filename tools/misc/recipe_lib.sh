@@ -49,12 +49,12 @@ recipe_convert() {
 # annotated, seed 0). Drawn once and kept: a set is used only when complete (its arguments file, written last, and N
 # samples with an image); a partial or damaged one is drawn again whole (into a .partial folder, moved in at the end).
 recipe_synthetic() {
-    local n=$1 out="$WORK_DIR/synthetic-$1"
+    local n=$1 out="$WORK_DIR/synthetic-$1" train="$WORK_DIR/synthetic-$1/train"
     local args=(--num-train "$n" --num-test 1 --seed 0 --min-size 256 --max-size 256 --keep-border)
     SYNTHETIC=$out
     if [ "$(cat "$out/synthetic_args.txt" 2>/dev/null)" = "${args[*]}" ] \
-        && [ "$(find "$out/train" -mindepth 1 -maxdepth 1 -type d | wc -l)" -eq "$n" ] \
-        && [ "$(find "$out/train" -mindepth 2 -maxdepth 2 -name image.tif -size +0 | wc -l)" -eq "$n" ]; then
+        && [ "$(find "$train" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)" -eq "$n" ] \
+        && [ "$(find "$train" -mindepth 2 -maxdepth 2 -name image.tif -size +0 2>/dev/null | wc -l)" -eq "$n" ]; then
         recipe_stamp "using the $n synthetic training images in $out"
         return
     fi
