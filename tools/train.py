@@ -1,4 +1,9 @@
-"""Train a detector with an mmcell config (mmdet's tools/train.py flags, plus --data-root)."""
+"""Train a detector with an mmcell config (mmdet's tools/train.py flags, plus --data-root and --extra-train).
+
+``--extra-train EXTRA_ROOT`` (repeatable; an HW3 data root, e.g. the synthetic generator's) joins the config's
+training set, never its validation samples, exactly as in the cross-validation protocol
+(:func:`mmcell.datasets.extra_train.train_config_with_extra`: one ConcatDataset, the pool drawn by pixel area).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +12,16 @@ import os.path as osp
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmcell.utils import ToolArgumentParser, add_runner_args, input_errors, load_runner_config, one_line, prepare_launch
+from mmcell.datasets.extra_train import train_config_with_extra
+from mmcell.utils import (
+    ToolArgumentParser,
+    add_runner_args,
+    exit_on_bad_input,
+    input_errors,
+    load_runner_config,
+    one_line,
+    prepare_launch,
+)
 
 
 def parse_args(argv: list | None = None) -> argparse.Namespace:
@@ -21,12 +35,17 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the LR by the total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint, or without a path from the latest in the work dir')
+    parser.add_argument('--extra-train', metavar='EXTRA_ROOT', action='append', default=[],
+                        help='HW3 data root whose samples join the training set whole (never validated on; the '
+                        'pool drawn by pixel area); repeat for several')
     return add_runner_args(parser).parse_args(argv)
 
 
 def main(argv: list | None = None) -> None:
     args = parse_args(argv)
     cfg = load_runner_config(args)
+    if args.extra_train:
+        cfg = exit_on_bad_input(train_config_with_extra, cfg, args.extra_train)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise SystemExit(f'{args.config}: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')

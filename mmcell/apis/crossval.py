@@ -16,9 +16,9 @@ site code), so no organ is both trained on and scored, as on truly unseen tissue
 near-duplicates. Each fold writes ``WORK/fold<k>/figures.json`` (or ``RESULTS/fold<k>.json`` with ``results_dir``)
 and is skipped when that file exists, so a run can be continued fold by fold, by a later session too.
 
-*More data* is screened the same way: ``extra_train`` data roots (:func:`with_extra_train`) join every fold's
-training set (an mmengine ``ConcatDataset``, each part repeated so the pool is drawn by pixel area), never its
-held-out tiles, and are recorded in each fold file.
+*More data* is screened the same way: ``extra_train`` data roots join every fold's training set, never its held-out
+tiles (:mod:`mmcell.datasets.extra_train`, the one home that ``tools/train.py --extra-train`` uses too: an mmengine
+``ConcatDataset``, each part repeated so the pool is drawn by pixel area), and are recorded in each fold file.
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmcell.apis.evaluate import TILE_FIGURES, evaluate_tiles
+from mmcell.datasets.extra_train import extra_train_parts, with_extra_train
 from mmcell.datasets.hw3_format import list_train_samples
-from mmcell.datasets.image_io import image_hw, tiff_shape
 from mmcell.utils.errors import InputError, one_line
 from mmcell.utils.fileio import atomic_write_text
 from mmcell.utils.precision import cpu_name
@@ -119,68 +119,6 @@ def screening_config(cfg: Config, iters: int) -> Config:
             if key in sched and isinstance(sched[key], (int, float)):
                 sched[key] = max(1, int(round(sched[key] * ratio))) if sched[key] else 0
     cfg.train_cfg.max_iters = iters
-    return cfg
-
-
-def _mean_area(data_root: Union[str, Path], names: Sequence[str]) -> float:
-    """Mean image area (pixels) of the samples ``names`` of ``data_root`` (TIFF headers only)."""
-    areas = []
-    for name in names:
-        path = Path(data_root) / 'train' / name / 'image.tif'
-        try:
-            h, w = image_hw(tiff_shape(path))
-        except (OSError, ValueError) as err:
-            raise InputError(f'{path}: not a readable image ({one_line(err)})') from None
-        areas.append(h * w)
-    return float(np.mean(areas))
-
-
-def extra_train_parts(data_root: Union[str, Path], val_names: Sequence[str],
-                      extra_train: Sequence[Union[str, Path]]) -> List[dict]:
-    """The training parts of a fold with extra data: ``data_root`` minus ``val_names``, then each extra data root
-    whole, with the times each is repeated so that a crop is drawn from every pixel of the pool alike (a part's
-    repeat is its mean image area over the smallest part's, rounded; e.g. a 1000 px MoNuSeg tile weighs 15 CoNSeP
-    256 px patches, as if the tiles were cut into patches of that size).
-
-    Returns:
-        ``[dict(data_root, samples, mean_area, repeat)]``, the fold's own data first.
-
-    Raises:
-        InputError: an extra folder that is not an HW3 data root (no ``train/<id>/image.tif``), is the fold data
-            itself, or shares a sample name with it (held-out tiles could leak into training): one line naming it.
-    """
-    own = [p.name for p in list_train_samples(data_root)]
-    parts = [dict(data_root=str(data_root), samples=len(own) - len(set(val_names) & set(own)),
-                  mean_area=_mean_area(data_root, [n for n in own if n not in set(val_names)]))]
-    for root in extra_train:
-        if not Path(root).is_dir():
-            raise InputError(f'{root}: extra training data not found (expected DATA_ROOT/train/<id>/image.tif)')
-        if Path(root).resolve() == Path(data_root).resolve():
-            raise InputError(f'{root}: the extra training data is the cross-validated data itself')
-        names = [p.name for p in list_train_samples(root)]
-        shared = sorted(set(names) & set(own))
-        if shared:
-            raise InputError(f'{root}: shares {len(shared)} sample name(s) with {data_root} (e.g. {shared[0]}): the '
-                             'extra training data must not hold the folds\' tiles')
-        parts.append(dict(data_root=str(root), samples=len(names), mean_area=_mean_area(root, names)))
-    smallest = min(p['mean_area'] for p in parts)
-    for part in parts:
-        part['repeat'] = max(1, int(round(part['mean_area'] / smallest)))
-    return parts
-
-
-def with_extra_train(cfg: Config, parts: Sequence[dict]) -> Config:
-    """``cfg`` (a fold's training config) training on every part of :func:`extra_train_parts`: one
-    ``ConcatDataset`` of the fold's own training set and each extra data root read whole (``split='all'``, the same
-    pipeline and classes: a one-class recipe reads a multi-class set class-agnostic), a part with ``repeat`` > 1
-    wrapped in a ``RepeatDataset``. Validation and test sets are left alone: extra data is never scored."""
-    cfg = copy.deepcopy(cfg)
-    own = cfg.train_dataloader.dataset
-    datasets = []
-    for k, part in enumerate(parts):
-        ds = own if k == 0 else dict(copy.deepcopy(own), data_root=part['data_root'], split='all', val_names=None)
-        datasets.append(ds if part['repeat'] == 1 else dict(type='RepeatDataset', times=part['repeat'], dataset=ds))
-    cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=datasets)
     return cfg
 
 

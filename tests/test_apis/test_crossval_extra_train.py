@@ -14,7 +14,8 @@ import pytest
 from mmengine.config import Config
 
 from mmcell.apis import crossval
-from mmcell.apis.crossval import extra_train_parts, fold_train_config, organ_folds
+from mmcell.apis.crossval import fold_train_config, organ_folds
+from mmcell.datasets.extra_train import extra_train_parts
 from mmcell.utils.errors import InputError
 from mmcell.utils.setup_env import load_config
 from tests.conftest import REPO, load_script
@@ -123,7 +124,7 @@ def test_bad_extra_folders_one_line_before_anything_is_written(tiles, tmp_path, 
     main = load_script('tools/analysis_tools/cross_validate.py').main
     work = tmp_path / 'work'
     for bad, needle in ((tmp_path / 'missing', 'extra training data not found'), (empty, 'no sample folders'),
-                        (tiles, 'the extra training data is the cross-validated data itself'),
+                        (tiles, 'the extra training data is the training data root itself'),
                         (copy, f'shares 1 sample name(s) with {tiles}')):
         with pytest.raises(SystemExit) as exc:
             main([str(RECIPE), str(tiles), str(work), '--folds', '2', '--iters', '4', '--extra-train', str(bad)])

@@ -80,6 +80,10 @@ def bad(trained_quickstart, tmp_path_factory):
     shutil.copytree(data / 'test_release', unlisted / 'test_release')
     shutil.copy(data / 'test_image_name_to_ids.json', unlisted)
     shutil.copy(next((data / 'test_release').glob('*.tif')), unlisted / 'test_release' / 'not-listed.tif')
+    overlap = root / 'overlap'  # train --extra-train: a folder holding one of the training data's samples
+    (overlap / 'train').mkdir(parents=True)
+    first = list_train_samples(data)[0]
+    (overlap / 'train' / first.name).symlink_to(first)
     empty_release = root / 'empty_release'
     (empty_release / 'test_release').mkdir(parents=True)
     (empty_release / 'test_image_name_to_ids.json').write_text('[]')
@@ -119,7 +123,7 @@ def bad(trained_quickstart, tmp_path_factory):
                  unlisted=str(unlisted), empty_release=str(empty_release), no_images=str(no_images),
                  broken_tif=str(broken_tif), sub_text=str(sub_text), sub_dict=str(sub_dict), sub_zip=str(sub_zip),
                  sub_ok=str(sub_ok), broken_cfg=str(broken_cfg), submission_cfg=str(submission_cfg),
-                 work=str(root / 'work'),
+                 work=str(root / 'work'), overlap=str(overlap),
                  missing=str(root / 'missing.pth'), missing_cfg=str(root / 'missing.py'),
                  missing_img=str(root / 'missing.tif'))
     return files
@@ -144,6 +148,15 @@ ROWS = [
     ('train', '--precision int8 (inference only)', lambda f: [f['config'], '--work-dir', f['work'], '--precision',
                                                                 'int8'], "invalid choice: 'int8'", None),
     ('train', 'unknown flag', lambda f: [f['config'], '--epochs', '3'], 'unrecognized arguments: --epochs', None),
+    ('train', '--extra-train: not an HW3 data root', lambda f: [f['config'], '--work-dir', f['work'], '--data-root',
+                                                                f['data'], '--extra-train', f['no_images']],
+     'training folder not found', 'no_images'),
+    ('train', '--extra-train: the training data root itself',
+     lambda f: [f['config'], '--work-dir', f['work'], '--data-root', f['data'], '--extra-train', f['data']],
+     'the extra training data is the training data root itself', 'data'),
+    ('train', '--extra-train: a folder sharing a sample with the training data',
+     lambda f: [f['config'], '--work-dir', f['work'], '--data-root', f['data'], '--extra-train', f['overlap']],
+     'shares 1 sample name(s) with', 'overlap'),
     ('test', 'checkpoint missing', lambda f: [f['config'], f['missing']], 'checkpoint file not found', 'missing'),
     ('test', 'checkpoint is a text file', lambda f: [f['config'], f['text'], '--work-dir', f['work']],
      'not a PyTorch checkpoint', 'text'),
@@ -245,7 +258,7 @@ ROWS = [
      'extra training data not found', 'missing'),
     ('cross_validate', '--extra-train: the cross-validated data itself',
      lambda f: [f['config'], f['data'], f['work'], '--folds', '2', '--iters', '5', '--extra-train', f['data']],
-     'the extra training data is the cross-validated data itself', 'data'),
+     'the extra training data is the training data root itself', 'data'),
     ('cross_validate', '--compare: a fold file that is not JSON',
      lambda f: ['--compare', f['cv_broken_root'], '--reference', 'other'], 'Expecting value', 'cv_broken'),
     ('cross_validate', '--compare: unknown --reference', lambda f: ['--compare', f['cv_root'], '--reference', 'nope'],

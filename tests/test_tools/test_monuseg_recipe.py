@@ -2,10 +2,13 @@
 
 The 13 synthetic tiles carry the real MoNuSeg stems, so the recipe's fixed 10/3 split applies unchanged; the
 script converts them (ImageScope XML polygons), trains a few iterations and prints the config and checkpoint.
+Its MONUSEG_SYNTHETIC step (``recipe_synthetic N`` of recipe_lib.sh) is tested on its own, without training.
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,8 +17,8 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from mmcell.datasets.image_io import write_image_tif
-from mmcell.synthetic.hw3 import synthesize_image
+from mmcell.datasets.image_io import read_tiff, write_image_tif
+from mmcell.synthetic.hw3 import make_synthetic_hw3, synthesize_image
 from tests.conftest import REPO, run_tool
 
 RECIPE = REPO / 'configs' / 'monuseg' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-1400i_monuseg.py'
@@ -70,3 +73,46 @@ def test_monuseg_cpu_script(tmp_path):
     assert cfg.model.roi_head.mask_head.num_classes == 1 and cfg.train_cfg.max_iters == 4
     log = (work / 'train.log').read_text()
     assert 'coco/segm_mAP_50_md1000 at 4 iter is saved' in log  # validated and kept by the dense-tile AP50
+
+
+def _recipe_synthetic(work: Path, n: int) -> str:
+    """``recipe_synthetic N`` of tools/misc/recipe_lib.sh (the step monuseg_cpu.sh runs for MONUSEG_SYNTHETIC=N)."""
+    script = (f'source tools/misc/recipe_lib.sh; RECIPE=monuseg; START=$(date +%s); PY={sys.executable}; '
+              f'WORK_DIR={work}; recipe_synthetic {n}; echo "SYNTHETIC=$SYNTHETIC"')
+    return run_tool('bash', '-c', script).stdout
+
+
+def test_synthetic_extra_data_drawn_once_kept_and_redrawn_when_damaged(tmp_path):
+    """MONUSEG_SYNTHETIC=N: N images drawn with the screened generator arguments into WORK_DIR/synthetic-N, kept
+    and reused when complete; a damaged set (an image gone) or a partial one (an interrupted draw) is drawn again
+    whole, never half-used."""
+    work = tmp_path / 'work'
+    out = work / 'synthetic-2'
+    first = _recipe_synthetic(work, 2)
+    assert 'drawing 2 synthetic training images' in first and f'SYNTHETIC={out}\n' in first
+    reference = make_synthetic_hw3(tmp_path / 'reference', num_train=2, num_test=1, seed=0, min_size=256,
+                                   max_size=256, keep_border=True)
+    names = sorted(p.name for p in (reference / 'train').iterdir())
+    assert sorted(p.name for p in (out / 'train').iterdir()) == names and not (work / 'synthetic-2.partial').exists()
+    for name in names:  # the same images and labels as the generator called with the CV protocol's arguments
+        for path in sorted((reference / 'train' / name).iterdir()):
+            assert np.array_equal(read_tiff(out / 'train' / name / path.name), read_tiff(path)), path.name
+    stamp = (out / 'train' / names[0] / 'image.tif').stat().st_mtime_ns
+    assert 'using the 2 synthetic training images' in _recipe_synthetic(work, 2)
+    assert (out / 'train' / names[0] / 'image.tif').stat().st_mtime_ns == stamp  # kept, not drawn again
+    (out / 'train' / names[1] / 'image.tif').unlink()  # damaged
+    assert 'is not a complete set of 2 synthetic images: drawing it again' in _recipe_synthetic(work, 2)
+    assert all((out / 'train' / n / 'image.tif').is_file() for n in names)
+    (out / 'synthetic_args.txt').unlink()  # as an interrupted draw leaves it: no arguments file, a .partial beside
+    (work / 'synthetic-2.partial' / 'train').mkdir(parents=True)
+    assert 'drawing it again' in _recipe_synthetic(work, 2)
+    assert (out / 'synthetic_args.txt').is_file() and not (work / 'synthetic-2.partial').exists()
+
+
+def test_synthetic_option_not_a_number_is_one_line(tmp_path):
+    """MONUSEG_SYNTHETIC that is not a count of images: one line, exit 2, before anything is converted or drawn."""
+    proc = subprocess.run(['bash', 'tools/misc/monuseg_cpu.sh', str(tmp_path / 'src'), str(tmp_path / 'work')],
+                          cwd=REPO, env={**os.environ, 'PY': sys.executable, 'MONUSEG_SYNTHETIC': 'many'},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr == 'monuseg: MONUSEG_SYNTHETIC=many: not a number of images (0 = off)\n'
+    assert not (tmp_path / 'work').exists()

@@ -1,6 +1,6 @@
 # The common part of the real-data CPU recipes, sourced by tools/misc/{monuseg,consep}_{cpu,cv}.sh (one home):
-# argument check, interpreter, threads, conversion (to_hw3.py --format FORMAT), training with the best checkpoint and
-# a summary of the last validation, and the cross-validation call.
+# argument check, interpreter, threads, conversion (to_hw3.py --format FORMAT), synthetic extra training data,
+# training with the best checkpoint and a summary of the last validation, and the cross-validation call.
 # The sourcing script sets: RECIPE (log prefix), FORMAT (to_hw3.py --format), SRC_HINT (what SRC must be).
 # shellcheck shell=bash
 
@@ -42,6 +42,30 @@ recipe_convert() {
     fi
     recipe_stamp "converting $SRC -> $DATA"
     "$PY" tools/dataset_converters/to_hw3.py --format "$FORMAT" "$SRC" "$DATA"
+}
+
+# recipe_synthetic N: N synthetic training images in WORK_DIR/synthetic-N (sets SYNTHETIC to that folder), drawn by
+# tools/dataset_converters/make_synthetic_hw3.py with the arguments the CV protocol screened (256 px, every nucleus
+# annotated, seed 0). Drawn once and kept: a set is used only when complete (its arguments file, written last, and N
+# samples with an image); a partial or damaged one is drawn again whole (into a .partial folder, moved in at the end).
+recipe_synthetic() {
+    local n=$1 out="$WORK_DIR/synthetic-$1" train="$WORK_DIR/synthetic-$1/train"
+    local args=(--num-train "$n" --num-test 1 --seed 0 --min-size 256 --max-size 256 --keep-border)
+    SYNTHETIC=$out
+    if [ "$(cat "$out/synthetic_args.txt" 2>/dev/null)" = "${args[*]}" ] \
+        && [ "$(find "$train" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)" -eq "$n" ] \
+        && [ "$(find "$train" -mindepth 2 -maxdepth 2 -name image.tif -size +0 2>/dev/null | wc -l)" -eq "$n" ]; then
+        recipe_stamp "using the $n synthetic training images in $out"
+        return
+    fi
+    if [ -e "$out" ]; then
+        recipe_stamp "$out is not a complete set of $n synthetic images: drawing it again"
+    fi
+    rm -rf "$out" "$out.partial"
+    recipe_stamp "drawing $n synthetic training images (256 px) into $out"
+    "$PY" tools/dataset_converters/make_synthetic_hw3.py "$out.partial" "${args[@]}"
+    echo "${args[*]}" > "$out.partial/synthetic_args.txt"
+    mv "$out.partial" "$out"
 }
 
 # recipe_train CONFIG BEST_KEY TITLE KEY=LABEL... -- TRAIN_ARGS...: train CONFIG on DATA into WORK_DIR, then print
