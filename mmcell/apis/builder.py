@@ -68,7 +68,8 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
         tile_overlap: overlap between tiles (default ``min(128, tile // 4)``).
         engine: the inference engine switch (``--engine``; :mod:`mmcell.models.openvino_trunk`): ``'torch'``,
             ``'openvino'`` (OpenVINO runs backbone, FPN and RPN head; the rest stays mmcell's torch path) or
-            ``'auto'`` (OpenVINO where it is installed, else torch). None: the config's ``engine`` key, else
+            ``'auto'`` (OpenVINO on AMX CPUs where it is installed, else torch; OpenVINO for ``int8-bf16``).
+            None: the config's ``engine`` key, else
             ``'torch'``. One log line says what was chosen; the config returned holds it as ``engine``
             (:func:`apply_engine` installs it once the weights are loaded). With OpenVINO, ``int8`` is the trunk's
             (``tools/misc/quantize.py``) and the torch heads run in float32; ``int8-bf16`` the same int8 trunk with
@@ -247,7 +248,8 @@ def add_model_args(parser: Any, device: bool = True, tiling: bool = True) -> Any
                              "fp32); default: the config's precision key, else auto")
     parser.add_argument('--engine', choices=ENGINE_CHOICES,
                         help="torch, openvino (OpenVINO runs backbone, FPN and RPN head; pip install -r "
-                             "requirements/openvino.txt) or auto (openvino where it is installed, else torch); "
+                             "requirements/openvino.txt) or auto (openvino on AMX CPUs where it is installed, and for "
+                             "--precision int8-bf16; else torch); "
                              "default: the config's engine key, else torch")
     parser.add_argument('--tta', action='store_true',
                         help="mask TTA (CellTTAModel): the config's tta_model, else flips none/h/v")

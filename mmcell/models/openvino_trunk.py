@@ -98,8 +98,8 @@ def resolve_engine(requested: Optional[str], device: str = 'cpu', fast: bool = T
     elif version is None:
         why = f'OpenVINO is not installed ({INSTALL_HINT})'
     elif name == 'auto' and not openvino_only and not cpu_matrix_units()['amx']:
-        why = (f'{describe_units()}: the OpenVINO trunk measured no faster than torch here, fp32 0.75x, bf16 0.99x '
-               'per tile, benchmarks/RESULTS.md "Inference engine"')
+        why = (f'{describe_units()}: the OpenVINO trunk measured no faster than torch here, fp32 0.72x, bf16 0.84x, '
+               'int8 + bf16 heads 1.01-1.12x per tile, benchmarks/RESULTS.md "Inference engine"')
     if why is not None:
         if name == 'openvino' or openvino_only:
             raise EngineError(f'engine openvino: {why}')

@@ -17,7 +17,9 @@ What each value means is decided here, once, for training and for inference:
   step 1.32x faster, 1.88x with the fast RoIAlign, on AVX512-BF16 without AMX); **inference** in ``'bf16'`` on the
   same units (on AVX512-BF16 without AMX, with the fast RoI extractor: 1.53x per MoNuSeg tile with a trained
   recipe model, segm AP50 -0.0007; the 0.90x per slide of issue 20 was before the fast RoI extractor); on CUDA
-  ``'fp32'``. int8 (OpenVINO's int8 trunk: 1.33x there, below torch bf16) is never chosen by default.
+  ``'fp32'``. int8 (OpenVINO's int8 trunk: 1.33x there, below torch bf16) and int8-bf16 (that trunk with bf16
+  heads: 1.01x and 1.12x of torch bf16 per tile in two runs, AP50 -0.001; "int8 trunk + bf16 heads") are never
+  chosen by default: no clear win over bf16, and they need OpenVINO and a quantised trunk.
   :func:`resolve_precision` logs one line saying what was chosen and why, so a result never depends on a silent
   fallback.
 """
