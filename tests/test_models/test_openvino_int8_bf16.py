@@ -7,6 +7,7 @@ synthetic images).
 from __future__ import annotations
 
 import copy
+import gc
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +25,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import dense_masks, mask_iou  # noqa: E402
 
 needs_openvino = pytest.mark.skipif(openvino_trunk.openvino_version() is None, reason='OpenVINO is not installed')
+
+
+@pytest.fixture(autouse=True)
+def _free_openvino():
+    """Free this test's OpenVINO objects before the next test: a detector holding an engine sits in a reference
+    cycle (its RPN head's patched forward), so without a collection its compiled model would be destroyed at some
+    later point, e.g. after a slide test forked its DataLoader workers."""
+    yield
+    gc.collect()
 
 
 def test_the_route_resolves_to_openvino_or_one_line(monkeypatch):
