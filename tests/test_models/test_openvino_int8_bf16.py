@@ -93,8 +93,10 @@ def test_int8_trunk_bf16_heads_masks_and_ap50_near_fp32(trained_quickstart, tmp_
     f32: the blob of ``int8``), the torch box and mask heads in bf16; its masks match torch fp32's (mean IoU of
     matched detections) and its AP50 on the synthetic set stays within 0.03.
 
-    Runs in a child process: a pytest process that ran NNCF and OpenVINO's int8 kernels was seen to die later in
-    the slide tests (segment_slide with DataLoader workers), so this test keeps them out of the suite's process."""
+    Runs in a child process: twice, a pytest process that ran this check in-process died without a traceback in
+    the next test, ``test_segment_slide.py::test_trained_model_outputs_agree`` (segment_slide, DataLoader workers);
+    cause not found (``test_openvino_trunk.py``'s int8 test before that slide test passes), so this test keeps its
+    NNCF and OpenVINO work out of the suite's process."""
     pytest.importorskip('nncf')
     from tests.conftest import run_tool
 
