@@ -2,12 +2,14 @@
 (``--engine openvino``): a slide tile's forward, val AP, slide throughput. Prints markdown for benchmarks/RESULTS.md.
 
 Measures what ``--precision`` and ``--engine`` buy at inference, side by side in one run, on real H&E
-(variants ``fp32``, ``bf16``, ``bf16-nchw``: torch; ``ov-fp32``, ``ov-bf16``, ``ov-int8``: OpenVINO runs the trunk):
+(variants ``fp32``, ``bf16``, ``bf16-nchw``: torch; ``ov-fp32``, ``ov-bf16``, ``ov-int8``, ``ov-int8-bf16``:
+OpenVINO runs the trunk; ``ov-int8-bf16``: its int8 trunk with the torch heads in bf16):
 
-1. **Tile forward**: one image (a 1000x1000 MoNuSeg tile) through the one builder
+1. **Tile forward**: the first ``--tiles`` images (1000x1000 MoNuSeg tiles) through the one builder
    (:func:`mmcell.apis.init_cell_model`) in each variant, interleaved ``--repeat`` times (median s/tile), then a
-   torch.profiler table per module (backbone, FPN, RPN, RoI extractors, box and mask heads, the OpenVINO trunk, the
-   rest: box decoding, NMS, pasting), and each variant's masks' IoU to the first variant's (same boxes matched).
+   torch.profiler table per module (backbone, FPN, RPN, RoI extractors, box and mask heads, the OpenVINO trunk),
+   per tile, with the stages summed: trunk, RoI heads (extractors + heads) and the rest (pre-processing, RPN and box
+   decoding, NMS, mask pasting, RLE), and each variant's masks' IoU to the first variant's (same boxes matched).
 2. **Accuracy** (``--val-root``, a converted data set whose ``train/<name>/`` folders are scored; ``--val-names``
    picks some): segm/bbox AP50 and AP at maxDets 1000 per precision, same checkpoint.
 3. **Slide** (``--slide-tiles N``): N images laid side by side as one plain TIFF at ``--mpp``, segmented by
@@ -53,9 +55,13 @@ from mmcell.utils.precision import describe_units
 from mmcell.utils.profiling import label_modules
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ('fp32', 'bf16', 'bf16-nchw', 'ov-fp32', 'ov-bf16', 'ov-int8')
+VARIANTS = ('fp32', 'bf16', 'bf16-nchw', 'ov-fp32', 'ov-bf16', 'ov-int8', 'ov-int8-bf16')
 PROFILED = ('backbone', 'neck', 'rpn_head', 'roi_head.bbox_roi_extractor', 'roi_head.bbox_head',
             'roi_head.mask_roi_extractor', 'roi_head.mask_head')
+#: profile ranges summed into stages (``rest``: the whole forward less these)
+STAGES = {'trunk': ('backbone', 'neck', 'rpn_head', 'openvino trunk'),
+          'RoI heads': ('roi_head.bbox_roi_extractor', 'roi_head.bbox_head', 'roi_head.mask_roi_extractor',
+                        'roi_head.mask_head')}
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
@@ -66,8 +72,9 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--images', required=True, help='folder of images (the first is the profiled tile)')
     parser.add_argument('--variants', nargs='+', default=['fp32', 'bf16', 'ov-fp32', 'ov-bf16'], choices=VARIANTS,
                         help='fp32, bf16 (channels_last backbone, the default layout), bf16-nchw (bf16, NCHW); '
-                             'ov-P: --engine openvino --precision P')
+                             'ov-P: --engine openvino --precision P (ov-int8-bf16: int8 trunk, bf16 heads)')
     parser.add_argument('--repeat', type=int, default=3, help='timed tile forwards per variant (interleaved)')
+    parser.add_argument('--tiles', type=int, default=1, help='images timed and profiled (the first N; per tile)')
     parser.add_argument('--val-root', help='converted data set to score (train/<name>/ folders)')
     parser.add_argument('--val-names', nargs='*', help='only these folders of --val-root')
     parser.add_argument('--slide-tiles', type=int, default=0, help='images in the slide mosaic (0: no slide run)')
@@ -82,7 +89,7 @@ def engine_precision(name: str) -> tuple:
     ``('torch', 'bf16')``."""
     if name.startswith('ov-'):
         return 'openvino', name[3:]
-    return 'torch', name.split('-')[0]
+    return 'torch', name.replace('-nchw', '')
 
 
 def build_variant(args, name: str) -> torch.nn.Module:
@@ -122,20 +129,23 @@ def matched_iou(ref, got) -> float:
     return float(np.where(union == 0, 1.0, inter / np.maximum(union, 1)).mean())
 
 
-def tile_section(args, models: Dict[str, torch.nn.Module], path: str) -> dict:
-    batches = {n: tile_batch(m, path) for n, m in models.items()}
+def tile_section(args, models: Dict[str, torch.nn.Module], paths: List[str]) -> dict:
+    """Times (s per tile, the mean over ``paths`` per repeat), detections and mask IoU to the first variant (means
+    over the tiles), and a per-tile profile (CPU ms) with the :data:`STAGES` summed."""
+    batches = {n: [tile_batch(m, p) for p in paths] for n, m in models.items()}
     preds = {}
     for n, m in models.items():  # warm-up: oneDNN primitives, the fused backbone copy, OpenVINO's compile
-        preds[n] = forward(m, batches[n])
+        preds[n] = [forward(m, b) for b in batches[n]]
     times: Dict[str, List[float]] = {n: [] for n in models}
     first = next(iter(models))
-    dets = {n: len(p) for n, p in preds.items()}
-    ious = {n: matched_iou(preds[first], p) for n, p in preds.items()}
+    dets = {n: statistics.mean(len(p) for p in ps) for n, ps in preds.items()}
+    ious = {n: statistics.mean(matched_iou(r, p) for r, p in zip(preds[first], ps)) for n, ps in preds.items()}
     for _ in range(args.repeat):
         for n, m in models.items():
             tic = time.perf_counter()
-            forward(m, batches[n])
-            times[n].append(time.perf_counter() - tic)
+            for b in batches[n]:
+                forward(m, b)
+            times[n].append((time.perf_counter() - tic) / len(paths))
     prof = {}
     for n, m in models.items():
         det = detector_of(m)
@@ -143,12 +153,17 @@ def tile_section(args, models: Dict[str, torch.nn.Module], path: str) -> dict:
         if hasattr(det, '_get_inference_backbone'):  # the fast path runs a folded copy of the backbone
             handles += label_modules(torch.nn.ModuleDict(dict(backbone=det._get_inference_backbone())), ['backbone'])
         with profile(activities=[ProfilerActivity.CPU]) as p:
-            with record_function('## whole forward'):
-                forward(m, batches[n])
+            for b in batches[n]:
+                with record_function('## whole forward'):
+                    forward(m, b)
         for h in handles:
             h.remove()
-        prof[n] = {e.key: e.cpu_time_total / 1e3 for e in p.key_averages() if e.key.startswith('#')}
-    return dict(times=times, dets=dets, ious=ious, prof=prof, shape=tuple(batches[first]['inputs'][0].shape))
+        ranges = {e.key: e.cpu_time_total / 1e3 / len(paths) for e in p.key_averages() if e.key.startswith('#')}
+        for stage, names in STAGES.items():
+            ranges[f'= {stage}'] = sum(ranges.get(f'# {k}', 0.0) for k in names)
+        ranges['= rest'] = ranges.get('## whole forward', 0.0) - sum(ranges[f'= {k}'] for k in STAGES)
+        prof[n] = ranges
+    return dict(times=times, dets=dets, ious=ious, prof=prof, shape=tuple(batches[first][0]['inputs'][0].shape))
 
 
 def accuracy_section(args) -> dict:
@@ -212,7 +227,7 @@ def main(argv: List[str] | None = None) -> None:
     if not images:
         raise SystemExit(f'{args.images}: no .tif/.png images')
     models = {n: build_variant(args, n) for n in args.variants}
-    tile = tile_section(args, models, images[0])
+    tile = tile_section(args, models, images[:max(1, args.tiles)])
     del models
     acc = accuracy_section(args) if args.val_root else None
     slide = None
@@ -224,27 +239,28 @@ def main(argv: List[str] | None = None) -> None:
         else:
             with tempfile.TemporaryDirectory(prefix='mmcell_slide_') as tmp:
                 slide = slide_section(args, images, Path(tmp))
-    report(args, images[0], tile, acc, slide)
+    report(args, images[:max(1, args.tiles)], tile, acc, slide)
 
 
-def report(args, image: str, tile: dict, acc, slide) -> None:
+def report(args, paths: List[str], tile: dict, acc, slide) -> None:
     names = list(tile['times'])
     base = statistics.median(tile['times'][names[0]])
     ov = openvino_version()
     print(f'\n## Inference precision and engine: {", ".join(names)}\n- machine: {describe_units()}; torch '
           f'{torch.__version__}, {torch.get_num_threads()} threads' + (f', OpenVINO {ov}' if ov else '') +
           f'\n- command: `python {" ".join(sys.argv)}`\n')
-    print(f'**Tile forward** ({os.path.basename(image)}, network input {tile["shape"][1]}x{tile["shape"][2]}; '
-          f'median of {args.repeat}, interleaved):\n')
+    print(f'**Tile forward** ({", ".join(os.path.basename(p) for p in paths)}, network input of the first '
+          f'{tile["shape"][1]}x{tile["shape"][2]}; median of {args.repeat}, interleaved):\n')
     print(f'| variant | s/tile | ratio vs {names[0]} | detections | mask IoU to {names[0]} (matched boxes) |')
     print('|---|---|---|---|---|')
     for n in names:
         med = statistics.median(tile['times'][n])
-        print(f'| {n} | {med:.3f} | {base / med:.2f}x | {tile["dets"][n]} | {tile["ious"][n]:.4f} |')
-    print('\nProfile of one forward (CPU ms, children included):\n')
+        print(f'| {n} | {med:.3f} | {base / med:.2f}x | {tile["dets"][n]:.0f} | {tile["ious"][n]:.4f} |')
+    print('\nProfile per tile (CPU ms, children included; "= stage": trunk, RoI heads, the rest of the forward):\n')
     print('| range | ' + ' | '.join(names) + ' | ' + ' | '.join(f'{n}/{names[0]}' for n in names[1:]) + ' |')
     print('|---' * (1 + 2 * len(names) - 1) + '|')
-    keys = sorted({k for n in names for k in tile['prof'][n]}, key=lambda k: (not k.startswith('##'), k))
+    keys = sorted({k for n in names for k in tile['prof'][n]},
+                  key=lambda k: (not k.startswith('##'), not k.startswith('='), k))
     for key in keys:
         row = [tile['prof'][n].get(key, 0.0) for n in names]
         print(f'| {key.strip("# ")} | ' + ' | '.join(f'{v:.0f}' for v in row) + ' | ' +

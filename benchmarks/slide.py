@@ -13,6 +13,18 @@ it to benchmarks/RESULTS.md (``--no-append``: print only); slides and outputs go
    tiles against the whole image.
 3. Resume: the seam slide's run killed (SIGKILL) after a third of its tiles, run again, compared with the
    uninterrupted run (label images, tables, GeoJSON, preview).
+4. Engines (``--engine V ...``): the same slide through ``segment-slide --precision P --engine E`` per variant
+   (``fp32``, ``bf16``: torch; ``ov-P``: OpenVINO, e.g. ``ov-int8``, ``ov-int8-bf16``; as
+   ``benchmarks/inference_precision.py`` names them), interleaved ``--engine-repeat`` times: wall s, mm^2 of tissue
+   per minute, peak memory, cells, and the accuracy of the label outputs (``labels.ome.tif`` + ``cells.csv.gz``,
+   the cells >= ``--score-thr``) against the ground truth, ratios to the first variant. The slide: with
+   ``--engine-data ROOT ...`` (HW3-layout roots of labelled tiles, e.g. converted MoNuSeg) the tiles laid side by
+   side as one tiled TIFF at ``--engine-mpp``, each tile scored on its own crop of the label outputs (AP50 / AP at
+   maxDets 1000, AJI, PQ; :func:`mmcell.apis.evaluate.score_tile_samples`); else the synthetic seam slide (AP50).
+
+    python benchmarks/slide.py --config CFG --checkpoint CKPT --sizes --seam-size 0 \\
+        --engine fp32 bf16 ov-int8 ov-int8-bf16 --engine-data /tmp/monuseg-val /tmp/monuseg-train \\
+        [--engine-repeat 1] [--results benchmarks/results/slide_engine --tag run1] --no-append
 """
 from __future__ import annotations
 
@@ -93,6 +105,148 @@ def outputs(slide_dir: Path) -> dict:
                 raw={n: (slide_dir / n).read_bytes() for n in ('cells.geojson.gz', 'cells.csv.gz', 'preview.png')})
 
 
+def engine_precision(name: str) -> tuple:
+    """(engine, precision) of a variant name: ``'ov-int8-bf16'`` -> ``('openvino', 'int8-bf16')``, ``'bf16'`` ->
+    ``('torch', 'bf16')`` (the names of ``benchmarks/inference_precision.py``)."""
+    return ('openvino', name[3:]) if name.startswith('ov-') else ('torch', name)
+
+
+def mosaic_slide(roots: list, path: Path, mpp: float) -> list:
+    """The labelled tiles of HW3 roots side by side as one tiled TIFF (empty glass where no tile falls); returns
+    ``[(root, name, x, y, w, h)]``, where each tile lies."""
+    import tifffile
+
+    from mmcell.datasets.image_io import read_image
+
+    tiles = [(r, d.name) for r in roots for d in sorted((Path(r) / 'train').iterdir()) if d.is_dir()]
+    images = [read_image(Path(r) / 'train' / n / 'image.tif')[..., :3] for r, n in tiles]
+    h, w = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
+    cols = int(np.ceil(np.sqrt(len(images) * 4 / 3)))  # a landscape slide
+    rows = int(np.ceil(len(images) / cols))
+    mosaic = np.full((rows * h, cols * w, 3), 240, np.uint8)
+    places = []
+    for k, ((root, name), img) in enumerate(zip(tiles, images)):
+        y, x = divmod(k, cols)
+        mosaic[y * h:y * h + img.shape[0], x * w:x * w + img.shape[1]] = img
+        places.append((str(root), name, x * w, y * h, img.shape[1], img.shape[0]))
+    tifffile.imwrite(path, mosaic, photometric='rgb', tile=(256, 256), compression='zlib',
+                     resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit='CENTIMETER', metadata=None)
+    return places
+
+
+def score_mosaic(slide_dir: Path, places: list, score_thr: float) -> dict:
+    """AP50 / AP / AJI / PQ of a slide run's label outputs, each tile on its own crop (its ground truth)."""
+    import csv
+
+    from mmcell.apis.evaluate import label_image_instances, score_tile_samples, tile_ground_truth
+    from mmcell.synthetic.slide import read_ground_truth
+
+    ids, _ = read_ground_truth(slide_dir / 'labels.ome.tif')
+    with gzip.open(slide_dir / 'cells.csv.gz', 'rt', newline='') as fh:
+        scores = {int(r['id']): float(r['score']) for r in csv.DictReader(fh)}
+    samples = []
+    for k, (root, name, x, y, w, h) in enumerate(places):
+        crop = ids[y:y + h, x:x + w]
+        present = {int(i): scores[int(i)] for i in np.unique(crop) if i and int(i) in scores}
+        samples.append(dict(tile_ground_truth(root, name, k), pred_instances=label_image_instances(crop, present)))
+    figures = score_tile_samples(samples, pathology_score_thr=score_thr)
+    return {k: figures[k] for k in ('AP50', 'AP', 'AJI', 'PQ')}
+
+
+def engine_section(args, work: Path, seg: list, env: dict) -> dict:
+    """Every ``--engine`` variant through ``segment-slide`` on one slide: speed, memory, accuracy."""
+    from mmcell.utils.precision import describe_units
+
+    if args.engine_data:
+        path = work / 'engine_mosaic.tif'
+        places = mosaic_slide(args.engine_data, path, args.engine_mpp)
+        extra = ['--mpp', str(args.engine_mpp)]
+    else:
+        path, places, extra = work / f'seam_{args.seam_size or 4096}.ome.tif', None, []
+        if not path.exists():
+            write_synthetic_slide_gt(path, args.seam_size or 4096)
+    runs: dict = {}
+    for _ in range(max(1, args.engine_repeat)):
+        for name in args.engine:
+            engine, precision = engine_precision(name)
+            out = work / f'engine_{name}'
+            res = run_measured(seg + extra + ['--precision', precision, '--engine', engine, str(path), '--out',
+                                              str(out)], env)
+            if res['returncode']:
+                raise SystemExit(f'segment-slide --engine {engine} --precision {precision} failed:\n'
+                                 f'{res["output"][-3000:]}')
+            slide_dir = out / path.name.split('.')[0]
+            summary = json.loads((slide_dir / 'summary.json').read_text())
+            runs.setdefault(name, []).append(dict(seconds=res['seconds'], rss=res['peak_tree'] / 2 ** 30,
+                                                  tissue=summary['tissue_mm2'], tiles=summary['tiles'],
+                                                  cells=summary['cells'], inference=summary.get('inference')))
+            print(name, runs[name][-1], flush=True)
+    acc = {}
+    for name in args.engine:
+        slide_dir = work / f'engine_{name}' / path.name.split('.')[0]
+        acc[name] = (score_mosaic(slide_dir, places, args.score_thr) if places is not None
+                     else dict(AP50=synthetic_ap50(slide_dir, path)))
+        print(name, acc[name], flush=True)
+    record = dict(cpu=describe_units(), slide=str(path), tiles_of=[p[:2] for p in places] if places else None,
+                  config=args.config, checkpoint=args.checkpoint, tile=args.tile, overlap=args.overlap,
+                  score_thr=args.score_thr, runs=runs, accuracy=acc, threads=os.environ.get('OMP_NUM_THREADS'),
+                  date=datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M UTC'),
+                  command='python ' + ' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]))
+    if args.results:
+        from mmcell.utils.fileio import atomic_write_text
+
+        out = Path(args.results) / f'{args.tag}.json'
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(record, indent=1) + '\n')
+        print(f'wrote {out}', flush=True)
+    return record
+
+
+def write_synthetic_slide_gt(path: Path, size: int) -> None:
+    from mmcell.synthetic.slide import write_synthetic_slide
+
+    write_synthetic_slide(path, size, tissue_fraction=1.0, seed=7, progress=True)
+
+
+def synthetic_ap50(slide_dir: Path, path: Path) -> float:
+    import csv
+
+    from mmcell.evaluation.functional.coco import contest_ap50, label_image_to_coco
+    from mmcell.synthetic.slide import read_ground_truth
+
+    with gzip.open(slide_dir / 'cells.csv.gz', 'rt', newline='') as fh:
+        scores = {int(r['id']): float(r['score']) for r in csv.DictReader(fh)}
+    gt, _ = label_image_to_coco(*read_ground_truth(path.with_name(path.name.replace('.ome.tif', '_gt.ome.tif'))))
+    _, res = label_image_to_coco(*read_ground_truth(slide_dir / 'labels.ome.tif'), scores)
+    return contest_ap50(gt, res, 100000)
+
+
+def engine_lines(rec: dict) -> list:
+    """Markdown of :func:`engine_section`'s record: one row per variant, ratios to the first."""
+    import statistics
+
+    names = list(rec['runs'])
+    rate = {n: statistics.median(r['tissue'] / (r['seconds'] / 60) for r in runs) for n, runs in rec['runs'].items()}
+    acc = rec['accuracy']
+    first = names[0]
+    keys = [k for k in ('AP50', 'AP', 'AJI', 'PQ') if k in acc[first]]
+    lines = [f'\nEngines on one slide ({rec["slide"]}; {rec["cpu"]}; OMP_NUM_THREADS={rec["threads"]}; '
+             f'{rec["date"]}):\n',
+             '| variant | precision / engine run | runs (s) | tissue mm^2 | tiles | cells | mm^2 / min | ratio | peak '
+             'memory (GiB) | ' + ' | '.join(keys) + ' | ' + ' | '.join(f'{k} change' for k in keys[:2]) + ' |',
+             '|---' * (9 + len(keys) + min(2, len(keys))) + '|']
+    for n in names:
+        runs = rec['runs'][n]
+        inf = runs[0].get('inference') or {}
+        lines.append(f'| {n} | {inf.get("precision")} / {inf.get("engine")} | '
+                     + ', '.join(f'{r["seconds"]:.0f}' for r in runs)
+                     + f' | {runs[0]["tissue"]:.3f} | {runs[0]["tiles"]} | {runs[0]["cells"]} | {rate[n]:.3f} | '
+                     f'{rate[n] / rate[first]:.2f}x | {max(r["rss"] for r in runs):.2f} | '
+                     + ' | '.join(f'{acc[n][k]:.4f}' for k in keys) + ' | '
+                     + ' | '.join(f'{acc[n][k] - acc[first][k]:+.4f}' for k in keys[:2]) + ' |')
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', required=True)
@@ -107,6 +261,16 @@ def main() -> None:
     parser.add_argument('--score-thr', type=float, default=0.5)
     parser.add_argument('--work-dir', default='work_dirs/benchmark_slide')
     parser.add_argument('--no-append', action='store_true', help='do not append to benchmarks/RESULTS.md')
+    parser.add_argument('--engine', nargs='*', default=[],
+                        help='engine/precision variants on one slide: fp32, bf16 (torch), ov-P (OpenVINO, precision '
+                             'P: fp32, bf16, int8, int8-bf16)')
+    parser.add_argument('--engine-data', nargs='*', default=[],
+                        help='HW3 roots of labelled tiles laid out as the engines\' slide (default: the synthetic '
+                             'seam slide)')
+    parser.add_argument('--engine-mpp', type=float, default=0.25, help='microns per pixel of --engine-data tiles')
+    parser.add_argument('--engine-repeat', type=int, default=1, help='runs per engine variant (interleaved)')
+    parser.add_argument('--results', help='folder for the engines\' JSON record (<tag>.json)')
+    parser.add_argument('--tag', default='run', help='name of the JSON record')
     args = parser.parse_args()
 
     from mmcell.synthetic.slide import read_ground_truth, write_synthetic_slide
@@ -181,11 +345,14 @@ def main() -> None:
                                  and again['raw'] == ref['raw']), returncode=second['returncode'])
         print(resume, flush=True)
 
+    engines = engine_section(args, work, seg, env) if args.engine else None
+
     cmd = 'python ' + ' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
     lines = [f'\n## segment-slide: memory, throughput, seams, resume ({datetime.date.today()})\n',
              f'Machine: {machine()} (2-core CPU dev box, shared); command: `{cmd}`; tile {args.tile}, overlap '
-             f'{args.overlap}, score thr {args.score_thr}. Synthetic slides at 0.25 um/px, the same tissue area '
-             f'each ({args.tissue_mm2} mm^2 asked), so the model work is constant and only the slide grows.\n']
+             f'{args.overlap}, score thr {args.score_thr}.' + (
+                 f' Synthetic slides at 0.25 um/px, the same tissue area each ({args.tissue_mm2} mm^2 asked), so '
+                 'the model work is constant and only the slide grows.' if rows else '') + '\n']
     if rows:
         lines += ['| slide (px) | tissue mm^2 | tiles | cells | wall s | peak memory, tree PSS (GiB) | '
                   'mm^2 tissue / min |', '|---|---|---|---|---|---|---|']
@@ -205,6 +372,8 @@ def main() -> None:
         lines.append(f'\nResume: killed with SIGKILL after {resume["tiles_at_kill"]} of {resume["tiles"]} tiles, '
                      f'run again: final files equal to the uninterrupted run: {"yes" if resume["equal"] else "NO"} '
                      '(label images decoded; GeoJSON, table and preview byte for byte).')
+    if engines:
+        lines += engine_lines(engines)
     text = '\n'.join(lines) + '\n'
     print(text)
     if not args.no_append:

@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from mmcell.models import fast_inference_model_cfg, tta_pipeline_of
 from mmcell.models.openvino_trunk import (
     ENGINE_CHOICES,
+    HEADS_PRECISION,
     EngineError,
     OpenVINOTrunk,
     install_trunk_engine,
@@ -54,7 +55,8 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
         mask_format: ``'rle'`` (memory ~ boxes) or ``'bitmap'`` masks in the fast path and the wrappers.
         precision: the one precision switch (``--precision``; :mod:`mmcell.utils.precision`): ``'fp32'``,
             ``'bf16'`` (backbone, FPN, RPN, box and mask heads in bfloat16, float32 at their outputs), ``'int8'``
-            (int8 mask head, the rest float32) or ``'auto'`` (bf16 on CPUs with native bfloat16 units, else
+            (int8 mask head, the rest float32; with OpenVINO the int8 trunk), ``'int8-bf16'`` (the OpenVINO int8
+            trunk, bf16 heads) or ``'auto'`` (bf16 on CPUs with native bfloat16 units, else
             fp32). None: the config's ``precision`` key, else its ``FastFCNMaskHead.precision``, else ``'auto'``.
             One log line says what was chosen; the config returned holds it as ``precision``. Needs the fast
             Mask R-CNN (``fast=True``) for anything but fp32.
@@ -66,10 +68,12 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
         tile_overlap: overlap between tiles (default ``min(128, tile // 4)``).
         engine: the inference engine switch (``--engine``; :mod:`mmcell.models.openvino_trunk`): ``'torch'``,
             ``'openvino'`` (OpenVINO runs backbone, FPN and RPN head; the rest stays mmcell's torch path) or
-            ``'auto'`` (OpenVINO where it is installed, else torch). None: the config's ``engine`` key, else
+            ``'auto'`` (OpenVINO on AMX CPUs where it is installed, else torch; OpenVINO for ``int8-bf16``).
+            None: the config's ``engine`` key, else
             ``'torch'``. One log line says what was chosen; the config returned holds it as ``engine``
             (:func:`apply_engine` installs it once the weights are loaded). With OpenVINO, ``int8`` is the trunk's
-            (``tools/misc/quantize.py``) and the torch heads run in float32.
+            (``tools/misc/quantize.py``) and the torch heads run in float32; ``int8-bf16`` the same int8 trunk with
+            the torch heads in bfloat16 (OpenVINO only: ``auto`` picks OpenVINO for it).
 
     Limits and thresholds (``max_per_img``, ``score_thr``, ``mask_thr_binary``, NMS) stay those of
     ``model.test_cfg.rcnn``: the wrappers read them from the detector they wrap.
@@ -100,10 +104,10 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
         raise ValueError(f'precision {requested}: needs the fast Mask R-CNN (a Mask R-CNN config, without --no-fast)')
     chosen = resolve_precision(requested if fast_model is not None else 'fp32', device)
     requested_engine = engine or cfg.get('engine') or 'torch'
-    cfg.engine = resolve_engine(requested_engine, device, fast=fast_model is not None)
+    cfg.engine = resolve_engine(requested_engine, device, fast=fast_model is not None, precision=chosen)
     cfg.engine_requested = str(requested_engine).lower()
-    if fast_model is not None:
-        heads = 'fp32' if cfg.engine == 'openvino' and chosen == 'int8' else chosen  # int8: the OpenVINO trunk's
+    if fast_model is not None:  # int8 / int8-bf16 with OpenVINO: the trunk's; the torch heads fp32 / bf16
+        heads = HEADS_PRECISION[chosen] if cfg.engine == 'openvino' else chosen
         model = fast_inference_model_cfg(model, precision=heads, mask_format=mask_format)
     elif not fast:  # --no-fast: mmdet's own RoIAlign too, even where a training config chose mmcell's
         for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
@@ -212,7 +216,7 @@ def apply_engine(model: torch.nn.Module, checkpoint: Optional[str] = None) -> to
     try:
         trunk = OpenVINOTrunk.from_detector(detector, checkpoint, precision=cfg.precision)
     except EngineError as err:
-        if cfg.get('engine_requested') != 'auto':
+        if cfg.get('engine_requested') != 'auto' or cfg.precision == 'int8-bf16':  # no torch int8-bf16
             raise
         print_log(f'engine: torch (auto; {err})', logger='current')
         cfg.engine = 'torch'
@@ -238,12 +242,14 @@ def add_model_args(parser: Any, device: bool = True, tiling: bool = True) -> Any
     parser.add_argument('--no-fast', action='store_true',
                         help="mmdet's own inference modules instead of mmcell's fast CPU ones (same masks)")
     parser.add_argument('--precision', choices=PRECISION_CHOICES,
-                        help="fp32, bf16 (the whole model in bfloat16 autocast), int8 (int8 mask head) or auto (bf16 "
-                             "where the CPU has native bfloat16 units, else fp32); default: the config's precision "
-                             "key, else auto")
+                        help="fp32, bf16 (the whole model in bfloat16 autocast), int8 (int8 mask head; with "
+                             "--engine openvino the int8 trunk of tools/misc/quantize.py), int8-bf16 (that int8 trunk, "
+                             "the heads in bf16; OpenVINO) or auto (bf16 where the CPU has native bfloat16 units, else "
+                             "fp32); default: the config's precision key, else auto")
     parser.add_argument('--engine', choices=ENGINE_CHOICES,
                         help="torch, openvino (OpenVINO runs backbone, FPN and RPN head; pip install -r "
-                             "requirements/openvino.txt) or auto (openvino where it is installed, else torch); "
+                             "requirements/openvino.txt) or auto (openvino on AMX CPUs where it is installed, and for "
+                             "--precision int8-bf16; else torch); "
                              "default: the config's engine key, else torch")
     parser.add_argument('--tta', action='store_true',
                         help="mask TTA (CellTTAModel): the config's tta_model, else flips none/h/v")

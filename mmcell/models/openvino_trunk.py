@@ -36,8 +36,12 @@ ENGINES = ('torch', 'openvino')
 ENGINE_CHOICES = ('auto', *ENGINES)
 #: bump when the exported graph changes (its inputs, outputs or modules): older caches are then stale
 TRUNK_FORMAT = 2
-#: OpenVINO's ``INFERENCE_PRECISION_HINT`` per mmcell precision (int8 runs the quantised IR, its float parts f32)
-OV_PRECISION = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}  # names of openvino.Type
+#: OpenVINO's ``INFERENCE_PRECISION_HINT`` per mmcell precision (int8 and int8-bf16 run the quantised IR with its
+#: float parts -- GroupNorm, the FPN's adds and resizes -- in f32: on AVX512-BF16 without AMX the int8 trunk took
+#: 94 ms so, 102 ms with them in bf16, at 1280x1280; benchmarks/RESULTS.md "int8 trunk + bf16 heads")
+OV_PRECISION = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32', 'int8-bf16': 'f32'}  # names of openvino.Type
+#: the torch heads' precision (``FastMaskRCNN`` / ``FastFCNMaskHead``) per precision of the OpenVINO route
+HEADS_PRECISION = {'fp32': 'fp32', 'bf16': 'bf16', 'int8': 'fp32', 'int8-bf16': 'bf16'}
 INSTALL_HINT = 'pip install -r requirements/openvino.txt'
 
 
@@ -58,7 +62,8 @@ def _log(line: str) -> None:
     print_log(line, logger='current')
 
 
-def resolve_engine(requested: Optional[str], device: str = 'cpu', fast: bool = True, log: bool = True) -> str:
+def resolve_engine(requested: Optional[str], device: str = 'cpu', fast: bool = True, log: bool = True,
+                   precision: Optional[str] = None) -> str:
     """The engine to run: ``'torch'`` or ``'openvino'``; one log line says which (and why, for ``auto``).
 
     Args:
@@ -68,6 +73,8 @@ def resolve_engine(requested: Optional[str], device: str = 'cpu', fast: bool = T
         device: where the model runs; OpenVINO serves the CPU only.
         fast: the model is a fast Mask R-CNN (the only one whose trunk OpenVINO runs).
         log: write the line.
+        precision: the resolved precision; ``'int8-bf16'`` exists on OpenVINO only, so ``auto`` picks OpenVINO
+            for it on any CPU, and ``torch`` (or an OpenVINO that cannot run) is an error, not a fallback.
 
     Raises:
         EngineError: ``'openvino'`` asked where it cannot run (not installed, not a CPU, not a fast Mask R-CNN);
@@ -76,7 +83,11 @@ def resolve_engine(requested: Optional[str], device: str = 'cpu', fast: bool = T
     name = 'torch' if requested is None else str(requested).lower()
     if name not in ENGINE_CHOICES:
         raise ValueError(f'engine must be one of {", ".join(ENGINE_CHOICES)}, not {requested!r}')
+    openvino_only = precision == 'int8-bf16'
     if name == 'torch':
+        if openvino_only:
+            raise EngineError(f'precision {precision}: the OpenVINO int8 trunk with bf16 heads; needs --engine '
+                              'openvino (or auto)')
         return 'torch'
     version = openvino_version()
     why = None
@@ -86,18 +97,18 @@ def resolve_engine(requested: Optional[str], device: str = 'cpu', fast: bool = T
         why = 'OpenVINO runs the fast Mask R-CNN only (a Mask R-CNN config, without --no-fast)'
     elif version is None:
         why = f'OpenVINO is not installed ({INSTALL_HINT})'
-    elif name == 'auto' and not cpu_matrix_units()['amx']:
-        why = (f'{describe_units()}: the OpenVINO trunk measured no faster than torch here, fp32 0.75x, bf16 0.99x '
-               'per tile, benchmarks/RESULTS.md "Inference engine"')
+    elif name == 'auto' and not openvino_only and not cpu_matrix_units()['amx']:
+        why = (f'{describe_units()}: the OpenVINO trunk measured no faster than torch here, fp32 0.72x, bf16 0.84x, '
+               'int8 + bf16 heads 1.01-1.12x per tile, benchmarks/RESULTS.md "Inference engine"')
     if why is not None:
-        if name == 'openvino':
+        if name == 'openvino' or openvino_only:
             raise EngineError(f'engine openvino: {why}')
         if log:
             _log(f'engine: torch (auto; {why})')
         return 'torch'
     if log:
-        _log(f'engine: openvino {version} ({"auto" if name == "auto" else "asked"}; the trunk: backbone, FPN, '
-             'RPN head)')
+        how = 'asked' if name == 'openvino' else f'auto; precision {precision}' if openvino_only else 'auto'
+        _log(f'engine: openvino {version} ({how}; the trunk: backbone, FPN, RPN head)')
     return 'openvino'
 
 
@@ -158,7 +169,7 @@ class OpenVINOTrunk:
     Args:
         model: the exported ``openvino.Model`` (dynamic batch, height, width).
         num_levels: FPN levels (the model's outputs are ``3 * num_levels`` tensors).
-        precision: ``'fp32'``, ``'bf16'`` or ``'int8'`` (int8: ``model`` is the quantised IR).
+        precision: ``'fp32'``, ``'bf16'``, ``'int8'`` or ``'int8-bf16'`` (int8*: ``model`` is the quantised IR).
         cache: the cache folder (None: nothing on disk).
         manifest: the cache's ``cache.json`` contents (key and digests), updated as blobs are added.
     """
@@ -194,11 +205,11 @@ class OpenVINOTrunk:
         if folder is None or manifest is None:
             folder = None
             manifest = dict(key=key, files={})
-        ir_name = 'trunk-int8' if precision == 'int8' else 'trunk'
+        ir_name = 'trunk-int8' if precision.startswith('int8') else 'trunk'
         model = _read_ir(folder, manifest, ir_name) if folder is not None else None
         if model is None:
-            if precision == 'int8':
-                raise EngineError(f'engine openvino, precision int8: no quantised trunk for '
+            if precision.startswith('int8'):
+                raise EngineError(f'engine openvino, precision {precision}: no quantised trunk for '
                                   f'{checkpoint or "this model"}; make it with tools/misc/quantize.py CONFIG CKPT '
                                   '--data DIR')
             model = export_trunk(detector)
@@ -218,7 +229,7 @@ class OpenVINOTrunk:
         if self._compiled is not None:
             return self._compiled
         config = self.compile_config()
-        name = f'trunk-{self.precision}.blob'
+        name = f'trunk-{self.blob_tag}.blob'
         compiled = None
         if self.cache is not None:
             data = _read_checked(self.cache, self.manifest, name)
@@ -252,6 +263,12 @@ class OpenVINOTrunk:
             ppp.output(i).model().set_layout('NCHW')
             ppp.output(i).tensor().set_layout('NHWC')
         return ppp.build()
+
+    @property
+    def blob_tag(self) -> str:
+        """The compiled blob's name part: one per IR and OpenVINO precision (int8 and int8-bf16 share theirs: the
+        same IR compiled the same way; they differ in the torch heads only)."""
+        return 'int8' if self.precision.startswith('int8') else self.precision
 
     def compile_config(self) -> dict:
         """OpenVINO CPU properties: the precision (explicit: OpenVINO's own default is bf16 on any CPU with
@@ -384,7 +401,7 @@ def save_quantized_trunk(checkpoint: str, detector: nn.Module, model: Any) -> Pa
     if manifest is None:
         raise EngineError(f'{folder}: the engine cache cannot be written')
     for old in list(manifest['files']):
-        if old.endswith('-int8.blob'):
+        if old.startswith('trunk-int8') and old.endswith('.blob'):
             manifest['files'].pop(old)
             (folder / old).unlink(missing_ok=True)
     _write_ir(folder, manifest, 'trunk-int8', model)

@@ -8,13 +8,18 @@ What each value means is decided here, once, for training and for inference:
   Training through :class:`mmcell.engine.BF16AutocastOptimWrapper` (no loss scaling: bfloat16 has float32's
   exponent range).
 - ``'int8'`` (inference only): the fast mask head in int8 (static quantisation calibrated on the first RoI batch),
-  the rest float32.
+  the rest float32; with ``--engine openvino`` the OpenVINO trunk (backbone, FPN, RPN head) in int8
+  (``tools/misc/quantize.py``), the torch RoI heads float32.
+- ``'int8-bf16'`` (inference only, ``--engine openvino``): the OpenVINO int8 trunk with the torch RoI heads (box and
+  mask heads) in bfloat16 autocast, as ``'bf16'`` runs them; RoIAlign, NMS and pasting float32.
 - ``'auto'`` (or no value), chosen by measurement (``benchmarks/RESULTS.md``, "Training precision" and "Inference
   precision"): **training** in ``'bf16'`` where the CPU has native bfloat16 units (AVX512-BF16 or AMX-BF16: a recipe
   step 1.32x faster, 1.88x with the fast RoIAlign, on AVX512-BF16 without AMX); **inference** in ``'bf16'`` on the
   same units (on AVX512-BF16 without AMX, with the fast RoI extractor: 1.53x per MoNuSeg tile with a trained
   recipe model, segm AP50 -0.0007; the 0.90x per slide of issue 20 was before the fast RoI extractor); on CUDA
-  ``'fp32'``. int8 (OpenVINO's int8 trunk: 1.33x there, below torch bf16) is never chosen by default.
+  ``'fp32'``. int8 (OpenVINO's int8 trunk: 1.33x there, below torch bf16) and int8-bf16 (that trunk with bf16
+  heads: 1.01x and 1.12x of torch bf16 per tile in two runs, AP50 -0.001; "int8 trunk + bf16 heads") are never
+  chosen by default: no clear win over bf16, and they need OpenVINO and a quantised trunk.
   :func:`resolve_precision` logs one line saying what was chosen and why, so a result never depends on a silent
   fallback.
 """
@@ -26,7 +31,9 @@ from typing import Optional
 import torch
 from mmengine.logging import print_log
 
-PRECISIONS = ('fp32', 'bf16', 'int8')
+PRECISIONS = ('fp32', 'bf16', 'int8', 'int8-bf16')
+#: the precisions whose torch parts run in bfloat16 autocast
+BF16_PARTS = ('bf16', 'int8-bf16')
 #: what a flag or config key may say (``auto``: the hardware decides, see :func:`resolve_precision`)
 PRECISION_CHOICES = ('auto', *PRECISIONS)
 
@@ -82,9 +89,9 @@ def resolve_precision(requested: Optional[str], device: str = 'cpu', training: b
     """The precision to run: ``requested`` if explicit, else the hardware's choice; one log line says which.
 
     Args:
-        requested: ``'fp32'``, ``'bf16'``, ``'int8'``, ``'auto'`` or None (= ``'auto'``).
+        requested: ``'fp32'``, ``'bf16'``, ``'int8'``, ``'int8-bf16'``, ``'auto'`` or None (= ``'auto'``).
         device: where the model runs (``'cpu'``, ``'cuda:0'``).
-        training: int8 is inference only (``'auto'`` picks the same for training and inference).
+        training: int8 and int8-bf16 are inference only (``'auto'`` picks the same for training and inference).
         log: write the one line (mmengine's current logger, else ``logging``).
 
     Raises:
@@ -94,8 +101,8 @@ def resolve_precision(requested: Optional[str], device: str = 'cpu', training: b
     name = 'auto' if requested is None else str(requested).lower()
     if name not in PRECISION_CHOICES:
         raise ValueError(f'precision must be one of {", ".join(PRECISION_CHOICES)}, not {requested!r}')
-    if training and name == 'int8':
-        raise ValueError('precision int8 is for inference only; train in fp32 or bf16')
+    if training and name.startswith('int8'):
+        raise ValueError(f'precision {name} is for inference only; train in fp32 or bf16')
     on_cpu = str(device).startswith('cpu')
     if name == 'auto':
         chosen = 'bf16' if on_cpu and native_bf16(device) else 'fp32'
@@ -106,7 +113,7 @@ def resolve_precision(requested: Optional[str], device: str = 'cpu', training: b
             raise ValueError(f'precision {name}: a CPU path; on {device} use fp32 (training: --amp)')
         chosen = name
         line = f'precision: {chosen} (asked; {describe_units() if on_cpu else device})'
-        if chosen == 'bf16' and not native_bf16(device):
+        if chosen in BF16_PARTS and not native_bf16(device):
             line += ' -- no native bf16 units: emulated, expect it to be slower than fp32'
     if log:
         _log(line)

@@ -152,6 +152,10 @@ def slide_run(slide_model, slide, tmp_path_factory):
 def test_trained_model_outputs_agree(slide_run):
     out = read_outputs(slide_run.out_dir)
     assert out['summary']['cells'] > 20
+    from mmcell.utils.precision import resolve_precision
+
+    # what --precision / --engine resolved to on this CPU (auto: its kind), as the one log line says
+    assert out['summary']['inference'] == dict(precision=resolve_precision('auto', log=False), engine='torch')
     assert_outputs_agree(out)
     assert sorted(os.listdir(slide_run.out_dir)) == ['cells.csv.gz', 'cells.geojson.gz', 'labels.ome.tif',
                                                      'preview.png', 'summary.json']  # .work removed

@@ -226,6 +226,8 @@ def merge_slide(slide_dir: PathLike, progress: bool = True, dataset_meta: Option
                 summary.update(review_margin=args['review_margin'], cells_to_review_uncertain_class=reasons['class'])
         if detections is not None:
             summary['detections'] = detections
+        if plan.get('inference'):  # the precision and engine the tiles ran in (resolved, e.g. from auto)
+            summary['inference'] = plan['inference']
         write_json(tmp / 'summary.json', summary, indent=2)
     reader.close()
     out = Path(slide_dir)

@@ -282,6 +282,9 @@ def segment_slide(slides: Union[PathLike, Sequence[PathLike]], config: Any, chec
                                     mask_format='rle', cfg_options=detection_limits(cfg, tile),
                                     trust_checkpoint=trust_checkpoint)
         plan['dataset_meta'] = _jsonable_meta(getattr(model, 'dataset_meta', None))
+        # what --precision / --engine resolved to on this machine (auto: the CPU's kind), for summary.json
+        if model.cfg.get('precision'):
+            plan['inference'] = dict(precision=model.cfg.precision, engine=model.cfg.get('engine', 'torch'))
         if old is None and rank == 0:
             write_json(work.plan_file, plan, indent=1)
         _barrier(world)
