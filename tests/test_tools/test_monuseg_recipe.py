@@ -60,9 +60,10 @@ def test_monuseg_cpu_script(tmp_path):
                     'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
                     'train_dataloader.persistent_workers=False', 'randomness.seed=0',
                     'model.test_cfg.rcnn.max_per_img=100',  # a 4-iteration model: 100 detections keep it quick
-                    env={'PY': sys.executable})
+                    env={'PY': sys.executable, 'MONUSEG_SYNTHETIC': '3'})  # the default (432) path, 3 images
     out = proc.stdout
     assert sorted(p.name for p in (work / 'data' / 'train').iterdir()) == names
+    assert len(list((work / 'synthetic-3' / 'train').iterdir())) == 3
     # trained on the 10, validated on the 3 fixed tiles, one class
     assert re.search(r'segm AP50 \(maxDets 1000\)\s+[0-9.]+', out), out[-2000:]
     # the script's closing lines (the converter prints a 'config:' hint of its own earlier)
@@ -71,6 +72,11 @@ def test_monuseg_cpu_script(tmp_path):
     assert config.is_file() and best.is_file() and best.suffix == '.pth'
     cfg = Config.fromfile(str(config))
     assert cfg.model.roi_head.mask_head.num_classes == 1 and cfg.train_cfg.max_iters == 4
+    # trained on the synthetic images too (--extra-train), the 3 validation tiles still apart
+    assert cfg.train_dataloader.dataset.type == 'ConcatDataset'
+    own, synthetic = (d.get('dataset', d) for d in cfg.train_dataloader.dataset.datasets)
+    assert own.split == 'train' and sorted(own.val_names) == sorted(val)
+    assert Path(synthetic.data_root).resolve() == (work / 'synthetic-3').resolve() and synthetic.split == 'all'
     log = (work / 'train.log').read_text()
     assert 'coco/segm_mAP_50_md1000 at 4 iter is saved' in log  # validated and kept by the dense-tile AP50
 
