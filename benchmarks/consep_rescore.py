@@ -111,10 +111,14 @@ def main(argv: Optional[list] = None) -> None:
         result, label, figures = exit_on_bad_input(rescore_stardist, fold_file, Path(args.work), Path(args.data_root))
     merged, diff = merge_figures(result['figures'][label], figures)
     added = [k for k in merged if k not in result['figures'][label]]
+    kept = result['figures'][label]
+    moved = ', '.join(f'{k} {kept[k]:.4f} -> {figures[k]:.4f}' for k in kept
+                      if k in figures and abs(kept[k] - figures[k]) > 1e-9)
     result['figures'][label] = merged
     atomic_write_text(fold_file, json.dumps(result, indent=1) + '\n')
     print(f'{fold_file}: added {", ".join(f"{k} {merged[k]:.4f}" for k in added) or "nothing"}; '
-          f'largest difference of the kept figures to their recomputed value: {diff:.2e}')
+          f'largest difference of the kept figures to their recomputed value: {diff:.2e}'
+          + (f' ({moved})' if moved else ''))
 
 
 if __name__ == '__main__':
