@@ -39,14 +39,17 @@ def merge_figures(old: Dict[str, float], new: Dict[str, float]) -> tuple:
 
 def save_predictions(samples: list, names: list, path: Path) -> None:
     """Every detection of each patch: ``{name: {height, width, scores, labels, masks (RLE counts)}}``."""
+    import numpy as np
+    import pycocotools.mask as mask_util
+
     from mmcell.utils.fileio import atomic_write_text
 
     out = {}
     for name, sample in zip(names, samples):
         pred = sample['pred_instances']
         masks = pred['masks']
-        if not isinstance(masks, (list, tuple)):
-            raise ValueError(f'{name}: dense masks; the fast inference path (mask_format="rle") gives RLE')
+        if not isinstance(masks, (list, tuple)):  # dense (N, H, W), e.g. the empty tensor of a patch without detections
+            masks = [mask_util.encode(np.asfortranarray(m.astype(np.uint8))) for m in np.asarray(masks, bool)]
         height, width = sample['ori_shape']
         out[name] = dict(height=int(height), width=int(width), scores=pred['scores'].tolist(),
                          labels=pred['labels'].tolist(),
