@@ -183,7 +183,7 @@ def main(argv: Optional[list] = None) -> None:
     args = parser.parse_args(argv)
     data_root = Path(args.data_root)
     classes = exit_on_bad_input(read_classes, data_root)
-    result = run(Path(args.pred_dir), data_root, classes, args.folds)
+    result = exit_on_bad_input(run, Path(args.pred_dir), data_root, classes, args.folds)
     md = table(result)
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result, indent=1) + '\n')
