@@ -14,12 +14,15 @@ scores them, as ``cross_validate.py`` did. ``stardist``: ``STARDIST_WORK/fold<K>
 Only the figures the fold file lacks are added; the ones it has stay as they are, and the largest difference between
 them and their recomputed value is printed (0 when the predictions are reproduced: the check that the new figures
 describe the same models). ``--save-predictions DIR`` also writes every detection of the recipe's fold (score,
-class, RLE mask per patch) to ``DIR/fold<K>.json`` for ``benchmarks/consep_class_thresholds.py``.
+class, RLE mask per patch) to ``DIR/fold<K>.json`` for ``benchmarks/consep_class_thresholds.py``;
+``--from-predictions DIR`` scores those instead of predicting again. Every recomputed figure is also kept in the
+fold file under ``rescored`` (with its date): a run scored later pairs with those, through the same code.
 """
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -59,8 +62,27 @@ def save_predictions(samples: list, names: list, path: Path) -> None:
     atomic_write_text(path, json.dumps(out))
 
 
+def load_predictions(path: Path, data_root: Path) -> list:
+    """The metric data samples of a fold from its kept detections (:func:`save_predictions`): the same figures
+    as the predictions they were saved from (boxes are the masks' own: the segm figures do not read them)."""
+    import pycocotools.mask as mask_util
+    import torch
+
+    from mmcell.apis.evaluate import tile_ground_truth
+
+    samples = []
+    for k, (name, p) in enumerate(json.loads(path.read_text()).items()):
+        rles = [dict(size=[p['height'], p['width']], counts=c.encode()) for c in p['masks']]
+        boxes = mask_util.toBbox(rles).reshape(-1, 4) if rles else torch.zeros(0, 4).numpy()
+        boxes[:, 2:] += boxes[:, :2]
+        samples.append(dict(tile_ground_truth(data_root, name, k, class_aware=True), pred_instances=dict(
+            bboxes=torch.as_tensor(boxes, dtype=torch.float32), scores=torch.tensor(p['scores']),
+            labels=torch.tensor(p['labels'], dtype=torch.int64), masks=rles)))
+    return samples
+
+
 def rescore_recipe(fold_file: Path, work: Path, data_root: Path, config: Path,
-                   predictions: Optional[Path]) -> tuple:
+                   predictions: Optional[Path], from_predictions: bool = False) -> tuple:
     from mmcell.apis.crossval import _config_test_setting, setting_label, with_test_setting
     from mmcell.apis.evaluate import LABEL_SCORE_THR, predict_tile_samples, score_tile_samples
     from mmcell.utils.setup_env import load_config, register_all_modules
@@ -71,11 +93,17 @@ def rescore_recipe(fold_file: Path, work: Path, data_root: Path, config: Path,
     label = setting_label(*_config_test_setting(base))
     if list(result['figures']) != [label]:
         raise ValueError(f'{fold_file}: scored at {list(result["figures"])}, {config.name} tests at {label!r}')
-    checkpoint = work / f'fold{result["fold"]}' / f'iter_{result["iters"]}.pth'
-    samples, classes = predict_tile_samples(with_test_setting(base), str(checkpoint), data_root,
-                                            result['val_names'])
-    if predictions is not None:
-        save_predictions(samples, result['val_names'], predictions / f'fold{result["fold"]}.json')
+    kept = None if predictions is None else predictions / f'fold{result["fold"]}.json'
+    if from_predictions:
+        if list(json.loads(kept.read_text())) != list(result['val_names']):
+            raise ValueError(f'{kept}: not the {len(result["val_names"])} held-out patches of {fold_file}')
+        samples, classes = load_predictions(kept, data_root), tuple(base.metainfo['classes'])
+    else:
+        checkpoint = work / f'fold{result["fold"]}' / f'iter_{result["iters"]}.pth'
+        samples, classes = predict_tile_samples(with_test_setting(base), str(checkpoint), data_root,
+                                                result['val_names'])
+        if kept is not None:
+            save_predictions(samples, result['val_names'], kept)
     figures = score_tile_samples(samples, pathology_score_thr=LABEL_SCORE_THR, classes=classes or None)
     return result, label, figures
 
@@ -104,12 +132,15 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument('--fold', type=int, required=True)
     parser.add_argument('--config', default=str(DEFAULT_CONFIG), help='recipe: the config of the test setting')
     parser.add_argument('--save-predictions', help='recipe: also write every detection to DIR/fold<K>.json')
+    parser.add_argument('--from-predictions', help='recipe: score the detections kept in DIR/fold<K>.json instead '
+                        'of predicting again')
     args = parser.parse_args(argv)
     fold_file = Path(args.results_dir) / f'fold{args.fold}.json'
     if args.kind == 'recipe':
+        kept = args.from_predictions or args.save_predictions
         result, label, figures = exit_on_bad_input(
             rescore_recipe, fold_file, Path(args.work), Path(args.data_root), Path(args.config),
-            Path(args.save_predictions) if args.save_predictions else None)
+            Path(kept) if kept else None, bool(args.from_predictions))
     else:
         result, label, figures = exit_on_bad_input(rescore_stardist, fold_file, Path(args.work), Path(args.data_root))
     merged, diff = merge_figures(result['figures'][label], figures)
@@ -118,6 +149,8 @@ def main(argv: Optional[list] = None) -> None:
     moved = ', '.join(f'{k} {kept[k]:.4f} -> {figures[k]:.4f}' for k in kept
                       if k in figures and abs(kept[k] - figures[k]) > 1e-9)
     result['figures'][label] = merged
+    # every figure as scored now, beside the kept ones: a run scored today pairs with these (same inference code)
+    result['rescored'] = dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), figures={label: figures})
     atomic_write_text(fold_file, json.dumps(result, indent=1) + '\n')
     print(f'{fold_file}: added {", ".join(f"{k} {merged[k]:.4f}" for k in added) or "nothing"}; '
           f'largest difference of the kept figures to their recomputed value: {diff:.2e}'

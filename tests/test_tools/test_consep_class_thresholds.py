@@ -57,3 +57,38 @@ def test_rescore_adds_only_missing_figures():
     merged, diff = merge({'AP50': 0.5, 'PQ': float('nan')}, {'AP50': 0.5 + 1e-9, 'PQ': float('nan'), 'mPQ': 0.2})
     assert list(merged) == ['AP50', 'PQ', 'mPQ'] and merged['AP50'] == 0.5 and merged['mPQ'] == 0.2
     assert diff == pytest.approx(1e-9)
+
+
+def test_kept_predictions_score_as_the_predictions(tmp_path):
+    """consep_rescore.py's kept detections (save_predictions -> load_predictions) give the same figures as the
+    predictions they were saved from, a patch without detections (an empty dense mask tensor) included."""
+    import tifffile
+    import torch
+
+    from mmcell.apis.evaluate import score_tile_samples, tile_ground_truth
+
+    rescore = load_script('benchmarks/consep_rescore.py')
+    names = ['a', 'b']
+    for name in names:
+        (tmp_path / 'train' / name).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / 'train' / name / 'image.tif', np.zeros((64, 64, 3), np.uint8))
+        labels = np.zeros((64, 64), np.uint16)
+        labels[_square(5, 5)] = 1
+        tifffile.imwrite(tmp_path / 'train' / name / 'class2.tif', labels)
+    dets = patch()
+    rles = [dict(m, counts=m['counts']) for m in dets['masks']]
+    samples = [dict(tile_ground_truth(tmp_path, 'a', 0, class_aware=True), pred_instances=dict(
+                   bboxes=torch.tensor([[5, 5, 11, 11], [40, 5, 46, 11], [40, 40, 46, 46]], dtype=torch.float32),
+                   scores=torch.tensor(dets['scores'], dtype=torch.float32), labels=torch.tensor(dets['labels']),
+                   masks=rles)),
+               dict(tile_ground_truth(tmp_path, 'b', 1, class_aware=True), pred_instances=dict(
+                   bboxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0, dtype=torch.int64),
+                   masks=torch.zeros(0, 64, 64)))]
+    rescore.save_predictions(samples, names, tmp_path / 'preds' / 'fold0.json')
+    loaded = rescore.load_predictions(tmp_path / 'preds' / 'fold0.json', tmp_path)
+    classes = ('a', 'b', 'c', 'd')
+    before = score_tile_samples(samples, 0.25, classes=classes)
+    after = score_tile_samples(loaded, 0.25, classes=classes)
+    assert before.keys() == after.keys()
+    for key in before:
+        assert after[key] == pytest.approx(before[key], nan_ok=True), key
