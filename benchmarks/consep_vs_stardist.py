@@ -17,9 +17,10 @@ its ``WORK/data``; ``classes.json`` names the classes).
    ``classes.json``), through ``benchmarks/stardist_train_predict.py``: label images, object probabilities (the
    score) and the class of each nucleus (its class probabilities' argmax) of the fold's patches into WORK/fold<K>.
 3. Scored by :func:`mmcell.apis.evaluate.evaluate_label_images` with the classes: the figures of the recipe's fold
-   files (class-agnostic AP50 / AP at maxDets 1000, AJI, AJI+, PQ; contest AP50 class-aware at maxDets 100 and
-   1000; AP50 of each class), written as ``RESULTS/fold<K>.json`` in the shape of ``cross_validate.py``'s (with
-   ``peer``), so ``cross_validate.py --compare benchmarks/results/consep_cv --reference TAG`` tables both.
+   files (class-agnostic AP50 / AP at maxDets 1000, AJI, AJI+, PQ = bPQ; contest AP50 class-aware at maxDets 100
+   and 1000; AP50 of each class; mPQ and the PQ of each class), written as ``RESULTS/fold<K>.json`` in the shape
+   of ``cross_validate.py``'s (with ``peer``), so ``cross_validate.py --compare benchmarks/results/consep_cv
+   --reference TAG`` tables both.
 
 ``--table`` trains nothing: per fold the recipe's and StarDist's figures and their ratio, mean ± std over the folds
 both have done, as Markdown (the table of ``configs/consep/README.md`` and ``benchmarks/RESULTS.md``).
@@ -41,9 +42,9 @@ from monuseg_vs_peers import REPO, ensure_peer_venv, run  # noqa: E402  (the pee
 #: the figure label of StarDist's one test setting (its default thresholds; no tuning on held-out patches)
 STARDIST_SETTING = 'StarDist defaults (prob thr 0.5, NMS thr 0.4)'
 DEFAULT_REFERENCE = REPO / 'benchmarks' / 'results' / 'consep_cv' / 'recipe-bf16-2400i_at600'
-#: the figures of the table, in its order
-TABLE_FIGURES = ('contest AP50', 'AP50 other', 'AP50 inflammatory', 'AP50 epithelial', 'AP50 spindle', 'AP50', 'AJI',
-                 'PQ')
+#: the figures of the table, in its order (those both sides' fold files hold: ``mPQ`` came after the first runs)
+TABLE_FIGURES = ('contest AP50', 'mPQ', 'AP50 other', 'AP50 inflammatory', 'AP50 epithelial', 'AP50 spindle', 'AP50',
+                 'AJI', 'PQ')
 
 
 def default_results_dir(reference: Path) -> Path:
@@ -126,6 +127,7 @@ def comparison_table(reference: Path, results_dir: Path, figures: Sequence[str] 
     merged = compare_results({'mmcell': load_fold_results(reference), 'stardist': load_fold_results(results_dir)},
                              reference='mmcell')
     both = [r for r in merged if {'mmcell', 'stardist'} <= set(r['figures'])]
+    figures = [f for f in figures if all(f in r['figures'][side] for r in both for side in ('mmcell', 'stardist'))]
     head = ['fold', 'train s mmcell / StarDist'] + [f'{f} mmcell / StarDist (ratio)' for f in figures]
     lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
 

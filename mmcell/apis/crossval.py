@@ -5,8 +5,8 @@ One 3-tile validation split misleads: differences of a few points between test s
 :func:`cross_validate` trains a config once per fold (the fold's tiles held out, the rest trained on, optionally
 with a shorter *screening* schedule), scores each fold's model on its held-out tiles at one or more test settings
 (test resize x mask threshold) with the project's scoring (:func:`mmcell.apis.evaluate.evaluate_tiles`: AP50 / AP
-at maxDets 1000, AJI, AJI+, PQ at score >= 0.5; for a multi-class model also the class-aware contest AP50 and the
-AP50 of each class), and summarises mean +- std over the folds per figure, with the
+at maxDets 1000, AJI, AJI+, PQ at score >= 0.5; for a multi-class model also the class-aware contest AP50, the
+AP50 of each class, mPQ and the PQ of each class), and summarises mean +- std over the folds per figure, with the
 paired difference of every setting to the first (the same folds and models: the std of that difference, not of the
 figures, says whether a difference is real).
 

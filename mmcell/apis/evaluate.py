@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tifffile
@@ -43,7 +43,9 @@ from mmcell.utils.fileio import atomic_write
 #: the figures of :func:`evaluate_tiles` and :func:`evaluate_label_images`, in the order tables print them
 TILE_FIGURES = ('AP50', 'AP', 'AJI', 'AJI+', 'PQ')
 #: the class-aware figures :func:`evaluate_tiles` adds for a model of several classes: the contest AP50 (segm,
-#: class-aware, maxDets 100 as Codabench), the same at maxDets 1000, then ``AP50 <class>`` (maxDets 100) per class
+#: class-aware, maxDets 100 as Codabench), the same at maxDets 1000, then ``AP50 <class>`` (maxDets 100) per class,
+#: then ``mPQ`` and ``PQ <class>`` per class (:func:`score_tile_samples`). ``PQ`` of :data:`TILE_FIGURES` is the
+#: binary PQ (bPQ: every class as one)
 CLASS_FIGURES = ('contest AP50', 'contest AP50 md1000')
 #: the keys :func:`evaluate_data_root` callers print first (CellCocoMetric names, maxDets 1000 and contest 100)
 HEADLINE_KEYS = ('segm_mAP_50_md1000', 'segm_mAP_md1000', 'segm_mAP_50', 'bbox_mAP_50_md1000', 'bbox_mAP_md1000')
@@ -154,6 +156,14 @@ def score_tile_samples(samples: List[dict], pathology_score_thr: float,
     """AP50 / AP (maxDets 1000, one class) and AJI / AJI+ / PQ of metric data samples, by mmcell's two metrics;
     with ``classes`` (samples labelled by class) also the class-aware figures of :data:`CLASS_FIGURES`.
 
+    The PQ figures follow HoVer-Net and PanNuke (:mod:`mmcell.evaluation.functional.pq`; Graham et al. 2019,
+    HoVer-Net's ``compute_stats.py``; Gamper et al. 2020, PanNuke's ``run.py``): per image, then averaged over the
+    images. ``PQ`` is the binary PQ (bPQ: every class as one; the mean over images with GT nuclei). ``PQ <class>``
+    is the PQ of the class-k GT against the class-k predictions, averaged over the images with class-k GT; ``mPQ``
+    is the mean over images of each image's mean class PQ (the classes it has GT of). Being per image, a class-k
+    prediction on an image without class-k GT costs ``PQ <class>`` and ``mPQ`` nothing (it costs bPQ); CoNIC's
+    aggregated mPQ+ (Graham et al. 2021), pooled over images, would charge it.
+
     Args:
         samples: :func:`tile_ground_truth` dicts with ``pred_instances`` (bboxes, scores, labels, masks).
         pathology_score_thr: the detections that make the label image AJI and PQ are computed on.
@@ -176,29 +186,26 @@ def score_tile_samples(samples: List[dict], pathology_score_thr: float,
         out['contest AP50'] = figures['segm_mAP_50']  # class-aware, maxDets 100 (Codabench)
         out['contest AP50 md1000'] = figures['segm_mAP_50_md1000']
         out.update({f'AP50 {name}': figures[f'segm_{name}_AP50'] for name in classes})
+        # the same label images, class-aware: mPQ and PQ per class (the binary PQ is ``PQ`` above)
+        aware_path = CellPathologyMetric(score_thr=pathology_score_thr, classwise=True)
+        aware_path.dataset_meta = dict(classes=tuple(classes))
+        aware_path.process({}, samples)
+        figures = aware_path.compute_metrics(aware_path.results)
+        out['mPQ'] = figures['mpq']
+        out.update({f'PQ {name}': figures[f'{name}_pq'] for name in classes})
     return out
 
 
-def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Path], names: Sequence[str],
-                   cfg_options: Optional[dict] = None, save_dir: Optional[Union[str, Path]] = None,
-                   score_thr: float = LABEL_SCORE_THR, class_aware: Optional[bool] = None) -> Dict[str, float]:
-    """The headline figures of a model on the labelled tiles ``data_root/train/<name>`` (one class; for a model of
-    several classes also the class-aware ones, :data:`CLASS_FIGURES` and ``AP50 <class>``).
+def predict_tile_samples(config: ConfigType, checkpoint: str, data_root: Union[str, Path], names: Sequence[str],
+                         cfg_options: Optional[dict] = None,
+                         class_aware: Optional[bool] = None) -> Tuple[List[dict], Tuple[str, ...]]:
+    """The metric data samples of a model on the labelled tiles ``data_root/train/<name>``: each tile's ground truth
+    (:func:`tile_ground_truth`) with every detection of the model (``pred_instances``: bboxes, scores, labels,
+    masks; labels all 0 unless class-aware), predicted through the one builder's fast path
+    (:func:`init_cell_model` + :func:`predict_images`, the config's test pipeline).
 
-    Predicts through the one builder's fast path (:func:`init_cell_model` + :func:`predict_images`, the config's
-    test pipeline) and scores with :func:`score_tile_samples`: AP50 and AP at maxDets 1000 (CellCocoMetric), AJI,
-    AJI+ and PQ of the label image of the detections scoring at least ``score_thr`` (CellPathologyMetric).
-
-    Args:
-        config: the model's config (file or Config, e.g. with another test resize).
-        checkpoint: its weights.
-        data_root: an HW3-layout folder.
-        names: tile folder names under ``train/``.
-        cfg_options: overrides merged into the config first.
-        save_dir: also write each tile's label image there (``<name>_labels.tif``, the one AJI/PQ score).
-        score_thr: the label image's score threshold (default: the one ``mmcell segment`` keeps).
-        class_aware: add the class-aware figures (the tiles' ``class<K>`` is class K - 1 of the model); None: when
-            the model has more than one class.
+    Returns:
+        ``(samples, classes)``: ``classes`` the model's class names when scored class-aware, else ``()``.
     """
     model = init_cell_model(config, checkpoint, cfg_options=cfg_options)
     classes = tuple((getattr(model, 'dataset_meta', None) or {}).get('classes') or ())
@@ -214,13 +221,41 @@ def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Pa
         samples.append(dict(tile_ground_truth(data_root, name, k, class_aware), pred_instances=dict(
             bboxes=pred.bboxes, scores=pred.scores, labels=pred.labels if class_aware else torch.zeros_like(
                 pred.labels), masks=masks)))
-        if save_dir is not None:
-            height, width = samples[-1]['ori_shape']
-            labels, _ = instances_to_label_map(masks, pred.scores.numpy(), pred.labels.numpy(), height, width,
-                                               score_thr=score_thr)
+    return samples, classes if class_aware else ()
+
+
+def evaluate_tiles(config: ConfigType, checkpoint: str, data_root: Union[str, Path], names: Sequence[str],
+                   cfg_options: Optional[dict] = None, save_dir: Optional[Union[str, Path]] = None,
+                   score_thr: float = LABEL_SCORE_THR, class_aware: Optional[bool] = None) -> Dict[str, float]:
+    """The headline figures of a model on the labelled tiles ``data_root/train/<name>`` (one class; for a model of
+    several classes also the class-aware ones, :data:`CLASS_FIGURES`, ``AP50 <class>``, ``mPQ`` and
+    ``PQ <class>``).
+
+    Predicts with :func:`predict_tile_samples` and scores with :func:`score_tile_samples`: AP50 and AP at maxDets
+    1000 (CellCocoMetric), AJI, AJI+ and PQ of the label image of the detections scoring at least ``score_thr``
+    (CellPathologyMetric).
+
+    Args:
+        config: the model's config (file or Config, e.g. with another test resize).
+        checkpoint: its weights.
+        data_root: an HW3-layout folder.
+        names: tile folder names under ``train/``.
+        cfg_options: overrides merged into the config first.
+        save_dir: also write each tile's label image there (``<name>_labels.tif``, the one AJI/PQ score).
+        score_thr: the label image's score threshold (default: the one ``mmcell segment`` keeps).
+        class_aware: add the class-aware figures (the tiles' ``class<K>`` is class K - 1 of the model); None: when
+            the model has more than one class.
+    """
+    samples, classes = predict_tile_samples(config, checkpoint, data_root, names, cfg_options, class_aware)
+    if save_dir is not None:
+        for name, sample in zip(names, samples):
+            pred = sample['pred_instances']
+            height, width = sample['ori_shape']
+            labels, _ = instances_to_label_map(pred['masks'], pred['scores'].numpy(), pred['labels'].numpy(), height,
+                                               width, score_thr=score_thr)
             atomic_write(Path(save_dir) / f'{name}_labels.tif',
                          lambda tmp, labels=labels: tifffile.imwrite(tmp, labels.astype(np.uint32)))
-    return score_tile_samples(samples, pathology_score_thr=score_thr, classes=classes if class_aware else None)
+    return score_tile_samples(samples, pathology_score_thr=score_thr, classes=classes or None)
 
 
 def label_image_instances(labels: np.ndarray, scores: Dict[int, float],

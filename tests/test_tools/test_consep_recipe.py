@@ -71,6 +71,10 @@ def test_class_aware_figures_count_the_class():
     assert wrong['AP50'] == pytest.approx(1.0)
     assert wrong['AP50 other'] == 0.0 and wrong['AP50 inflammatory'] == 0.0 and wrong['AP50 spindle'] == 1.0
     assert wrong['contest AP50'] == pytest.approx(0.5)
+    # one image, one nucleus per class, IoU 1: bPQ 1; PQ other and inflammatory 0 (TP 0, FP 1, FN 1), epithelial
+    # and spindle 1 (SQ = 1 / (1 + 1e-6)): mPQ = (0 + 0 + 1 + 1) / 4 = 0.5
+    assert right['mPQ'] == pytest.approx(1.0) and wrong['PQ'] == pytest.approx(1.0)
+    assert wrong['mPQ'] == pytest.approx(0.5) and wrong['PQ other'] == 0.0 and wrong['PQ spindle'] == pytest.approx(1.0)
     assert set(score_tile_samples(sample(gt_labels), 0.5)) == set(TILE_FIGURES)  # one class: as before
 
 
@@ -137,7 +141,7 @@ def test_consep_cv_script_grouped_by_source_image(tmp_path):
     summary = json.loads((results / 'cv_summary.json').read_text())
     assert summary['folds_done'] == [0, 1] and summary['iters'] == [2]
     figures = ['AP50', 'AP', 'AJI', 'AJI+', 'PQ', 'contest AP50', 'contest AP50 md1000'] + [
-        f'AP50 {c}' for c in CLASSES]
+        f'AP50 {c}' for c in CLASSES] + ['mPQ'] + [f'PQ {c}' for c in CLASSES]
     for k in (0, 1):
         result = json.loads((results / f'fold{k}.json').read_text())
         assert list(next(iter(result['figures'].values()))) == figures

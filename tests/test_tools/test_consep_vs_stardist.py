@@ -66,12 +66,14 @@ def test_classes_scored_class_aware(synthetic_hw3, tmp_path, modules):
     assert len(present) >= 2
     right = evaluate_label_images(synthetic_hw3, names, tmp_path / 'right', classes=CLASSES)
     assert set(right) == {'AP50', 'AP', 'AJI', 'AJI+', 'PQ', 'contest AP50', 'contest AP50 md1000',
-                          *(f'AP50 {c}' for c in CLASSES)}
+                          *(f'AP50 {c}' for c in CLASSES), 'mPQ', *(f'PQ {c}' for c in CLASSES)}
+    assert right['mPQ'] == pytest.approx(1.0) and right['PQ'] == pytest.approx(1.0)
     for k, name in enumerate(CLASSES, start=1):  # a class absent from the tiles is -1, as pycocotools
         assert right[f'AP50 {name}'] == pytest.approx(1.0 if k in present else -1.0)
     assert right['contest AP50'] == pytest.approx(1.0) and right['AP50'] == pytest.approx(1.0)
     wrong = evaluate_label_images(synthetic_hw3, names, tmp_path / 'all_other', classes=CLASSES)
-    assert wrong['AP50'] == pytest.approx(1.0) and wrong['PQ'] == pytest.approx(1.0)
+    assert wrong['AP50'] == pytest.approx(1.0) and wrong['PQ'] == pytest.approx(1.0)  # bPQ: classes ignored
+    assert wrong['mPQ'] < 0.9 and all(wrong[f'PQ {CLASSES[k - 1]}'] == 0.0 for k in present - {1})
     assert wrong['contest AP50'] < 0.9 and all(wrong[f'AP50 {CLASSES[k - 1]}'] == 0.0 for k in present - {1})
     # without classes: one class, as MoNuSeg's peers
     assert set(evaluate_label_images(synthetic_hw3, names, tmp_path / 'right')) == {'AP50', 'AP', 'AJI', 'AJI+', 'PQ'}

@@ -9,8 +9,9 @@
 Trains CONFIG once per fold on every tile of DATA_ROOT (HW3 layout, e.g. MoNuSeg converted with
 ``to_hw3.py --format monuseg``) but the fold's held-out organ(s), scores each model on its held-out tiles at every
 test setting (AP50 / AP at maxDets 1000, AJI, AJI+, PQ at score >= 0.5; a multi-class model also the class-aware
-contest AP50 at maxDets 100 and 1000 and the AP50 of each class) and writes WORK/cv_summary.json and
-WORK/cv_summary.md (mean ± std per figure over the folds, paired differences between settings, one row per fold).
+contest AP50 at maxDets 100 and 1000, the AP50 of each class, mPQ and the PQ of each class) and writes
+WORK/cv_summary.json and WORK/cv_summary.md (mean ± std per figure over the folds, paired differences between
+settings, one row per fold).
 ``--iters`` is the screening schedule (the config's schedule compressed to N iterations). Folds already done
 (WORK/fold<k>/figures.json, or RESULTS/fold<k>.json with ``--results-dir``: small files to commit) are kept: run
 a few folds at a time with ``--only-folds``. ``--extra-train EXTRA_ROOT`` (repeatable; an HW3 data root, e.g. CoNSeP
