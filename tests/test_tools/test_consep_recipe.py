@@ -38,7 +38,7 @@ def test_recipe_is_a_4_class_diff_of_the_monuseg_one():
     assert cfg.model.roi_head.bbox_head.num_classes == 4 and cfg.model.roi_head.mask_head.num_classes == 4
     assert cfg.train_dataloader.dataset.metainfo['classes'] == CLASSES
     assert cfg.train_dataloader.dataset.class_agnostic is False
-    assert cfg.model.roi_head.bbox_head.loss_cls.class_weight == [4.0, 1.0, 1.0, 1.0, 1.0]
+    assert cfg.model.roi_head.bbox_head.loss_cls.class_weight == [1.0, 1.0, 1.0, 1.0, 1.0]  # by the CV pair
     assert cfg.default_hooks.checkpoint.save_best == 'coco/segm_mAP_50'
     # 40x like MoNuSeg: the same training and test scale
     assert cfg.scale == cfg.test_scale == 1.25 and cfg.precision == 'auto'
