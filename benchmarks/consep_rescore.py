@@ -1,5 +1,6 @@
 """Add figures to the fold files of a CoNSeP CV run without training again: the recipe's folds from their kept
 checkpoints, StarDist's from its kept label images (issue 25: mPQ and the PQ of each class came after the runs).
+The figures go to the fold files and from there to benchmarks/RESULTS.md ("CoNSeP: recipe vs StarDist multi-class").
 
     .venv/bin/python benchmarks/consep_rescore.py recipe RESULTS_DIR CV_WORK DATA_ROOT --fold K [--config CONFIG]
         [--save-predictions DIR]
