@@ -110,6 +110,25 @@ def load_script(relpath: str):
     return module
 
 
+def sample_names(root) -> list:
+    """The sample folders of an HW3 data root's ``train/``, sorted."""
+    return sorted(p.name for p in (Path(root) / 'train').iterdir() if p.is_dir())
+
+
+def train_sample_names(cfg) -> list:
+    """The sample names a config's training set yields, one per item (repeats included), the dataset built for
+    real."""
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    from mmcell.utils.setup_env import register_all_modules
+
+    register_all_modules()
+    init_default_scope('mmdet')
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    return [Path(dataset.get_data_info(i)['img_path']).parent.name for i in range(len(dataset))]
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now, for a multi-process test's rendezvous (never a fixed number)."""
     with socket.socket() as sock:

@@ -11,14 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-from mmengine.config import Config
 
 from mmcell.apis import crossval
 from mmcell.apis.crossval import fold_train_config, organ_folds
 from mmcell.datasets.extra_train import extra_train_parts
 from mmcell.utils.errors import InputError
 from mmcell.utils.setup_env import load_config
-from tests.conftest import REPO, load_script
+from tests.conftest import REPO, load_script, sample_names, train_sample_names
 
 RECIPE = REPO / 'configs' / 'monuseg' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2500i_monuseg.py'
 
@@ -32,25 +31,8 @@ def tiles(tmp_path_factory) -> Path:
                               min_size=256, max_size=256)
 
 
-def _names(root) -> list:
-    return sorted(p.name for p in (Path(root) / 'train').iterdir() if p.is_dir())
-
-
-def _train_names(cfg: Config) -> list:
-    """The sample names the fold's training dataset yields, one per item (repeats included), built for real."""
-    from mmdet.registry import DATASETS
-    from mmengine.registry import init_default_scope
-
-    from mmcell.utils.setup_env import register_all_modules
-
-    register_all_modules()
-    init_default_scope('mmdet')
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    return [Path(dataset.get_data_info(i)['img_path']).parent.name for i in range(len(dataset))]
-
-
 def test_extra_data_joins_training_never_the_held_out_tiles(tiles, synthetic_hw3, tmp_path):
-    own, extra = _names(tiles), _names(synthetic_hw3)
+    own, extra = sample_names(tiles), sample_names(synthetic_hw3)
     val = organ_folds(own, 2)[0]
     parts = extra_train_parts(tiles, val, [synthetic_hw3])
     assert [p['samples'] for p in parts] == [2, 6]
@@ -58,7 +40,7 @@ def test_extra_data_joins_training_never_the_held_out_tiles(tiles, synthetic_hw3
     assert parts[1]['repeat'] == 1 and parts[0]['repeat'] == round(parts[0]['mean_area'] / parts[1]['mean_area']) > 1
     cfg = fold_train_config(load_config(str(RECIPE), None, str(tiles)), val, tmp_path, iters=10,
                             extra_parts=parts)
-    names = _train_names(cfg)
+    names = train_sample_names(cfg)
     assert not set(val) & set(names)  # the fold's held-out tiles are never trained on
     assert sorted(set(names)) == sorted(set(own) - set(val) | set(extra))
     assert all(names.count(n) == parts[0]['repeat'] for n in set(own) - set(val))
@@ -66,7 +48,7 @@ def test_extra_data_joins_training_never_the_held_out_tiles(tiles, synthetic_hw3
     assert cfg.val_dataloader is None  # the fold is scored afterwards, on val_names of the cross-validated data only
     # without extra data the training set is the fold's own tiles, as before
     plain = fold_train_config(load_config(str(RECIPE), None, str(tiles)), val, tmp_path, iters=10)
-    assert sorted(_train_names(plain)) == sorted(set(own) - set(val))
+    assert sorted(train_sample_names(plain)) == sorted(set(own) - set(val))
 
 
 def test_cross_validate_with_extra_data_scores_the_folds_only(tiles, synthetic_hw3, tmp_path, monkeypatch):
@@ -78,7 +60,7 @@ def test_cross_validate_with_extra_data_scores_the_folds_only(tiles, synthetic_h
     class FakeRunner:
         @classmethod
         def from_cfg(cls, cfg):
-            seen.append(dict(train=_train_names(cfg)))
+            seen.append(dict(train=train_sample_names(cfg)))
             return cls()
 
         def train(self):
@@ -93,7 +75,7 @@ def test_cross_validate_with_extra_data_scores_the_folds_only(tiles, synthetic_h
     results = tmp_path / 'results' / 'plus-extra'
     summary = crossval.cross_validate(RECIPE, tiles, tmp_path / 'work', num_folds=2, iters=4, test_scales=[1.25],
                                       mask_thrs=[0.4], results_dir=results, extra_train=[synthetic_hw3])
-    own, extra = _names(tiles), _names(synthetic_hw3)
+    own, extra = sample_names(tiles), sample_names(synthetic_hw3)
     folds = organ_folds(own, 2)
     assert summary['folds_done'] == [0, 1] and 'trained with hw3-data-release too' in summary['title']
     for k, fold in enumerate(seen):
@@ -120,7 +102,7 @@ def test_bad_extra_folders_one_line_before_anything_is_written(tiles, tmp_path, 
     (empty / 'train').mkdir(parents=True)
     copy = tmp_path / 'copy'
     (copy / 'train').mkdir(parents=True)
-    (copy / 'train' / _names(tiles)[0]).symlink_to(Path(tiles) / 'train' / _names(tiles)[0])
+    (copy / 'train' / sample_names(tiles)[0]).symlink_to(Path(tiles) / 'train' / sample_names(tiles)[0])
     main = load_script('tools/analysis_tools/cross_validate.py').main
     work = tmp_path / 'work'
     for bad, needle in ((tmp_path / 'missing', 'extra training data not found'), (empty, 'no sample folders'),

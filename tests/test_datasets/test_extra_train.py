@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmcell.datasets.extra_train import train_config_with_extra
 from mmcell.datasets.hw3_annotations import split_samples
 from mmcell.utils.setup_env import load_config
-from tests.conftest import REPO, load_script
+from tests.conftest import REPO, load_script, sample_names, train_sample_names
 
 MONUSEG = REPO / 'configs' / 'monuseg' / 'mask-rcnn_r18-tiny_fpn_1xb4-cpu-bf16-2200i_monuseg.py'
 QUICKSTART = REPO / 'configs' / 'quickstart' / 'mask-rcnn_r18-tiny_fpn_1xb2-cpu_synthetic.py'
@@ -29,27 +29,10 @@ def tiles(tmp_path_factory) -> Path:
                               min_size=256, max_size=256)
 
 
-def _names(root) -> list:
-    return sorted(p.name for p in (Path(root) / 'train').iterdir() if p.is_dir())
-
-
-def _train_names(cfg: Config) -> list:
-    """The sample names the config's training set yields, one per item (repeats included), built for real."""
-    from mmdet.registry import DATASETS
-    from mmengine.registry import init_default_scope
-
-    from mmcell.utils.setup_env import register_all_modules
-
-    register_all_modules()
-    init_default_scope('mmdet')
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    return [Path(dataset.get_data_info(i)['img_path']).parent.name for i in range(len(dataset))]
-
-
 def test_fixed_val_names_are_never_trained_on(tiles, synthetic_hw3):
     """The MoNuSeg recipe's shape (a fixed ``val_names`` split): a ConcatDataset of the recipe's own training set,
     unchanged, and the extra root read whole, repeated by pixel area; validation and test sets untouched."""
-    own, extra = _names(tiles), _names(synthetic_hw3)
+    own, extra = sample_names(tiles), sample_names(synthetic_hw3)
     cfg = load_config(str(MONUSEG), None, str(tiles))
     val = own[:2]
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -68,7 +51,7 @@ def test_fixed_val_names_are_never_trained_on(tiles, synthetic_hw3):
     assert extra_part.pipeline == own_part.dataset.pipeline and extra_part.class_agnostic is True
     for split in ('val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator'):
         assert built[split] == before[split]  # extra data is never validated or tested on
-    names = _train_names(built)
+    names = train_sample_names(built)
     assert not set(val) & set(names)
     assert sorted(set(names)) == sorted(set(own) - set(val) | set(extra))
     assert all(names.count(n) == own_part.times for n in set(own) - set(val))
@@ -78,11 +61,11 @@ def test_fixed_val_names_are_never_trained_on(tiles, synthetic_hw3):
 def test_seeded_split_is_excluded_as_the_dataset_makes_it(synthetic_hw3, tiles):
     """A config with a seeded ``val_ratio`` split (the quickstart): the validation samples the dataset holds out are
     excluded from the pool's area and count, and never trained on."""
-    own, extra = _names(synthetic_hw3), _names(tiles)
+    own, extra = sample_names(synthetic_hw3), sample_names(tiles)
     cfg = load_config(str(QUICKSTART), None, str(synthetic_hw3))
     val = split_samples(own, 'val', cfg.train_dataloader.dataset.val_ratio, cfg.train_dataloader.dataset.seed)
     assert val and set(val) < set(own)
-    names = _train_names(train_config_with_extra(cfg, [tiles]))
+    names = train_sample_names(train_config_with_extra(cfg, [tiles]))
     assert not set(val) & set(names)
     assert set(names) == set(own) - set(val) | set(extra)
 
@@ -117,7 +100,8 @@ def test_bad_extra_folders_one_line_each(tiles, synthetic_hw3, tmp_path, capsys)
     (not_hw3 / 'images').mkdir(parents=True)
     overlap = tmp_path / 'overlap'
     (overlap / 'train').mkdir(parents=True)
-    (overlap / 'train' / _names(synthetic_hw3)[0]).symlink_to(synthetic_hw3 / 'train' / _names(synthetic_hw3)[0])
+    first = sample_names(synthetic_hw3)[0]
+    (overlap / 'train' / first).symlink_to(synthetic_hw3 / 'train' / first)
     wrapped = tmp_path / 'wrapped.py'
     wrapped.write_text(f'_base_ = [{str(QUICKSTART)!r}]\ntrain_dataloader = dict(dataset=dict(_delete_=True, '
                        'type="RepeatDataset", times=2, dataset=dict(type="CellInstanceDataset", data_root="x")))\n')
