@@ -430,6 +430,69 @@ def run_fold(config: Union[str, Config], data_root: Union[str, Path], val_names:
                 torch_threads=torch.get_num_threads(), date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
 
 
+def kept_fold_missing(path: Union[str, Path], fold: int, base: Config, fold_dir: Union[str, Path],
+                      test_settings: Sequence[tuple]) -> tuple:
+    """The test settings a kept fold file lacks, and the checkpoint that can score them.
+
+    Args:
+        path: the fold file (``fold<k>.json`` or ``fold<k>/figures.json``).
+        fold: its index.
+        base: the loaded recipe config (its own test setting resolves ``None``).
+        fold_dir: the fold's work folder, holding ``iter_<iters>.pth``.
+        test_settings: ``(scale, mask_thr)`` pairs (``None``: the config's own).
+
+    Returns:
+        ``(result, [(label, scale, mask_thr), ...], checkpoint)``.
+
+    Raises:
+        InputError: a setting is missing and the fold's checkpoint is gone (one line naming both).
+    """
+    result = read_fold_result(path, fold)
+    missing = [(label, scale, mask_thr) for scale, mask_thr in test_settings
+               if (label := setting_label(*_resolved(base, scale, mask_thr))) not in result['figures']]
+    checkpoint = Path(fold_dir) / f'iter_{int(result["iters"])}.pth'
+    if missing and not checkpoint.is_file():
+        raise InputError(f'{path}: has no "{missing[0][0]}" figures and its checkpoint {checkpoint} is gone '
+                         '(score it where the fold trained, or train it again in another results folder)')
+    return result, missing, checkpoint
+
+
+def score_kept_fold(path: Union[str, Path], fold: int, config: Union[str, Config], data_root: Union[str, Path],
+                    fold_dir: Union[str, Path], test_settings: Sequence[tuple],
+                    cfg_options: Optional[dict] = None) -> List[str]:
+    """Score a kept fold at the test settings its file lacks, from its checkpoint, without training again.
+
+    A test setting chosen after the folds ran (a test scale, a mask threshold) is then compared on the same models
+    (the summary's paired difference between settings). The fold file gains the new settings' figures and seconds
+    per tile; the ones it has stay as they are.
+
+    Args:
+        path, fold, fold_dir, test_settings: as :func:`kept_fold_missing`.
+        config, data_root, cfg_options: as :func:`run_fold`.
+
+    Returns:
+        the labels of the settings scored now (empty when the file had them all).
+
+    Raises:
+        InputError: as :func:`kept_fold_missing`.
+    """
+    base = load_config(config, cfg_options, str(data_root))
+    result, missing, checkpoint = kept_fold_missing(path, fold, base, fold_dir, test_settings)
+    if not missing:
+        return []
+    register_all_modules()
+    if not isinstance(result.get('s_per_tile'), dict):
+        result['s_per_tile'] = {}
+    for label, scale, mask_thr in missing:
+        t0 = time.time()
+        result['figures'][label] = evaluate_tiles(with_test_setting(base, scale, mask_thr), str(checkpoint),
+                                                  data_root, list(result['val_names']))
+        result['s_per_tile'][label] = (time.time() - t0) / max(len(result['val_names']), 1)
+    atomic_write_text(Path(path), json.dumps(result, indent=1) + '\n')
+    print(f'fold {fold}: kept model scored at ' + '; '.join(label for label, _, _ in missing), flush=True)
+    return [label for label, _, _ in missing]
+
+
 def _resolved(cfg: Config, scale: Optional[float], mask_thr: Optional[float]) -> tuple:
     own_scale, own_thr = _config_test_setting(cfg)
     return (own_scale if scale is None else scale), (own_thr if mask_thr is None else mask_thr)
@@ -461,7 +524,8 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
     written.
 
     Writes ``WORK/folds.json`` (the folds), each fold's figures to ``WORK/fold<k>/figures.json`` or, with
-    ``results_dir``, ``RESULTS/fold<k>.json`` (a fold whose file exists is not trained again: continue a run), and
+    ``results_dir``, ``RESULTS/fold<k>.json`` (a fold whose file exists is not trained again: continue a run; one
+    that lacks a test setting asked for is scored at it from its checkpoint, :func:`score_kept_fold`), and
     the summary of the folds done so far: ``WORK/cv_summary.json`` and ``WORK/cv_summary.md``.
 
     Args:
@@ -499,9 +563,13 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
     config_path = str(config.filename if isinstance(config, Config) else config)
     outs = [out_dir / f'fold{k}.json' if results_dir else work_dir / f'fold{k}' / 'figures.json'
             for k in range(len(folds))]
+    base = None
     for k, (val_names, out) in enumerate(zip(folds, outs)):
         if out.exists():
             _check_same_run(out, read_fold_result(out, k), config_path, val_names, iters, extra_train)
+            if only_folds is None or k in only_folds:  # a setting to score without its checkpoint stops here too
+                base = base or load_config(config, cfg_options, str(data_root))
+                kept_fold_missing(out, k, base, work_dir / f'fold{k}', settings)
     work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / 'folds.json', json.dumps(
@@ -509,6 +577,8 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
         indent=1))
     results = []
     for k, (val_names, out) in enumerate(zip(folds, outs)):
+        if out.exists() and (only_folds is None or k in only_folds):
+            score_kept_fold(out, k, config, data_root, work_dir / f'fold{k}', settings, cfg_options)
         if not out.exists() and (only_folds is None or k in only_folds):
             result = dict(fold=k, config=config_path, **run_fold(config, data_root, val_names, work_dir / f'fold{k}',
                                                                  iters, settings, cfg_options, seed,

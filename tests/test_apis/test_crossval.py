@@ -167,6 +167,45 @@ def test_kept_fold_files_are_not_trained_again(tmp_path, monkeypatch):
         crossval.cross_validate(RECIPE, data, tmp_path / 'work', iters=500, results_dir=results)
 
 
+def test_kept_folds_are_scored_at_a_new_test_setting_from_their_checkpoints(tmp_path, monkeypatch):
+    """A test setting asked for after the folds ran: each kept fold is scored at it from its checkpoint (no
+    training), its file gains the figures (the old ones untouched), the summary pairs the settings on the same
+    models; a fold whose checkpoint is gone is refused in one line naming the file, and nothing is written."""
+    data = tmp_path / 'data'
+    for name in MONUSEG_TRAIN:
+        (data / 'train' / name).mkdir(parents=True)
+    results, work = tmp_path / 'results' / 'recipe_280i', tmp_path / 'work'
+    for k, ap50 in enumerate((0.60, 0.70, 0.50, 0.55)):
+        _fold_file(results, k, ap50, config=str(RECIPE))
+        (work / f'fold{k}').mkdir(parents=True)
+        (work / f'fold{k}' / 'iter_280.pth').write_bytes(b'kept')
+    scored = []
+
+    def fake_evaluate(cfg, checkpoint, root, names):
+        scored.append((cfg.model.test_cfg.rcnn.mask_thr_binary, checkpoint, sorted(names)))
+        return dict(AP50=0.9, AP=0.45, AJI=0.6, **{'AJI+': 0.6}, PQ=0.5)
+
+    monkeypatch.setattr(crossval, 'run_fold', lambda *a, **k: pytest.fail('a kept fold was trained again'))
+    monkeypatch.setattr(crossval, 'evaluate_tiles', fake_evaluate)
+    summary = crossval.cross_validate(RECIPE, data, work, iters=280, mask_thrs=(None, 0.5), results_dir=results,
+                                      only_folds=[0, 1, 2, 3])
+    folds = organ_folds(MONUSEG_TRAIN, 4)
+    assert scored == [(0.5, str(work / f'fold{k}' / 'iter_280.pth'), sorted(folds[k])) for k in range(4)]
+    new = 'test 1.25x, mask thr 0.5'
+    kept = json.loads((results / 'fold1.json').read_text())
+    assert list(kept['figures']) == [SETTING, new] and kept['figures'][SETTING]['AP50'] == 0.70
+    assert summary['paired_difference'][new]['AP50']['mean'] == pytest.approx(0.9 - 0.5875)
+    # asked again: nothing left to score
+    crossval.cross_validate(RECIPE, data, work, iters=280, mask_thrs=(None, 0.5), results_dir=results)
+    assert len(scored) == 4
+    # a third setting, fold 2's checkpoint gone: refused before anything is scored or written
+    (work / 'fold2' / 'iter_280.pth').unlink()
+    before = {p.name: p.read_text() for p in results.iterdir()}
+    with pytest.raises(InputError, match=r'fold2.json: has no "test 1.25x, mask thr 0.3" figures and its checkpoint'):
+        crossval.cross_validate(RECIPE, data, work, iters=280, mask_thrs=(0.3, ), results_dir=results)
+    assert len(scored) == 4 and {p.name: p.read_text() for p in results.iterdir()} == before
+
+
 @pytest.mark.slow
 def test_monuseg_cv_script_two_folds(tmp_path):
     """Convert, train 2 organ-grouped folds for a few iterations, score each at two test scales, summarise."""
@@ -207,3 +246,14 @@ def test_monuseg_cv_script_two_folds(tmp_path):
     again = run_tool('bash', 'tools/misc/monuseg_cv.sh', str(tmp_path / 'src'), str(work), '--folds', '2',
                      '--iters', '6', '--test-scales', '1.25', '1.0', env={'PY': sys.executable})
     assert 'Iter(train)' not in again.stdout and json.loads((work / 'cv_summary.json').read_text()) == summary
+    # a mask threshold asked for afterwards: both kept models scored at it from their checkpoints, nothing trained
+    later = run_tool('bash', 'tools/misc/monuseg_cv.sh', str(tmp_path / 'src'), str(work), '--folds', '2',
+                     '--iters', '6', '--mask-thrs', '0.5', '--cfg-options', 'model.test_cfg.rcnn.max_per_img=100',
+                     env={'PY': sys.executable, 'OMP_NUM_THREADS': '1'}, timeout=600)
+    new = 'test 1.25x, mask thr 0.5'
+    assert 'Iter(train)' not in later.stdout and later.stdout.count(f'kept model scored at {new}') == 2
+    summary = json.loads((work / 'cv_summary.json').read_text())
+    assert list(summary['settings']) == ['test 1.25x, mask thr 0.4', 'test 1x, mask thr 0.4', new]
+    for k in (0, 1):
+        figs = json.loads((work / f'fold{k}' / 'figures.json').read_text())['figures'][new]
+        assert set(figs) == {'AP50', 'AP', 'AJI', 'AJI+', 'PQ'} and figs['AP50'] >= figs['AP']

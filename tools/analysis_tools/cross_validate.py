@@ -14,9 +14,12 @@ WORK/cv_summary.json and WORK/cv_summary.md (mean ± std per figure over the fol
 settings, one row per fold).
 ``--iters`` is the screening schedule (the config's schedule compressed to N iterations). Folds already done
 (WORK/fold<k>/figures.json, or RESULTS/fold<k>.json with ``--results-dir``: small files to commit) are kept: run
-a few folds at a time with ``--only-folds``. ``--extra-train EXTRA_ROOT`` (repeatable; an HW3 data root, e.g. CoNSeP
-converted with ``to_hw3.py --format consep``) joins every fold's training set, never its held-out tiles: more data,
-scored on DATA_ROOT's folds only (the pool drawn by pixel area; recorded in each fold file).
+a few folds at a time with ``--only-folds``. A kept fold asked for a test setting its file lacks (``--test-scales``,
+``--mask-thrs``) is scored at it from its checkpoint (``WORK/fold<k>/iter_<N>.pth``) without training again: a
+test setting chosen after the folds ran is compared on the same models.
+``--extra-train EXTRA_ROOT`` (repeatable; an HW3 data root, e.g. CoNSeP converted with ``to_hw3.py --format
+consep``) joins every fold's training set, never its held-out tiles: more data, scored on DATA_ROOT's folds only
+(the pool drawn by pixel area; recorded in each fold file).
 
 ``--compare ROOT`` trains nothing: it reads the fold files of every run under ROOT (one folder per config and
 schedule) and writes ROOT/summary.md and summary.json: each config's mean ± std and its paired difference to the
