@@ -18,6 +18,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmcell.apis.crossval import fold_train_config
+from mmcell.datasets.dataset_config import cell_dataset_cfg
 from mmcell.utils.errors import ToolArgumentParser
 from mmcell.utils.setup_env import load_config, register_all_modules
 
@@ -38,7 +39,7 @@ def probe(config: str, data_root: str, iters: int, skip: int) -> tuple:
     """(s per iteration after ``skip``, the config's full iteration count)."""
     cfg = load_config(config, data_root=data_root)
     full = int(cfg.train_cfg.max_iters)
-    val_names = list(cfg.train_dataloader.dataset.val_names)
+    val_names = list(cell_dataset_cfg(cfg.train_dataloader.dataset).val_names)
     with tempfile.TemporaryDirectory(prefix='zoo_speed_') as tmp:
         cfg = fold_train_config(cfg, val_names, tmp, iters=iters)
         cfg.default_hooks.checkpoint.interval = 10**9  # no checkpoint

@@ -36,6 +36,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmcell.apis.evaluate import TILE_FIGURES, evaluate_tiles
+from mmcell.datasets.dataset_config import cell_dataset_cfg, leaf_dataset_cfgs
 from mmcell.datasets.extra_train import extra_train_parts, with_extra_train
 from mmcell.datasets.hw3_format import list_train_samples
 from mmcell.utils.errors import InputError, one_line
@@ -158,15 +159,20 @@ def fold_train_config(cfg: Config, val_names: Sequence[str], work_dir: Union[str
                       extra_parts: Optional[Sequence[dict]] = None) -> Config:
     """The config that trains one fold: every tile but ``val_names`` (and with ``extra_parts``, from
     :func:`extra_train_parts`, the extra data: :func:`with_extra_train`), no validation loop, one final checkpoint,
+    ``val_names`` set on the data set inside any wrapper (:func:`mmcell.datasets.dataset_config.cell_dataset_cfg`:
+    a ``ClassBalancedDataset`` recipe holds out its fold's tiles as a plain one does),
     and the config's training precision applied as ``tools/train.py`` applies it
     (:func:`mmcell.utils.prepare_launch`: the bf16 recipe's ``precision='auto'`` trains in bf16 where the CPU has
     native bf16 units)."""
     cfg = screening_config(cfg, iters) if iters else copy.deepcopy(cfg)
-    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if cfg.get(split) and 'val_names' in cfg[split].dataset:
-            cfg[split].dataset.val_names = list(val_names)
-    if 'val_names' not in cfg.train_dataloader.dataset:
+    # the data sets themselves, inside any wrapper (a ClassBalancedDataset, a RepeatDataset): the one lookup
+    own = cell_dataset_cfg(cfg.train_dataloader.dataset, f'{cfg.filename}: the training set')
+    if 'val_names' not in own:
         raise ValueError(f'{cfg.filename}: the train dataset has no val_names (a fixed split); the protocol needs one')
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for dataset in leaf_dataset_cfgs(cfg[split].dataset) if cfg.get(split) else []:
+            if 'val_names' in dataset:
+                dataset['val_names'] = list(val_names)
     if extra_parts and len(extra_parts) > 1:
         cfg = with_extra_train(cfg, extra_parts)
     # the fold's model is scored afterwards at every test setting, so training runs without a validation loop

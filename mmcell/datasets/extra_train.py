@@ -17,12 +17,10 @@ from mmengine.config import Config
 
 from mmcell.utils.errors import InputError, one_line
 
+from .dataset_config import cell_dataset_cfg
 from .hw3_annotations import split_samples
 from .hw3_format import list_train_samples
 from .image_io import image_hw, tiff_shape
-
-#: the data set type whose config a part of the pool copies (another root, the same pipeline and classes)
-OWN_DATASET = 'CellInstanceDataset'
 
 
 def _mean_area(data_root: Union[str, Path], names: Sequence[str]) -> float:
@@ -78,14 +76,17 @@ def extra_train_parts(data_root: Union[str, Path], val_names: Sequence[str],
 
 def with_extra_train(cfg: Config, parts: Sequence[dict]) -> Config:
     """``cfg`` training on every part of :func:`extra_train_parts`: one ``ConcatDataset`` of the config's own
-    training set and each extra data root read whole (``split='all'``, the same pipeline and classes: a one-class
-    recipe reads a multi-class set class-agnostic), a part with ``repeat`` > 1 wrapped in a ``RepeatDataset``.
-    Validation and test sets are left alone: extra data is never scored."""
+    training set (as it is, its wrapper too: a ``ClassBalancedDataset`` keeps sampling the own data by its repeat
+    factors) and each extra data root read whole (a copy of the own ``CellInstanceDataset`` found inside any wrapper,
+    :func:`mmcell.datasets.dataset_config.cell_dataset_cfg`, with ``split='all'``, the same pipeline and classes: a
+    one-class recipe reads a multi-class set class-agnostic), a part with ``repeat`` > 1 wrapped in a
+    ``RepeatDataset``. Validation and test sets are left alone: extra data is never scored."""
     cfg = copy.deepcopy(cfg)
     own = cfg.train_dataloader.dataset
+    inner = cell_dataset_cfg(own, f'{cfg.filename}: the training set')
     datasets = []
     for k, part in enumerate(parts):
-        ds = own if k == 0 else dict(copy.deepcopy(own), data_root=part['data_root'], split='all', val_names=None)
+        ds = own if k == 0 else dict(copy.deepcopy(inner), data_root=part['data_root'], split='all', val_names=None)
         datasets.append(ds if part['repeat'] == 1 else dict(type='RepeatDataset', times=part['repeat'], dataset=ds))
     cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=datasets)
     return cfg
@@ -98,13 +99,11 @@ def train_config_with_extra(cfg: Config, extra_train: Sequence[Union[str, Path]]
     excluded as a cross-validation fold's held-out tiles are, then :func:`with_extra_train`.
 
     Raises:
-        InputError: a training set that is not one plain ``CellInstanceDataset`` (a wrapper has no one data root to
-            join), or a bad extra folder (:func:`extra_train_parts`): one line.
+        InputError: a training set that does not hold exactly one ``CellInstanceDataset`` (wrappers looked through;
+            a ``ConcatDataset`` of two has no one data root to join), or a bad extra folder
+            (:func:`extra_train_parts`): one line.
     """
-    own = cfg.train_dataloader.dataset
-    if own.get('type') not in (OWN_DATASET, f'mmcell.{OWN_DATASET}'):
-        raise InputError(f'{cfg.filename}: --extra-train joins a {OWN_DATASET} training set; this config trains on '
-                         f'a {own.get("type")}')
+    own = cell_dataset_cfg(cfg.train_dataloader.dataset, f'{cfg.filename}: --extra-train: the training set')
     data_root = own.get('data_root') or '.'
     names = [p.name for p in list_train_samples(data_root)]
     split = {k: own[k] for k in ('split', 'val_ratio', 'seed', 'split_file', 'val_names') if own.get(k) is not None}

@@ -10,6 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from mmcell.datasets.dataset_config import cell_dataset_cfg, leaf_dataset_cfgs
 from mmcell.utils import register_all_modules, set_data_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,15 +26,15 @@ def _load(path: Path, data_root: Path) -> Config:
     cfg = set_data_root(Config.fromfile(str(path)), str(data_root))
     # a fixed split names real folders (e.g. MoNuSeg tiles): keep its shape on the synthetic set's folders
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        dataset = cfg[split].dataset
-        if dataset.get('val_names'):  # as many as the config names, but half the folders at most (CoNSeP: 32)
-            folders = sorted(p.name for p in (data_root / 'train').iterdir())
-            dataset.val_names = folders[:min(len(dataset.val_names), len(folders) // 2)]
+        for dataset in leaf_dataset_cfgs(cfg[split].dataset):  # inside a wrapper too (ClassBalancedDataset)
+            if dataset.get('val_names'):  # as many as the config names, but half the folders at most (CoNSeP: 32)
+                folders = sorted(p.name for p in (data_root / 'train').iterdir())
+                dataset.val_names = folders[:min(len(dataset.val_names), len(folders) // 2)]
     return cfg
 
 
 def _num_classes(cfg: Config) -> int:
-    metainfo = cfg.train_dataloader.dataset.get('metainfo') or {}
+    metainfo = cell_dataset_cfg(cfg.train_dataloader.dataset).get('metainfo') or {}
     return len(metainfo.get('classes', ())) or 4
 
 

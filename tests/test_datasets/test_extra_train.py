@@ -94,8 +94,9 @@ def test_train_py_trains_on_the_pool(tiles, synthetic_hw3, tmp_path, monkeypatch
 
 def test_bad_extra_folders_one_line_each(tiles, synthetic_hw3, tmp_path, capsys):
     """A missing folder, a folder that is no HW3 data root, the training data root itself, one sharing a sample
-    name with it or with an earlier extra folder, and a config whose training set is a wrapper: one line naming it,
-    a non-zero exit, nothing written."""
+    name with it or with an earlier extra folder, and a config whose training set holds two data sets (a
+    ConcatDataset: no one data root to join; a single wrapped one is joined, test_dataset_config.py): one line
+    naming it, a non-zero exit, nothing written."""
     not_hw3 = tmp_path / 'not_hw3'
     (not_hw3 / 'images').mkdir(parents=True)
     overlap = tmp_path / 'overlap'
@@ -104,7 +105,9 @@ def test_bad_extra_folders_one_line_each(tiles, synthetic_hw3, tmp_path, capsys)
     (overlap / 'train' / first).symlink_to(synthetic_hw3 / 'train' / first)
     wrapped = tmp_path / 'wrapped.py'
     wrapped.write_text(f'_base_ = [{str(QUICKSTART)!r}]\ntrain_dataloader = dict(dataset=dict(_delete_=True, '
-                       'type="RepeatDataset", times=2, dataset=dict(type="CellInstanceDataset", data_root="x")))\n')
+                       'type="ConcatDataset", datasets=[dict(type="CellInstanceDataset", data_root="x"), '
+                       'dict(type="RepeatDataset", times=2, dataset=dict(type="CellInstanceDataset", data_root="y"))]))'
+                       '\n')
     main = load_script('tools/train.py').main
     work = tmp_path / 'work'
     cases = [
@@ -113,7 +116,8 @@ def test_bad_extra_folders_one_line_each(tiles, synthetic_hw3, tmp_path, capsys)
         (QUICKSTART, [synthetic_hw3], 'the extra training data is the training data root itself', synthetic_hw3),
         (QUICKSTART, [overlap], f'shares 1 sample name(s) with {synthetic_hw3}', overlap),
         (QUICKSTART, [tiles, tiles], f'shares 5 sample name(s) with {tiles}', tiles),
-        (wrapped, [tiles], 'joins a CellInstanceDataset training set; this config trains on a RepeatDataset', wrapped),
+        (wrapped, [tiles], '--extra-train: the training set holds 2 CellInstanceDataset configs (a ConcatDataset of '
+         'CellInstanceDataset, CellInstanceDataset); one is needed', wrapped),
     ]
     for config, extra, needle, named in cases:
         argv = [str(config), '--work-dir', str(work), '--data-root', str(synthetic_hw3)]
