@@ -3,7 +3,9 @@
 
 Measures what ``--precision`` and ``--engine`` buy at inference, side by side in one run, on real H&E
 (variants ``fp32``, ``bf16``, ``bf16-nchw``: torch; ``ov-fp32``, ``ov-bf16``, ``ov-int8``, ``ov-int8-bf16``:
-OpenVINO runs the trunk; ``ov-int8-bf16``: its int8 trunk with the torch heads in bf16):
+OpenVINO runs the trunk; the int8 ones its int8 trunk and, where ``tools/misc/quantize.py`` made it, its int8 mask
+head, the box head in fp32 / bf16; ``ov-int8-bf16-torchmask``: the same with the torch bf16 mask head, the route
+before the int8 mask head, for the tile section only):
 
 1. **Tile forward**: the first ``--tiles`` images (1000x1000 MoNuSeg tiles) through the one builder
    (:func:`mmcell.apis.init_cell_model`) in each variant, interleaved ``--repeat`` times (median s/tile), then a
@@ -55,7 +57,9 @@ from mmcell.utils.precision import describe_units
 from mmcell.utils.profiling import label_modules
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ('fp32', 'bf16', 'bf16-nchw', 'ov-fp32', 'ov-bf16', 'ov-int8', 'ov-int8-bf16')
+VARIANTS = ('fp32', 'bf16', 'bf16-nchw', 'ov-fp32', 'ov-bf16', 'ov-int8', 'ov-int8-bf16', 'ov-int8-bf16-torchmask')
+#: variant suffixes that change how a route is run, not its engine/precision (tile section only)
+SUFFIXES = ('-nchw', '-torchmask')
 PROFILED = ('backbone', 'neck', 'rpn_head', 'roi_head.bbox_roi_extractor', 'roi_head.bbox_head',
             'roi_head.mask_roi_extractor', 'roi_head.mask_head')
 #: profile ranges summed into stages (``rest``: the whole forward less these)
@@ -72,7 +76,8 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--images', required=True, help='folder of images (the first is the profiled tile)')
     parser.add_argument('--variants', nargs='+', default=['fp32', 'bf16', 'ov-fp32', 'ov-bf16'], choices=VARIANTS,
                         help='fp32, bf16 (channels_last backbone, the default layout), bf16-nchw (bf16, NCHW); '
-                             'ov-P: --engine openvino --precision P (ov-int8-bf16: int8 trunk, bf16 heads)')
+                             'ov-P: --engine openvino --precision P (ov-int8-bf16: int8 trunk and mask head, bf16 box '
+                             'head; ov-int8-bf16-torchmask: its mask head in torch bf16)')
     parser.add_argument('--repeat', type=int, default=3, help='timed tile forwards per variant (interleaved)')
     parser.add_argument('--tiles', type=int, default=1, help='images timed and profiled (the first N; per tile)')
     parser.add_argument('--val-root', help='converted data set to score (train/<name>/ folders)')
@@ -81,15 +86,25 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--slide-repeat', type=int, default=1, help='segment-slide runs per precision')
     parser.add_argument('--mpp', type=float, default=0.25, help='microns per pixel of --images')
     parser.add_argument('--work-dir', default=None, help='slide and outputs (default: a temporary folder)')
+    parser.add_argument('--results', help='folder for this run\'s JSON record (<tag>.json: times, profile, accuracy)')
+    parser.add_argument('--tag', default='run', help='name of the JSON record')
     return parser.parse_args(argv)
+
+
+def base_name(name: str) -> str:
+    """A variant without its run suffixes (:data:`SUFFIXES`): ``'bf16-nchw'`` -> ``'bf16'``."""
+    for suffix in SUFFIXES:
+        name = name.replace(suffix, '')
+    return name
 
 
 def engine_precision(name: str) -> tuple:
     """(engine, precision) of a variant name: ``'ov-bf16'`` -> ``('openvino', 'bf16')``, ``'bf16-nchw'`` ->
     ``('torch', 'bf16')``."""
+    name = base_name(name)
     if name.startswith('ov-'):
         return 'openvino', name[3:]
-    return 'torch', name.replace('-nchw', '')
+    return 'torch', name
 
 
 def build_variant(args, name: str) -> torch.nn.Module:
@@ -99,6 +114,10 @@ def build_variant(args, name: str) -> torch.nn.Module:
         det = detector_of(model)
         det.channels_last = False
         det.roi_head.mask_head.channels_last = False
+    if name.endswith('-torchmask'):
+        from mmcell.models.openvino_trunk import install_mask_head_engine
+
+        install_mask_head_engine(detector_of(model), None)
     return model
 
 
@@ -176,7 +195,7 @@ def accuracy_section(args) -> dict:
                            os.path.join(tmp, 'train', name))
             root = tmp
         out = {}
-        for name in dict.fromkeys(v.replace('-nchw', '') for v in args.variants):
+        for name in dict.fromkeys(base_name(v) for v in args.variants):
             engine, precision = engine_precision(name)
             out[name] = evaluate_data_root(args.config, args.checkpoint, root, class_agnostic=True,
                                            precision=precision, engine=engine)
@@ -204,7 +223,7 @@ def slide_section(args, images: List[str], work: Path) -> dict:
     env = {**os.environ, 'PYTHONPATH': str(REPO)}
     runs: Dict[str, List[dict]] = {}
     for _ in range(args.slide_repeat):
-        for name in dict.fromkeys(v.replace('-nchw', '') for v in args.variants):
+        for name in dict.fromkeys(base_name(v) for v in args.variants):
             engine, precision = engine_precision(name)
             out = work / f'slide_{name}'
             cmd = [sys.executable, '-m', 'mmcell.cli', 'segment-slide', str(slide), '--config', args.config,
@@ -240,6 +259,18 @@ def main(argv: List[str] | None = None) -> None:
             with tempfile.TemporaryDirectory(prefix='mmcell_slide_') as tmp:
                 slide = slide_section(args, images, Path(tmp))
     report(args, images[:max(1, args.tiles)], tile, acc, slide)
+    if args.results:
+        from mmcell.utils.fileio import write_json
+
+        record = dict(command='python ' + ' '.join(sys.argv), machine=describe_units(), torch=torch.__version__,
+                      openvino=openvino_version(), threads=torch.get_num_threads(),
+                      date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+                      tiles=[os.path.basename(p) for p in images[:max(1, args.tiles)]], repeat=args.repeat,
+                      tile=dict(tile, shape=list(tile['shape'])), accuracy=acc, slide=slide)
+        path = Path(args.results) / f'{args.tag}.json'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, record, indent=1)
+        print(f'{path}: written', flush=True)
 
 
 def report(args, paths: List[str], tile: dict, acc, slide) -> None:

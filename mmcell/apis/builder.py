@@ -22,7 +22,9 @@ from mmcell.models.openvino_trunk import (
     ENGINE_CHOICES,
     HEADS_PRECISION,
     EngineError,
+    OpenVINOMaskHead,
     OpenVINOTrunk,
+    install_mask_head_engine,
     install_trunk_engine,
     resolve_engine,
 )
@@ -55,11 +57,11 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
         mask_format: ``'rle'`` (memory ~ boxes) or ``'bitmap'`` masks in the fast path and the wrappers.
         precision: the one precision switch (``--precision``; :mod:`mmcell.utils.precision`): ``'fp32'``,
             ``'bf16'`` (backbone, FPN, RPN, box and mask heads in bfloat16, float32 at their outputs), ``'int8'``
-            (int8 mask head, the rest float32; with OpenVINO the int8 trunk), ``'int8-bf16'`` (the OpenVINO int8
-            trunk, bf16 heads) or ``'auto'`` (bf16 on CPUs with native bfloat16 units, else
-            fp32). None: the config's ``precision`` key, else its ``FastFCNMaskHead.precision``, else ``'auto'``.
-            One log line says what was chosen; the config returned holds it as ``precision``. Needs the fast
-            Mask R-CNN (``fast=True``) for anything but fp32.
+            (int8 mask head, the rest float32; with OpenVINO the int8 trunk and mask head), ``'int8-bf16'`` (the
+            OpenVINO int8 trunk and mask head, the box head bf16) or ``'auto'`` (bf16 on CPUs with native bfloat16
+            units, else fp32). None: the config's ``precision`` key, else its ``FastFCNMaskHead.precision``, else
+            ``'auto'``. One log line says what was chosen; the config returned holds it as ``precision``. Needs the
+            fast Mask R-CNN (``fast=True``) for anything but fp32.
         device: where the model will run (``'auto'`` picks fp32 off the CPU).
         tta: wrap in ``CellTTAModel`` (the config's ``tta_model`` if it has one, else flips none/h/v).
         tta_scales: TTA scale multipliers of the test resize; None: the config's ``tta_pipeline`` if any, else 1.0.
@@ -72,8 +74,9 @@ def inference_config(config: ConfigType, cfg_options: Optional[dict] = None, fas
             None: the config's ``engine`` key, else
             ``'torch'``. One log line says what was chosen; the config returned holds it as ``engine``
             (:func:`apply_engine` installs it once the weights are loaded). With OpenVINO, ``int8`` is the trunk's
-            (``tools/misc/quantize.py``) and the torch heads run in float32; ``int8-bf16`` the same int8 trunk with
-            the torch heads in bfloat16 (OpenVINO only: ``auto`` picks OpenVINO for it).
+            (``tools/misc/quantize.py``), with the OpenVINO int8 mask head where quantize.py made one, and the torch
+            box head (and a mask head without an int8 one) in float32; ``int8-bf16`` the same int8 parts with the
+            torch heads in bfloat16 (OpenVINO only: ``auto`` picks OpenVINO for it).
 
     Limits and thresholds (``max_per_img``, ``score_thr``, ``mask_thr_binary``, NMS) stay those of
     ``model.test_cfg.rcnn``: the wrappers read them from the detector they wrap.
@@ -205,9 +208,11 @@ def apply_engine(model: torch.nn.Module, checkpoint: Optional[str] = None) -> to
     """Install the engine ``model.cfg.engine`` chose (:func:`inference_config`) on a model whose weights are loaded.
 
     ``'openvino'``: the trunk is exported (or read from the cache beside ``checkpoint``) and compiled per input
-    shape; with ``engine='auto'`` a trunk OpenVINO cannot convert falls back to torch with one log line, asked for
-    explicitly it is an :class:`~mmcell.models.openvino_trunk.EngineError` (one line). ``tools/test.py`` calls this
-    after the Runner loaded the checkpoint. Returns ``model``.
+    shape; with ``int8`` / ``int8-bf16`` the int8 mask head of ``tools/misc/quantize.py`` runs too where the cache
+    holds it (else the torch head in fp32 / bf16, one log line); with ``engine='auto'`` a trunk OpenVINO cannot
+    convert falls back to torch with one log line, asked for explicitly it is an
+    :class:`~mmcell.models.openvino_trunk.EngineError` (one line). ``tools/test.py`` calls this after the Runner
+    loaded the checkpoint. Returns ``model``.
     """
     cfg = model.cfg
     if cfg.get('engine') != 'openvino':
@@ -222,6 +227,8 @@ def apply_engine(model: torch.nn.Module, checkpoint: Optional[str] = None) -> to
         cfg.engine = 'torch'
         return model
     install_trunk_engine(detector, trunk)
+    if cfg.precision.startswith('int8') and getattr(getattr(detector, 'roi_head', None), 'mask_head', None) is not None:
+        install_mask_head_engine(detector, OpenVINOMaskHead.from_trunk(trunk, detector))
     return model
 
 
@@ -243,9 +250,9 @@ def add_model_args(parser: Any, device: bool = True, tiling: bool = True) -> Any
                         help="mmdet's own inference modules instead of mmcell's fast CPU ones (same masks)")
     parser.add_argument('--precision', choices=PRECISION_CHOICES,
                         help="fp32, bf16 (the whole model in bfloat16 autocast), int8 (int8 mask head; with "
-                             "--engine openvino the int8 trunk of tools/misc/quantize.py), int8-bf16 (that int8 trunk, "
-                             "the heads in bf16; OpenVINO) or auto (bf16 where the CPU has native bfloat16 units, else "
-                             "fp32); default: the config's precision key, else auto")
+                             "--engine openvino the int8 trunk and mask head of tools/misc/quantize.py), int8-bf16 "
+                             "(those int8 parts, the box head in bf16; OpenVINO) or auto (bf16 where the CPU has "
+                             "native bfloat16 units, else fp32); default: the config's precision key, else auto")
     parser.add_argument('--engine', choices=ENGINE_CHOICES,
                         help="torch, openvino (OpenVINO runs backbone, FPN and RPN head; pip install -r "
                              "requirements/openvino.txt) or auto (openvino on AMX CPUs where it is installed, and for "

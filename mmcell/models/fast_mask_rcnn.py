@@ -139,6 +139,9 @@ class FastFCNMaskHead(FCNMaskHead):
     def forward(self, x: Tensor) -> Tensor:
         if not _fast_path(x, self):
             return super().forward(x)
+        engine = self.__dict__.get('_mask_engine')  # the OpenVINO int8 mask head (mmcell.models.openvino_trunk)
+        if engine is not None:
+            return engine(x)
         if self.precision == 'int8':
             if self._int8_model is None:
                 self._int8_model = self._build_int8(x.contiguous())
@@ -358,15 +361,22 @@ class FastMaskRCNN(MaskRCNN):
             self.__dict__['_inference_backbone'] = cached  # not a registered submodule
         return cached
 
+    def _drop_engines(self) -> None:
+        """Back to the torch modules: a compiled engine holds the weights it was built from."""
+        self.__dict__.pop('_trunk_engine', None)
+        mask_head = getattr(self.roi_head, 'mask_head', None) if self.with_roi_head else None
+        if mask_head is not None:
+            mask_head.__dict__.pop('_mask_engine', None)
+
     def train(self, mode: bool = True):
         self._drop_inference_backbone()
-        if mode:  # training: the torch trunk (a compiled engine holds the weights it was built from)
-            self.__dict__.pop('_trunk_engine', None)
+        if mode:  # training: the torch trunk and heads
+            self._drop_engines()
         return super().train(mode)
 
     def load_state_dict(self, *args, **kwargs):
         self._drop_inference_backbone()
-        self.__dict__.pop('_trunk_engine', None)  # new weights: the engine's are stale
+        self._drop_engines()  # new weights: the engines' are stale
         return super().load_state_dict(*args, **kwargs)
 
     def _apply(self, fn, *args, **kwargs):

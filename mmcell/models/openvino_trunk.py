@@ -6,12 +6,19 @@ The trunk is backbone + FPN + RPN head (the convolutions of a whole tile): it is
 ``extract_feat`` + the RPN head's forward. RoIAlign, the box and mask heads, NMS, mask pasting and RLE stay in
 mmcell's fast torch path (:mod:`mmcell.models.fast_mask_rcnn`), so TTA, tiles and slides run the same code.
 
+The int8 routes (``--precision int8`` / ``int8-bf16``) also run the **mask head** in OpenVINO int8 when
+``tools/misc/quantize.py`` made one (:class:`OpenVINOMaskHead`: its conv tower, deconv and logits, calibrated on the
+RoI features of the same images as the trunk; RoIAlign stays mmcell's): on the AMD EPYC box 52 vs 151 ms for the 744
+RoIs of a tile in torch bf16 (benchmarks/RESULTS.md). A cache without it runs the torch head, with one line.
+
 Cache (``<checkpoint>.openvino/`` beside the checkpoint): ``trunk.xml/.bin`` (the exported IR), one compiled blob per
-precision (``trunk-fp32.blob``) and ``cache.json``, which holds the key (checkpoint SHA-256, the trunk's
-architecture, OpenVINO version, export format) and each file's SHA-256. A cache whose key differs
-is stale, a file whose digest differs (or that OpenVINO cannot read) is damaged: either is rebuilt with one log line
-saying so. The cache holds OpenVINO IR and compiled blobs only: reading it never runs Python code. A checkpoint
-folder that cannot be written runs without a cache (one line).
+part and precision (``trunk-fp32.blob``), the quantised parts (``trunk-int8.*``, ``mask_head-int8.*``) and
+``cache.json``, which holds the key (checkpoint SHA-256, the trunk's architecture, OpenVINO version, export format),
+the quantised mask head's own key (its architecture) and each file's SHA-256. A cache whose key differs is stale, a
+file whose digest differs (or that OpenVINO cannot read) is damaged: either is rebuilt with one log line saying so (a
+quantised part cannot be rebuilt without its calibration data: ``tools/misc/quantize.py`` again). The cache holds
+OpenVINO IR and compiled blobs only: reading it never runs Python code. A checkpoint folder that cannot be written
+runs without a cache (one line).
 """
 from __future__ import annotations
 
@@ -36,6 +43,10 @@ ENGINES = ('torch', 'openvino')
 ENGINE_CHOICES = ('auto', *ENGINES)
 #: bump when the exported graph changes (its inputs, outputs or modules): older caches are then stale
 TRUNK_FORMAT = 2
+#: bump when the exported mask head's graph changes: an older quantised mask head is then stale (the torch head runs)
+MASK_HEAD_FORMAT = 1
+#: the parts of the model an engine cache may hold (file names start with these)
+PARTS = ('trunk', 'mask_head')
 #: OpenVINO's ``INFERENCE_PRECISION_HINT`` per mmcell precision (int8 and int8-bf16 run the quantised IR with its
 #: float parts -- GroupNorm, the FPN's adds and resizes -- in f32: on AVX512-BF16 without AMX the int8 trunk took
 #: 94 ms so, 102 ms with them in bf16, at 1280x1280; benchmarks/RESULTS.md "int8 trunk + bf16 heads")
@@ -155,70 +166,46 @@ def weights_digest(detector: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def cache_key(detector: nn.Module, checkpoint: Optional[str] = None) -> dict:
+    """The engine cache's key: trunk export format, OpenVINO version, the trunk's architecture, the checkpoint's
+    SHA-256 (the trunk's weights' without a checkpoint file). A cache whose key differs is stale."""
+    return dict(trunk_format=TRUNK_FORMAT, openvino=openvino_version(), architecture=architecture_digest(detector),
+                checkpoint_sha256=_sha256(Path(checkpoint)) if checkpoint else weights_digest(detector))
+
+
 def cache_dir_of(checkpoint: Optional[str]) -> Optional[Path]:
     """Where the engine cache of ``checkpoint`` lives: ``<checkpoint>.openvino/`` beside it (None: no checkpoint)."""
     return None if checkpoint is None else Path(f'{checkpoint}.openvino')
 
 
-class OpenVINOTrunk:
-    """The trunk compiled by OpenVINO: ``trunk(x) -> (feats, (cls_scores, bbox_preds))`` as the torch modules give.
+class CompiledPart:
+    """One part of the model compiled by OpenVINO, its blob cached beside the checkpoint (the trunk, the mask head).
 
-    Build with :meth:`from_detector`. Compiled once (dynamic shapes; kept in memory and, with a cache folder, as a
-    blob on disk); runs on ``torch.get_num_threads()`` threads.
+    Compiled once (dynamic shapes; kept in memory and, with a cache folder, as ``<part>-<tag>.blob`` on disk); runs on
+    ``torch.get_num_threads()`` threads. Subclasses set :attr:`part` and may prepare the model's layouts
+    (:meth:`prepared`).
 
     Args:
-        model: the exported ``openvino.Model`` (dynamic batch, height, width).
-        num_levels: FPN levels (the model's outputs are ``3 * num_levels`` tensors).
+        model: the exported (or quantised) ``openvino.Model``.
         precision: ``'fp32'``, ``'bf16'``, ``'int8'`` or ``'int8-bf16'`` (int8*: ``model`` is the quantised IR).
         cache: the cache folder (None: nothing on disk).
-        manifest: the cache's ``cache.json`` contents (key and digests), updated as blobs are added.
+        manifest: the cache's ``cache.json`` contents (key and digests), updated as blobs are added; the parts of
+            one model share one manifest object (each write holds every part's files).
     """
 
-    def __init__(self, model: Any, num_levels: int, precision: str = 'fp32', cache: Optional[Path] = None,
+    part = 'model'
+
+    def __init__(self, model: Any, precision: str = 'fp32', cache: Optional[Path] = None,
                  manifest: Optional[dict] = None) -> None:
         import openvino as ov
 
         self.core = ov.Core()
         self.model = model
-        self.num_levels = num_levels
         self.precision = precision
         self.cache = cache
         self.manifest = manifest if manifest is not None else {}
         self._compiled: Any = None
 
-    # building -----------------------------------------------------------------------------------------------------
-    @classmethod
-    def from_detector(cls, detector: nn.Module, checkpoint: Optional[str] = None, precision: str = 'fp32',
-                      cache: bool = True) -> OpenVINOTrunk:
-        """Export (or read from the cache beside ``checkpoint``) the trunk of ``detector``.
-
-        Raises:
-            EngineError: OpenVINO missing, the trunk cannot be converted, int8 without a quantised trunk.
-        """
-        version = openvino_version()
-        if version is None:
-            raise EngineError(f'engine openvino: OpenVINO is not installed ({INSTALL_HINT})')
-        folder = cache_dir_of(checkpoint) if cache else None
-        key = dict(trunk_format=TRUNK_FORMAT, openvino=version, architecture=architecture_digest(detector),
-                   checkpoint_sha256=_sha256(Path(checkpoint)) if checkpoint else weights_digest(detector))
-        manifest = _open_cache(folder, key)
-        if folder is None or manifest is None:
-            folder = None
-            manifest = dict(key=key, files={})
-        ir_name = 'trunk-int8' if precision.startswith('int8') else 'trunk'
-        model = _read_ir(folder, manifest, ir_name) if folder is not None else None
-        if model is None:
-            if precision.startswith('int8'):
-                raise EngineError(f'engine openvino, precision {precision}: no quantised trunk for '
-                                  f'{checkpoint or "this model"}; make it with tools/misc/quantize.py CONFIG CKPT '
-                                  '--data DIR')
-            model = export_trunk(detector)
-            if folder is not None:
-                _write_ir(folder, manifest, ir_name, model)
-        num_levels = len(model.outputs) // 3
-        return cls(model, num_levels, precision, folder, manifest)
-
-    # running ------------------------------------------------------------------------------------------------------
     def compiled(self) -> Any:
         """The model compiled for this precision (from memory, the cache, or compiled now).
 
@@ -229,7 +216,7 @@ class OpenVINOTrunk:
         if self._compiled is not None:
             return self._compiled
         config = self.compile_config()
-        name = f'trunk-{self.blob_tag}.blob'
+        name = f'{self.part}-{self.blob_tag}.blob'
         compiled = None
         if self.cache is not None:
             data = _read_checked(self.cache, self.manifest, name)
@@ -239,7 +226,7 @@ class OpenVINOTrunk:
                 except Exception as err:  # noqa: BLE001 -- any failure of a cached blob means: rebuild it
                     _log(f'engine cache {self.cache / name}: damaged ({one_line(err, 120)}); rebuilding it')
         if compiled is None:
-            compiled = self.core.compile_model(self.nhwc_features(), 'CPU', config)
+            compiled = self.core.compile_model(self.prepared(), 'CPU', config)
             if self.cache is not None:
                 try:
                     blob = compiled.export_model()
@@ -253,16 +240,9 @@ class OpenVINOTrunk:
         self._compiled = compiled
         return compiled
 
-    def nhwc_features(self) -> Any:
-        """The model with its FPN outputs in NHWC (channels_last): mmcell's RoIAlign gathers one C-vector per
-        sample point, ~10x faster from channels_last features (63 vs 6 ms for the box RoIs of a 1250x1250 tile)."""
-        from openvino.preprocess import PrePostProcessor
-
-        ppp = PrePostProcessor(self.model.clone())
-        for i in range(self.num_levels):
-            ppp.output(i).model().set_layout('NCHW')
-            ppp.output(i).tensor().set_layout('NHWC')
-        return ppp.build()
+    def prepared(self) -> Any:
+        """The model as compiled (layouts of its inputs and outputs set)."""
+        return self.model
 
     @property
     def blob_tag(self) -> str:
@@ -280,6 +260,70 @@ class OpenVINOTrunk:
                 hints.performance_mode: hints.PerformanceMode.LATENCY,
                 'INFERENCE_NUM_THREADS': max(1, torch.get_num_threads())}
 
+
+class OpenVINOTrunk(CompiledPart):
+    """The trunk compiled by OpenVINO: ``trunk(x) -> (feats, (cls_scores, bbox_preds))`` as the torch modules give.
+
+    Build with :meth:`from_detector`; see :class:`CompiledPart` for compiling and the cache.
+
+    Args:
+        model: the exported ``openvino.Model`` (dynamic batch, height, width).
+        num_levels: FPN levels (the model's outputs are ``3 * num_levels`` tensors).
+        precision, cache, manifest: see :class:`CompiledPart`.
+    """
+
+    part = 'trunk'
+
+    def __init__(self, model: Any, num_levels: int, precision: str = 'fp32', cache: Optional[Path] = None,
+                 manifest: Optional[dict] = None) -> None:
+        super().__init__(model, precision, cache, manifest)
+        self.num_levels = num_levels
+
+    # building -----------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_detector(cls, detector: nn.Module, checkpoint: Optional[str] = None, precision: str = 'fp32',
+                      cache: bool = True) -> OpenVINOTrunk:
+        """Export (or read from the cache beside ``checkpoint``) the trunk of ``detector``.
+
+        Raises:
+            EngineError: OpenVINO missing, the trunk cannot be converted, int8 without a quantised trunk.
+        """
+        version = openvino_version()
+        if version is None:
+            raise EngineError(f'engine openvino: OpenVINO is not installed ({INSTALL_HINT})')
+        folder = cache_dir_of(checkpoint) if cache else None
+        manifest = _open_cache(folder, cache_key(detector, checkpoint))
+        if folder is None or manifest is None:
+            folder = None
+            manifest = dict(key=cache_key(detector, checkpoint), files={})
+        ir_name = 'trunk-int8' if precision.startswith('int8') else 'trunk'
+        model = _read_ir(folder, manifest, ir_name) if folder is not None else None
+        if model is None:
+            if precision.startswith('int8'):
+                raise EngineError(f'engine openvino, precision {precision}: no quantised trunk for '
+                                  f'{checkpoint or "this model"}; make it with tools/misc/quantize.py CONFIG CKPT '
+                                  '--data DIR')
+            model = export_trunk(detector)
+            if folder is not None:
+                _write_ir(folder, manifest, ir_name, model)
+        num_levels = len(model.outputs) // 3
+        return cls(model, num_levels, precision, folder, manifest)
+
+    # running ------------------------------------------------------------------------------------------------------
+    def prepared(self) -> Any:
+        return self.nhwc_features()
+
+    def nhwc_features(self) -> Any:
+        """The model with its FPN outputs in NHWC (channels_last): mmcell's RoIAlign gathers one C-vector per
+        sample point, ~10x faster from channels_last features (63 vs 6 ms for the box RoIs of a 1250x1250 tile)."""
+        from openvino.preprocess import PrePostProcessor
+
+        ppp = PrePostProcessor(self.model.clone())
+        for i in range(self.num_levels):
+            ppp.output(i).model().set_layout('NCHW')
+            ppp.output(i).tensor().set_layout('NHWC')
+        return ppp.build()
+
     def __call__(self, x: Tensor) -> Tuple[Tuple[Tensor, ...], Tuple[List[Tensor], List[Tensor]]]:
         with record_function('# openvino trunk'):
             out = self.compiled()(x.detach().float().contiguous().numpy()).to_tuple()  # copies: ours to keep
@@ -287,6 +331,82 @@ class OpenVINOTrunk:
         outs = [torch.from_numpy(o) for o in out]
         feats = tuple(o.permute(0, 3, 1, 2) for o in outs[:n])  # NCHW shape, channels_last memory
         return feats, (outs[n:2 * n], outs[2 * n:3 * n])
+
+
+class MaskHeadModule(nn.Module):
+    """The mask head's convolutions, upsampling and logits as one module, ``(N, C, h, w) -> (N, K, 2h, 2w)`` logits:
+    the graph OpenVINO converts (mmdet's ``FCNMaskHead.forward``: float32, no fast path, no autocast)."""
+
+    def __init__(self, mask_head: nn.Module) -> None:
+        super().__init__()
+        self.head = mask_head
+
+    def forward(self, x: Tensor) -> Tensor:
+        from mmdet.models.roi_heads.mask_heads import FCNMaskHead
+
+        return FCNMaskHead.forward(self.head, x)
+
+
+def mask_head_key(detector: nn.Module) -> dict:
+    """What a cached quantised mask head depends on besides the checkpoint (the cache key holds its SHA-256): the
+    export format, the head's module structure, the shapes and dtypes of its state, its RoI feature size."""
+    head = detector.roi_head.mask_head
+    size = tuple(detector.roi_head.mask_roi_extractor.roi_layers[0].output_size)
+    text = repr(MaskHeadModule(head)) + str(size) + ''.join(f'{k}:{tuple(v.shape)}:{v.dtype};'
+                                                         for k, v in head.state_dict().items())
+    return dict(format=MASK_HEAD_FORMAT, architecture=hashlib.sha256(text.encode()).hexdigest())
+
+
+class OpenVINOMaskHead(CompiledPart):
+    """The mask head compiled by OpenVINO (the quantised IR of ``tools/misc/quantize.py``): ``head(x) -> logits``
+    as ``FCNMaskHead.forward`` gives them; RoI features in channels_last (mmcell's RoIAlign) are read as they are.
+
+    Build with :meth:`from_trunk` (the trunk's cache and manifest: one cache per checkpoint).
+
+    Args:
+        model: the quantised ``openvino.Model`` (dynamic number of RoIs).
+        precision, cache, manifest: see :class:`CompiledPart`.
+    """
+
+    part = 'mask_head'
+
+    @classmethod
+    def from_trunk(cls, trunk: OpenVINOTrunk, detector: nn.Module) -> Optional[OpenVINOMaskHead]:
+        """The int8 mask head from ``trunk``'s cache; None, with one log line, where there is none (a cache made
+        before mmcell quantised the mask head), it is damaged or stale: the torch mask head runs then."""
+        name = 'mask_head-int8'
+        where = trunk.cache / f'{name}.xml' if trunk.cache is not None else 'the engine cache'
+        if trunk.cache is None:
+            why = 'no engine cache'
+        elif not any(f.startswith(name) for f in trunk.manifest['files']):
+            why = 'none quantised (a cache from before mmcell quantised it; tools/misc/quantize.py makes it)'
+        elif (trunk.manifest.get('parts') or {}).get('mask_head') != mask_head_key(detector):
+            why = 'stale (the mask head changed since tools/misc/quantize.py; run it again)'
+        else:
+            model = _read_ir(trunk.cache, trunk.manifest, name)
+            if model is not None:
+                return cls(model, trunk.precision, trunk.cache, trunk.manifest)
+            why = 'damaged (run tools/misc/quantize.py again)'
+        _log(f'engine cache {where}: int8 mask head {why}; the mask head runs in torch '
+             f'{HEADS_PRECISION[trunk.precision]}')
+        return None
+
+    def prepared(self) -> Any:
+        """The model reading its RoI features as NHWC (mmcell's RoIAlign writes channels_last: no copy)."""
+        from openvino.preprocess import PrePostProcessor
+
+        ppp = PrePostProcessor(self.model.clone())
+        ppp.input(0).model().set_layout('NCHW')
+        ppp.input(0).tensor().set_layout('NHWC')
+        return ppp.build()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        with record_function('# openvino mask head'):
+            if x.shape[0] == 0:
+                shape = self.model.output(0).get_partial_shape()
+                return x.new_zeros((0, *(int(d.get_length()) for d in list(shape)[1:])), dtype=torch.float32)
+            nhwc = x.detach().float().permute(0, 2, 3, 1).contiguous()  # a view for channels_last features
+            return torch.from_numpy(self.compiled()(nhwc.numpy())[0])  # a copy: ours to keep
 
 
 def export_trunk(detector: nn.Module, size: int = 256) -> Any:
@@ -304,6 +424,30 @@ def export_trunk(detector: nn.Module, size: int = 256) -> Any:
             return ov.convert_model(trunk, example_input=example, input=[ov.PartialShape([-1, 3, -1, -1])])
     except Exception as err:  # noqa: BLE001 -- the converter raises many types; all mean: cannot convert
         raise EngineError(f'engine openvino: cannot convert the trunk of {type(detector).__name__} '
+                          f'({one_line(err, 160)})') from None
+
+
+def export_mask_head(detector: nn.Module) -> Any:
+    """``openvino.convert_model`` of :class:`MaskHeadModule` (float32; dynamic number of RoIs).
+
+    Raises:
+        EngineError: the detector has no mask head or the conversion failed (one line naming the first cause).
+    """
+    import openvino as ov
+
+    roi_head = getattr(detector, 'roi_head', None)
+    head = getattr(roi_head, 'mask_head', None)
+    if head is None:
+        raise EngineError(f'engine openvino: {type(detector).__name__} has no mask head to convert')
+    channels = int(head.in_channels)
+    size = tuple(int(s) for s in roi_head.mask_roi_extractor.roi_layers[0].output_size)
+    module = MaskHeadModule(head).eval()
+    try:
+        with torch.no_grad():
+            return ov.convert_model(module, example_input=torch.zeros(2, channels, *size),
+                                    input=[ov.PartialShape([-1, channels, *size])])
+    except Exception as err:  # noqa: BLE001 -- the converter raises many types; all mean: cannot convert
+        raise EngineError(f'engine openvino: cannot convert the mask head of {type(detector).__name__} '
                           f'({one_line(err, 160)})') from None
 
 
@@ -330,7 +474,7 @@ def _open_cache(folder: Optional[Path], key: dict) -> Optional[dict]:
     if manifest is None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            for old in folder.glob('trunk*'):
+            for old in [f for part in PARTS for f in folder.glob(f'{part}*')]:
                 old.unlink()
             manifest = dict(key=key, files={})
             write_json(path, manifest, indent=2)
@@ -392,20 +536,24 @@ def _write_ir(folder: Path, manifest: dict, name: str, model: Any) -> None:
         _log(f'engine cache {folder}: not written ({one_line(err, 120)}); running uncached')
 
 
-def save_quantized_trunk(checkpoint: str, detector: nn.Module, model: Any) -> Path:
-    """Store a quantised trunk (``openvino.Model`` from NNCF) as ``trunk-int8`` in ``checkpoint``'s cache."""
+def save_quantized(checkpoint: str, detector: nn.Module, model: Any, part: str = 'trunk') -> Path:
+    """Store a quantised part (``openvino.Model`` from NNCF; ``part`` ``'trunk'`` or ``'mask_head'``) as
+    ``<part>-int8`` in ``checkpoint``'s cache; its compiled blobs are dropped (compiled again at the next run)."""
+    if part not in PARTS:
+        raise ValueError(f'part must be one of {", ".join(PARTS)}, not {part!r}')
     folder = cache_dir_of(checkpoint)
-    key = dict(trunk_format=TRUNK_FORMAT, openvino=openvino_version(), architecture=architecture_digest(detector),
-               checkpoint_sha256=_sha256(Path(checkpoint)))
-    manifest = _open_cache(folder, key)
+    manifest = _open_cache(folder, cache_key(detector, checkpoint))
     if manifest is None:
         raise EngineError(f'{folder}: the engine cache cannot be written')
+    name = f'{part}-int8'
     for old in list(manifest['files']):
-        if old.startswith('trunk-int8') and old.endswith('.blob'):
+        if old.startswith(name) and old.endswith('.blob'):
             manifest['files'].pop(old)
             (folder / old).unlink(missing_ok=True)
-    _write_ir(folder, manifest, 'trunk-int8', model)
-    return folder / 'trunk-int8.xml'
+    if part == 'mask_head':
+        manifest.setdefault('parts', {})['mask_head'] = mask_head_key(detector)
+    _write_ir(folder, manifest, name, model)
+    return folder / f'{name}.xml'
 
 
 def install_trunk_engine(detector: nn.Module, engine: Optional[OpenVINOTrunk]) -> nn.Module:
@@ -428,4 +576,11 @@ def install_trunk_engine(detector: nn.Module, engine: Optional[OpenVINOTrunk]) -
 
         forward._mmcell_trunk = True  # type: ignore[attr-defined]
         rpn.forward = types.MethodType(forward, rpn)
+    return detector
+
+
+def install_mask_head_engine(detector: nn.Module, engine: Optional[OpenVINOMaskHead]) -> nn.Module:
+    """Make ``detector``'s mask head (a ``FastFCNMaskHead``) run through ``engine`` in CPU inference (None: torch
+    again); training, autograd and CUDA run the torch modules."""
+    detector.roi_head.mask_head.__dict__['_mask_engine'] = engine
     return detector

@@ -8,18 +8,20 @@ What each value means is decided here, once, for training and for inference:
   Training through :class:`mmcell.engine.BF16AutocastOptimWrapper` (no loss scaling: bfloat16 has float32's
   exponent range).
 - ``'int8'`` (inference only): the fast mask head in int8 (static quantisation calibrated on the first RoI batch),
-  the rest float32; with ``--engine openvino`` the OpenVINO trunk (backbone, FPN, RPN head) in int8
-  (``tools/misc/quantize.py``), the torch RoI heads float32.
-- ``'int8-bf16'`` (inference only, ``--engine openvino``): the OpenVINO int8 trunk with the torch RoI heads (box and
-  mask heads) in bfloat16 autocast, as ``'bf16'`` runs them; RoIAlign, NMS and pasting float32.
+  the rest float32; with ``--engine openvino`` the OpenVINO trunk (backbone, FPN, RPN head) and mask head in int8
+  (``tools/misc/quantize.py``), the torch box head float32.
+- ``'int8-bf16'`` (inference only, ``--engine openvino``): the OpenVINO int8 trunk and mask head with the torch box
+  head in bfloat16 autocast, as ``'bf16'`` runs it; RoIAlign, NMS and pasting float32. (A cache without a quantised
+  mask head runs the torch mask head in the route's head precision, one log line.)
 - ``'auto'`` (or no value), chosen by measurement (``benchmarks/RESULTS.md``, "Training precision" and "Inference
   precision"): **training** in ``'bf16'`` where the CPU has native bfloat16 units (AVX512-BF16 or AMX-BF16: a recipe
   step 1.32x faster, 1.88x with the fast RoIAlign, on AVX512-BF16 without AMX); **inference** in ``'bf16'`` on the
   same units (on AVX512-BF16 without AMX, with the fast RoI extractor: 1.53x per MoNuSeg tile with a trained
   recipe model, segm AP50 -0.0007; the 0.90x per slide of issue 20 was before the fast RoI extractor); on CUDA
   ``'fp32'``. int8 (OpenVINO's int8 trunk: 1.33x there, below torch bf16) and int8-bf16 (that trunk with bf16
-  heads: 1.01x and 1.12x of torch bf16 per tile in two runs, AP50 -0.001; "int8 trunk + bf16 heads") are never
-  chosen by default: no clear win over bf16, and they need OpenVINO and a quantised trunk.
+  heads: 1.01x and 1.12x of torch bf16 per tile in two runs, AP50 -0.001; "int8 trunk + bf16 heads"; with the int8
+  mask head 1.17x of torch bf16 per tile in one run, AP50 -0.0006; "int8 mask head") are never chosen by default:
+  they need OpenVINO and a model quantised on the user's images.
   :func:`resolve_precision` logs one line saying what was chosen and why, so a result never depends on a silent
   fallback.
 """
