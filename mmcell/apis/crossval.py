@@ -574,7 +574,7 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
         if out.exists():
             _check_same_run(out, read_fold_result(out, k), config_path, val_names, iters, extra_train)
             if only_folds is None or k in only_folds:  # a setting to score without its checkpoint stops here too
-                base = base or load_config(config, cfg_options, str(data_root))
+                base = base if base is not None else load_config(config, cfg_options, str(data_root))
                 kept_fold_missing(out, k, base, work_dir / f'fold{k}', settings)
     work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
