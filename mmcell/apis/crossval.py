@@ -463,9 +463,8 @@ def kept_fold_missing(path: Union[str, Path], fold: int, base: Config, fold_dir:
     return result, missing, checkpoint
 
 
-def score_kept_fold(path: Union[str, Path], fold: int, config: Union[str, Config], data_root: Union[str, Path],
-                    fold_dir: Union[str, Path], test_settings: Sequence[tuple],
-                    cfg_options: Optional[dict] = None) -> List[str]:
+def score_kept_fold(path: Union[str, Path], fold: int, base: Config, data_root: Union[str, Path],
+                    fold_dir: Union[str, Path], test_settings: Sequence[tuple]) -> List[str]:
     """Score a kept fold at the test settings its file lacks, from its checkpoint, without training again.
 
     A test setting chosen after the folds ran (a test scale, a mask threshold) is then compared on the same models
@@ -473,8 +472,8 @@ def score_kept_fold(path: Union[str, Path], fold: int, config: Union[str, Config
     per tile; the ones it has stay as they are.
 
     Args:
-        path, fold, fold_dir, test_settings: as :func:`kept_fold_missing`.
-        config, data_root, cfg_options: as :func:`run_fold`.
+        path, fold, base, fold_dir, test_settings: as :func:`kept_fold_missing`.
+        data_root: as :func:`run_fold`.
 
     Returns:
         the labels of the settings scored now (empty when the file had them all).
@@ -482,7 +481,6 @@ def score_kept_fold(path: Union[str, Path], fold: int, config: Union[str, Config
     Raises:
         InputError: as :func:`kept_fold_missing`.
     """
-    base = load_config(config, cfg_options, str(data_root))
     result, missing, checkpoint = kept_fold_missing(path, fold, base, fold_dir, test_settings)
     if not missing:
         return []
@@ -569,12 +567,11 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
     config_path = str(config.filename if isinstance(config, Config) else config)
     outs = [out_dir / f'fold{k}.json' if results_dir else work_dir / f'fold{k}' / 'figures.json'
             for k in range(len(folds))]
-    base = None
+    base = load_config(config, cfg_options, str(data_root))  # resolves the config's own test setting
     for k, (val_names, out) in enumerate(zip(folds, outs)):
         if out.exists():
             _check_same_run(out, read_fold_result(out, k), config_path, val_names, iters, extra_train)
             if only_folds is None or k in only_folds:  # a setting to score without its checkpoint stops here too
-                base = base if base is not None else load_config(config, cfg_options, str(data_root))
                 kept_fold_missing(out, k, base, work_dir / f'fold{k}', settings)
     work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -584,7 +581,7 @@ def cross_validate(config: Union[str, Config], data_root: Union[str, Path], work
     results = []
     for k, (val_names, out) in enumerate(zip(folds, outs)):
         if out.exists() and (only_folds is None or k in only_folds):
-            score_kept_fold(out, k, config, data_root, work_dir / f'fold{k}', settings, cfg_options)
+            score_kept_fold(out, k, base, data_root, work_dir / f'fold{k}', settings)
         if not out.exists() and (only_folds is None or k in only_folds):
             result = dict(fold=k, config=config_path, **run_fold(config, data_root, val_names, work_dir / f'fold{k}',
                                                                  iters, settings, cfg_options, seed,
