@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import importlib.util
+import json
 import os
 import os.path as osp
 import shutil
@@ -99,6 +100,15 @@ def run_tool(*args: str, timeout: float = 600, env: dict | None = None) -> subpr
     if proc.returncode != 0:
         pytest.fail(f'{" ".join(args)} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}')
     return proc
+
+
+def run_in_child(module: str, function: str, *args: str, timeout: float = 900) -> dict:
+    """``module.function(*args)`` (string arguments) in a fresh Python process, through :func:`run_tool`; returns the
+    JSON of its result (the last line it prints). For work kept out of the suite's process (OpenVINO / NNCF int8)."""
+    code = (f'import json, sys; from {module} import {function}; '
+            f'print(json.dumps({function}(*sys.argv[1:])))')
+    proc = run_tool(sys.executable, '-c', code, *args, timeout=timeout)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def load_script(relpath: str):

@@ -7,7 +7,6 @@ synthetic images).
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -98,15 +97,12 @@ def test_int8_trunk_bf16_heads_masks_and_ap50_near_fp32(trained_quickstart, tmp_
     cause not found (``test_openvino_trunk.py``'s int8 test before that slide test passes), so this test keeps its
     NNCF and OpenVINO work out of the suite's process."""
     pytest.importorskip('nncf')
-    from tests.conftest import run_tool
+    from tests.conftest import run_in_child
 
     ckpt = tmp_path / 'model.pth'  # the engine cache goes beside it: not into the shared fixture
     shutil.copy(trained_quickstart.checkpoint, ckpt)
-    code = ('import json, sys; from tests.test_models.test_openvino_int8_bf16 import mixed_vs_fp32; '
-            'print(json.dumps(mixed_vs_fp32(*sys.argv[1:])))')
-    out = run_tool(sys.executable, '-c', code, trained_quickstart.config, str(ckpt), trained_quickstart.data_root,
-                   timeout=900)
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = run_in_child('tests.test_models.test_openvino_int8_bf16', 'mixed_vs_fp32',
+                       trained_quickstart.config, str(ckpt), trained_quickstart.data_root)
     assert got['engine'] == 'openvino' and got['precision'] == 'int8-bf16'
     assert got['heads'] == ['bf16', 'bf16'] and got['trunk'] == 'int8-bf16'  # the torch heads; the int8 trunk
     assert 'trunk-int8.blob' in got['cache']  # one compiled blob for both int8 routes

@@ -216,15 +216,12 @@ def test_int8_mask_head_on_the_trained_model(trained_quickstart, tmp_path):
     Runs in a child process, as ``test_openvino_int8_bf16.py`` does (NNCF and OpenVINO int8 in the pytest process
     preceded a silent crash of a later slide test)."""
     pytest.importorskip('nncf')
-    from tests.conftest import run_tool
+    from tests.conftest import run_in_child
 
     ckpt = tmp_path / 'model.pth'  # the engine cache goes beside it: not into the shared fixture
     shutil.copy(trained_quickstart.checkpoint, ckpt)
-    code = ('import json, sys; from tests.test_models.test_openvino_mask_head import int8_mask_head_checks; '
-            'print(json.dumps(int8_mask_head_checks(*sys.argv[1:])))')
-    proc = run_tool(sys.executable, '-c', code, trained_quickstart.config, str(ckpt), trained_quickstart.data_root,
-                    timeout=900)
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_in_child('tests.test_models.test_openvino_mask_head', 'int8_mask_head_checks',
+                       trained_quickstart.config, str(ckpt), trained_quickstart.data_root)
     print({k: got[k] for k in ('head_iou', 'iou', 'dets', 'ap50')})  # the figures, for pytest -s
     cache = Path(f'{ckpt}.openvino')
     assert {'trunk-int8.xml', 'trunk-int8.bin', 'mask_head-int8.xml', 'mask_head-int8.bin'} <= set(got['files'])
